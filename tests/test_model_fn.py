@@ -1,0 +1,143 @@
+"""trainer.model: what the model_fn wires around hub.KerasLayer.
+
+Each test builds the model_fn's graph for one mode on real digits, runs it
+in a plain session and reads the hub model's variables before and after.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from trainer import datasets
+from trainer import model
+from trainer import model_spec
+
+ModeKeys = tf.estimator.ModeKeys
+HUB_KERNEL = "dense1/kernel:0"
+MOVING_MEAN = "batch_norm/moving_mean:0"
+
+
+@pytest.fixture(scope="module")
+def batch():
+  examples = datasets.digits(datasets.TRANSFER_CLASSES,
+                             datasets.TRANSFER_HALF)
+  return examples.columns["pixels"][:32], examples.columns["label"][:32]
+
+
+class Graph:
+  """The model_fn's graph for one mode, with a session to run it."""
+
+  def __init__(self, handle, mode, pixels, labels, trainable):
+    spec = model_spec.inspect_model(handle, trainable=trainable)
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      tf.compat.v1.train.get_or_create_global_step()
+      model_fn = model.make_model_fn(spec, model.HeadConfig(n_classes=5))
+      self.pixels = tf.compat.v1.placeholder(tf.float32, [None, 64])
+      self.spec = model_fn({"inputs": self.pixels},
+                           None if mode == ModeKeys.PREDICT
+                           else tf.constant(labels), mode)
+      self.session = tf.compat.v1.Session(graph=self.graph)
+      self.session.run([tf.compat.v1.global_variables_initializer(),
+                        tf.compat.v1.local_variables_initializer()])
+    self.feed = {self.pixels: pixels}
+
+  def value(self, name):
+    variable, = [v for v in self.graph.get_collection("variables")
+                 if v.name == name]
+    return self.session.run(variable)
+
+  def run(self, fetch, feed=None):
+    return self.session.run(fetch, feed or self.feed)
+
+
+def test_fine_tuning_trains_hub_variables_and_moves_batch_norm(assets, batch):
+  g = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=True)
+  kernel, mean = g.value(HUB_KERNEL), g.value(MOVING_MEAN)
+  g.run(g.spec.train_op)
+  assert not np.allclose(g.value(HUB_KERNEL), kernel)
+  assert not np.allclose(g.value(MOVING_MEAN), mean)
+
+
+def test_frozen_model_keeps_hub_variables_and_batch_norm(assets, batch):
+  g = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=False)
+  kernel, mean = g.value(HUB_KERNEL), g.value(MOVING_MEAN)
+  head = g.value("logits/kernel:0")
+  g.run(g.spec.train_op)
+  np.testing.assert_array_equal(g.value(HUB_KERNEL), kernel)
+  np.testing.assert_array_equal(g.value(MOVING_MEAN), mean)
+  assert not np.allclose(g.value("logits/kernel:0"), head)
+
+
+@pytest.mark.parametrize("mode", [ModeKeys.EVAL, ModeKeys.PREDICT])
+def test_eval_and_predict_keep_batch_norm_statistics(assets, batch, mode):
+  g = Graph(assets.digits_model, mode, *batch, trainable=True)
+  mean = g.value(MOVING_MEAN)
+  fetch = g.spec.loss if mode == ModeKeys.EVAL else g.spec.predictions
+  g.run(fetch)
+  np.testing.assert_array_equal(g.value(MOVING_MEAN), mean)
+
+
+def _logits_of_first_example(g, pixels, fetch):
+  alone = g.run(fetch, {g.pixels: pixels[:1]})
+  in_batch = g.run(fetch, {g.pixels: pixels})
+  return alone[0], in_batch[0]
+
+
+def test_training_argument_follows_mode(assets, batch):
+  """Batch statistics (training=True) make an example's output depend on
+  its batch; moving statistics (training=False) do not."""
+  pixels, _ = batch
+  train = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=True)
+  logits = train.graph.get_tensor_by_name("logits/BiasAdd:0")
+  alone, in_batch = _logits_of_first_example(train, pixels, logits)
+  assert not np.allclose(alone, in_batch, atol=1e-4)
+  predict = Graph(assets.digits_model, ModeKeys.PREDICT, *batch,
+                  trainable=True)
+  alone, in_batch = _logits_of_first_example(
+      predict, pixels, predict.spec.predictions["logits"])
+  np.testing.assert_allclose(alone, in_batch, atol=1e-5)
+  frozen = Graph(assets.digits_model, ModeKeys.TRAIN, *batch,
+                 trainable=False)
+  logits = frozen.graph.get_tensor_by_name("logits/BiasAdd:0")
+  alone, in_batch = _logits_of_first_example(frozen, pixels, logits)
+  np.testing.assert_allclose(alone, in_batch, atol=1e-5)
+
+
+def _data_loss(g, batch):
+  logits = g.graph.get_tensor_by_name("logits/BiasAdd:0")
+  values = g.run(logits)
+  labels = batch[1]
+  shifted = values - values.max(axis=1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  return -log_probs[np.arange(len(labels)), labels].mean()
+
+
+def test_regularization_loss_is_added_when_fine_tuning(assets, batch):
+  loaded = hub.load(assets.digits_model)
+  expected = float(loaded.regularization_losses[0]())
+  assert expected > 0
+  g = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=True)
+  total = g.run(g.spec.loss)
+  np.testing.assert_allclose(total - _data_loss(g, batch), expected,
+                             rtol=1e-3)
+  frozen = Graph(assets.digits_model, ModeKeys.TRAIN, *batch,
+                 trainable=False)
+  np.testing.assert_allclose(frozen.run(frozen.spec.loss),
+                             _data_loss(frozen, batch), rtol=1e-5)
+
+
+def test_only_layer_and_head_variables_are_trained(assets, batch):
+  g = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=True)
+  with g.graph.as_default():
+    # hub.KerasLayer fills no TRAINABLE_VARIABLES collection ...
+    collected = {v.name for v in tf.compat.v1.trainable_variables()}
+  assert HUB_KERNEL not in collected
+  # ... yet the optimizer got the hub model's trainable variables, and not
+  # its batch-norm moving statistics.
+  slots = {v.name for v in g.graph.get_collection("variables")
+           if "/Adam" in v.name}
+  assert "dense1/kernel/Adam:0" in slots
+  assert "logits/kernel/Adam:0" in slots
+  assert not any("moving_mean" in name for name in slots)

@@ -1,0 +1,1 @@
+"""Estimator trainer on top of TF Hub models."""

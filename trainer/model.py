@@ -1,0 +1,143 @@
+"""The Estimator `model_fn`: a hub model in `hub.KerasLayer` plus a head.
+
+`hub.KerasLayer` fills no graph collections when used in an Estimator, so
+this module wires by hand what Estimator would otherwise miss
+(tensorflow/tensorflow#19643):
+
+* trainable variables: the optimizer gets the layer's `trainable_weights`
+  (empty when frozen) plus the head's, not the TRAINABLE_VARIABLES
+  collection;
+* regularization losses: `layer.losses` (zero when frozen) are added to the
+  loss;
+* `training`: True only in TRAIN mode, so batch normalization uses batch
+  statistics and moves its moving averages only while fine-tuning; the
+  layer itself forces training=False when frozen;
+* update ops: the moving-average updates of a TF2 SavedModel run inside its
+  function call; any UPDATE_OPS of the head are run with the train op.
+"""
+
+import dataclasses
+from typing import Sequence
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+from trainer import model_spec as model_spec_lib
+from trainer import progress
+
+OPTIMIZERS = {
+    "adam": tf.compat.v1.train.AdamOptimizer,
+    "adagrad": tf.compat.v1.train.AdagradOptimizer,
+    "rmsprop": tf.compat.v1.train.RMSPropOptimizer,
+    "sgd": tf.compat.v1.train.GradientDescentOptimizer,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+  """The layers on top of the hub model and how they are trained.
+
+  Attributes:
+    n_classes: number of classes; 0 for a regression head.
+    hidden_units: sizes of the ReLU layers between hub model and output.
+    optimizer: a key of OPTIMIZERS.
+    learning_rate: the optimizer's learning rate.
+  """
+  n_classes: int
+  hidden_units: Sequence[int] = ()
+  optimizer: str = "adam"
+  learning_rate: float = 0.01
+
+
+def hub_outputs(layer: hub.KerasLayer, spec: model_spec_lib.ModelSpec,
+                features, training: bool) -> tf.Tensor:
+  """Calls the hub layer and returns one float [batch, n] tensor."""
+  if spec.single_input:
+    inputs = features[next(iter(spec.inputs))]
+  else:
+    inputs = dict(features)
+  outputs = layer(inputs, training=training)
+  if isinstance(outputs, dict):  # signature_outputs_as_dict
+    outputs = tf.concat([_flat_float(outputs[k]) for k in sorted(outputs)],
+                        axis=1)
+  return _flat_float(outputs)
+
+
+def _flat_float(tensor: tf.Tensor) -> tf.Tensor:
+  tensor = tf.cast(tensor, tf.float32)
+  if tensor.shape.rank == 1:
+    return tensor[:, tf.newaxis]
+  if tensor.shape.rank > 2:
+    return tf.reshape(tensor, [-1, tensor.shape[1:].num_elements()])
+  return tensor
+
+
+def make_model_fn(spec: model_spec_lib.ModelSpec, head: HeadConfig):
+  """Returns a model_fn for `spec` with `head` on top."""
+
+  def model_fn(features, labels, mode):
+    training = mode == tf.estimator.ModeKeys.TRAIN
+    layer = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
+    net = hub_outputs(layer, spec, features, training)
+    head_layers = [tf_keras.layers.Dense(units, activation="relu",
+                                         name="hidden_%d" % i)
+                   for i, units in enumerate(head.hidden_units)]
+    head_layers.append(tf_keras.layers.Dense(max(head.n_classes, 1),
+                                             name="logits"))
+    for head_layer in head_layers:
+      net = head_layer(net)
+    logits = net
+
+    if head.n_classes:
+      predictions = {
+          "classes": tf.argmax(logits, axis=1),
+          "probabilities": tf.nn.softmax(logits),
+          "logits": logits,
+      }
+    else:
+      predictions = {"predictions": logits[:, 0]}
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      return tf.estimator.EstimatorSpec(
+          mode, predictions=predictions,
+          export_outputs={"serving_default":
+                          tf.estimator.export.PredictOutput(predictions)})
+
+    if head.n_classes:
+      data_loss = tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(
+              labels=tf.cast(labels, tf.int64), logits=logits))
+      metrics = {"accuracy": tf.compat.v1.metrics.accuracy(
+          labels, predictions["classes"])}
+    else:
+      targets = tf.cast(labels, tf.float32)
+      data_loss = tf.reduce_mean(
+          tf.square(predictions["predictions"] - targets))
+      metrics = {
+          "rmse": tf.compat.v1.metrics.root_mean_squared_error(
+              targets, predictions["predictions"]),
+          "mae": tf.compat.v1.metrics.mean_absolute_error(
+              targets, predictions["predictions"]),
+      }
+    regularization = tf.add_n(
+        [tf.cast(l, tf.float32) for l in layer.losses] + [tf.constant(0.0)])
+    loss = tf.identity(data_loss + regularization, name=progress.LOSS_NAME)
+    metrics["data_loss"] = tf.compat.v1.metrics.mean(data_loss)
+
+    if mode == tf.estimator.ModeKeys.EVAL:
+      return tf.estimator.EstimatorSpec(mode, loss=loss,
+                                        eval_metric_ops=metrics)
+
+    var_list = list(layer.trainable_weights)
+    for head_layer in head_layers:
+      var_list.extend(head_layer.trainable_weights)
+    optimizer = OPTIMIZERS[head.optimizer](head.learning_rate)
+    update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+    with tf.control_dependencies(update_ops):
+      train_op = optimizer.minimize(
+          loss, var_list=var_list,
+          global_step=tf.compat.v1.train.get_or_create_global_step())
+    tf.compat.v1.summary.scalar("regularization_loss", regularization)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+  return model_fn

@@ -1,0 +1,243 @@
+"""Pre-flight check of a hub model: what it is, and how to call it.
+
+`inspect_model` answers, before anything trains or any process starts:
+is the path a SavedModel, is it in TF1 Hub format, which meta graph the tags
+pick, which signature and output key the layer will use, whether it can be
+fine-tuned, and the name, dtype and shape of every input. Every problem is
+a `ModelCheckError` whose message lists what would be valid.
+
+The result, a `ModelSpec`, holds the arguments for `hub.KerasLayer` and the
+input specs the data pipeline converts each column to.
+"""
+
+import dataclasses
+import os
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple
+
+import tensorflow as tf
+import tensorflow_hub as hub
+from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
+
+from trainer import errors
+
+TFHUB_MODULE_MARKER = "tfhub_module.pb"
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A checked hub model and how the trainer calls it.
+
+  Attributes:
+    handle: the model's directory.
+    is_tf1_hub_format: it has the `tfhub_module.pb` marker.
+    tags: the tag set passed to hub.KerasLayer / hub.load (None: default).
+    signature: the signature called, or None for the TF2 `__call__`.
+    output_key: the output taken from the signature's dict, or None.
+    signature_outputs_as_dict: the layer returns all outputs as a dict.
+    trainable: fine-tune the model's variables.
+    inputs: model input name -> tf.TensorSpec (with the batch dimension).
+    single_input: the model takes one tensor, not a dict of them.
+    outputs: output name -> TensorSpec for a signature; empty for __call__.
+  """
+  handle: str
+  is_tf1_hub_format: bool
+  tags: Optional[FrozenSet[str]]
+  signature: Optional[str]
+  output_key: Optional[str]
+  signature_outputs_as_dict: bool
+  trainable: bool
+  inputs: Dict[str, tf.TensorSpec]
+  single_input: bool
+  outputs: Dict[str, tf.TensorSpec]
+
+  def keras_layer_kwargs(self) -> dict:
+    """Keyword arguments of hub.KerasLayer that load this model as checked."""
+    kwargs = dict(handle=self.handle, trainable=self.trainable)
+    if self.tags is not None:
+      kwargs["tags"] = set(self.tags)
+    if self.signature:
+      kwargs["signature"] = self.signature
+      if self.signature_outputs_as_dict:
+        kwargs["signature_outputs_as_dict"] = True
+      else:
+        kwargs["output_key"] = self.output_key
+    return kwargs
+
+
+def _format_tags(tags: Sequence[str]) -> str:
+  return "{%s}" % ",".join(sorted(tags)) if tags else "{} (the empty set)"
+
+
+def _tags_flag(tags: Sequence[str]) -> str:
+  return "--tags=" + ",".join(sorted(tags))
+
+
+def _check_path(handle: str) -> None:
+  if not handle:
+    raise errors.ModelCheckError("No model given: set --module_handle to the "
+                                 "directory of a SavedModel.")
+  if not os.path.exists(handle):
+    raise errors.ModelCheckError(
+        "Model path %s does not exist; --module_handle must be the directory "
+        "of a SavedModel (one that holds saved_model.pb)." % handle)
+  if not any(os.path.isfile(os.path.join(handle, f))
+             for f in _SAVED_MODEL_FILES):
+    raise errors.ModelCheckError(
+        "%s is not a SavedModel: it holds neither saved_model.pb nor "
+        "saved_model.pbtxt." % handle)
+
+
+def _pick_meta_graph(handle, saved_model, tags, is_tf1_hub_format):
+  """Returns (tags to load with, the meta graph they select)."""
+  by_tags = {frozenset(mg.meta_info_def.tags): mg
+             for mg in saved_model.meta_graphs}
+  available = ", ".join(_format_tags(t) for t in sorted(by_tags, key=sorted))
+  if tags is None:
+    if is_tf1_hub_format:
+      tags = frozenset()  # hub.load's default for the TF1 Hub format.
+    elif len(by_tags) == 1:
+      return None, next(iter(by_tags.values()))
+    else:
+      raise errors.ModelCheckError(
+          "%s has %d meta graphs, so --tags must pick one; its tag sets are: "
+          "%s." % (handle, len(by_tags), available))
+  if tags not in by_tags:
+    raise errors.ModelCheckError(
+        "--tags=%s matches no meta graph in %s; its tag sets are: %s (give "
+        "them comma-separated, e.g. %s)." %
+        (",".join(sorted(tags)), handle, available,
+         _tags_flag(sorted(by_tags, key=len)[-1])))
+  return tags, by_tags[tags]
+
+
+def _signature_names(meta_graph) -> list:
+  return sorted(k for k in meta_graph.signature_def
+                if not k.startswith("__"))
+
+
+def _call_inputs(loaded) -> Tuple[Dict[str, tf.TensorSpec], bool]:
+  """Input specs of a TF2 SavedModel's `__call__`, and if it takes one."""
+  call = loaded.__call__
+  concrete = list(getattr(call, "concrete_functions", ()))
+  if not concrete:
+    raise errors.ModelCheckError(
+        "The model's __call__ has no traced function to inspect.")
+  positional = concrete[0].structured_input_signature[0]
+  first = positional[0] if positional else None
+  if isinstance(first, dict):
+    return dict(first), False
+  if isinstance(first, tf.TensorSpec):
+    name = call.function_spec.fullargspec.args[0]
+    return {name: first}, True
+  raise errors.ModelCheckError(
+      "The model's __call__ takes %r; only a tensor or a dict of tensors is "
+      "supported." % (first,))
+
+
+def inspect_model(handle: str, *, trainable: bool = False,
+                  tags: Optional[Sequence[str]] = None,
+                  signature: Optional[str] = None,
+                  output_key: Optional[str] = None,
+                  signature_outputs_as_dict: bool = False) -> ModelSpec:
+  """Checks that the model can be used as asked; returns how to call it.
+
+  Args:
+    handle: directory of a TF2 SavedModel, a legacy SavedModel or a model in
+      TF1 Hub format.
+    trainable: fine-tune the model (TF2 `__call__` only).
+    tags: tag set of the meta graph to load; None for the default.
+    signature: signature to call instead of `__call__`.
+    output_key: output of the signature to use.
+    signature_outputs_as_dict: use all outputs of the signature.
+
+  Raises:
+    errors.ModelCheckError: naming what is wrong and what would be valid.
+  """
+  _check_path(handle)
+  is_tf1 = os.path.isfile(os.path.join(handle, TFHUB_MODULE_MARKER))
+  try:
+    saved_model = loader_impl.parse_saved_model(handle)
+  except (IOError, OSError, ValueError) as e:
+    raise errors.ModelCheckError("Cannot read the SavedModel in %s: %s" %
+                                 (handle, str(e).splitlines()[0])) from e
+  tags = frozenset(tags) if tags is not None else None
+  tags, meta_graph = _pick_meta_graph(handle, saved_model, tags, is_tf1)
+  signatures = _signature_names(meta_graph)
+  has_call = (not is_tf1 and
+              any(child.local_name == "__call__"
+                  for child in meta_graph.object_graph_def.nodes[0].children)
+              if meta_graph.object_graph_def.nodes else False)
+
+  if is_tf1:
+    signature = signature or "default"
+  if output_key and signature_outputs_as_dict:
+    raise errors.ModelCheckError(
+        "--output_key=%s and --signature_outputs_as_dict contradict each "
+        "other: pick one output, or all of them as a dict." % output_key)
+  if signature is None and not has_call:
+    raise errors.ModelCheckError(
+        "%s has no __call__ function; choose a signature with --signature, "
+        "one of: %s." % (handle, ", ".join(signatures) or "(none)"))
+  if signature is not None and signature not in signatures:
+    raise errors.ModelCheckError(
+        "--signature=%s is not in %s (tags %s); its signatures are: %s." %
+        (signature, handle, _format_tags(tags or ()),
+         ", ".join(signatures) or "(none)"))
+  if trainable and (is_tf1 or signature):
+    kind = "in TF1 Hub format" if is_tf1 else "called through a signature"
+    raise errors.ModelCheckError(
+        "%s is %s and cannot be fine-tuned in TF2 (only a TF2 SavedModel's "
+        "__call__ can): drop --trainable to train on top of it frozen." %
+        (handle, kind))
+  if signature_outputs_as_dict and not signature:
+    raise errors.ModelCheckError(
+        "--signature_outputs_as_dict needs a signature; %s is called through "
+        "__call__. Set --signature (one of: %s) or drop the flag." %
+        (handle, ", ".join(signatures) or "(none)"))
+
+  loaded = _load(handle, tags)
+  outputs = {}
+  if signature:
+    function = loaded.signatures[signature]
+    inputs = dict(function.structured_input_signature[1])
+    outputs = {k: tf.TensorSpec(v.shape, v.dtype, k)
+               for k, v in function.structured_outputs.items()}
+    if not signature_outputs_as_dict:
+      output_key = output_key or ("default" if is_tf1 else None)
+      if output_key is None:
+        raise errors.ModelCheckError(
+            "Signature %s of %s returns a dict: set --output_key to one of "
+            "%s, or --signature_outputs_as_dict." %
+            (signature, handle, ", ".join(sorted(outputs))))
+      if output_key not in outputs:
+        raise errors.ModelCheckError(
+            "--output_key=%s is not an output of signature %s; its outputs "
+            "are: %s." % (output_key, signature, ", ".join(sorted(outputs))))
+    single_input = False
+  else:
+    if output_key:
+      raise errors.ModelCheckError(
+          "--output_key=%s needs a signature; %s is called through __call__, "
+          "which returns a single tensor." % (output_key, handle))
+    inputs, single_input = _call_inputs(loaded)
+    if trainable and not getattr(loaded, "trainable_variables", None):
+      raise errors.ModelCheckError(
+          "%s has no trainable_variables, so --trainable has nothing to "
+          "fine-tune; drop --trainable." % handle)
+  return ModelSpec(
+      handle=handle, is_tf1_hub_format=is_tf1, tags=tags,
+      signature=signature, output_key=None if signature_outputs_as_dict
+      else output_key, signature_outputs_as_dict=signature_outputs_as_dict,
+      trainable=trainable, inputs=inputs, single_input=single_input,
+      outputs=outputs)
+
+
+def _load(handle, tags):
+  """Loads the model eagerly, in a graph of its own, to read its functions."""
+  with tf.init_scope():
+    try:
+      return hub.load(handle, tags=set(tags) if tags is not None else None)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+      raise errors.ModelCheckError("Cannot load %s: %s" %
+                                   (handle, str(e).splitlines()[0])) from e

@@ -1,0 +1,60 @@
+"""A SessionRunHook that reports training progress.
+
+Every `every_n_steps` global steps it logs one line: the step, the loss,
+steps per second and examples per second (of this task), measured over the
+steps since the last line.
+"""
+
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+# The model_fn names its total loss so; see trainer.model.
+LOSS_NAME = "total_loss"
+
+
+class ProgressHook(tf.estimator.SessionRunHook):
+  """Logs step, loss, steps/s and examples/s every `every_n_steps` steps."""
+
+  def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,
+               every_n_steps: int, max_steps: Optional[int] = None,
+               log: Callable[[str], None] = print,
+               clock: Callable[[], float] = time.monotonic):
+    if every_n_steps <= 0:
+      raise ValueError("every_n_steps (%d) must be positive." % every_n_steps)
+    self._loss_name = loss_name
+    self._batch_size = batch_size
+    self._every = every_n_steps
+    self._max_steps = max_steps
+    self._log = log
+    self._clock = clock
+    self._last = None  # (step, time) of the last report.
+    self._local_steps = 0
+
+  def begin(self):
+    self._global_step = tf.compat.v1.train.get_global_step()
+    self._loss = tf.compat.v1.get_default_graph().get_tensor_by_name(
+        self._loss_name + ":0")
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs({"step": self._global_step,
+                                        "loss": self._loss})
+
+  def after_run(self, run_context, run_values):
+    step = int(run_values.results["step"])
+    now = self._clock()
+    self._local_steps += 1
+    if self._last is None:
+      self._last = (step, now, self._local_steps)
+      return
+    last_step, last_time, last_local = self._last
+    if step - last_step < self._every:
+      return
+    elapsed = max(now - last_time, 1e-9)
+    local = self._local_steps - last_local
+    total = "/%d" % self._max_steps if self._max_steps else ""
+    self._log("step %d%s  loss %.4f  %.1f steps/s  %.0f examples/s" % (
+        step, total, run_values.results["loss"],
+        (step - last_step) / elapsed, local * self._batch_size / elapsed))
+    self._last = (step, now, self._local_steps)
