@@ -103,6 +103,24 @@ def shares_cluster_devices(config: tf.compat.v1.ConfigProto) -> bool:
           config.experimental.share_cluster_devices_in_session)
 
 
+def check_settings(*, save_checkpoints_steps: Optional[int],
+                   save_checkpoints_secs: Optional[int],
+                   max_worker_delay_secs: int,
+                   session_creation_timeout_secs: int) -> None:
+  """Raises FlagError for RunConfig settings that cannot work together."""
+  if save_checkpoints_steps and save_checkpoints_secs:
+    raise errors.FlagError(
+        "Give checkpoint cadence in steps (%d) or in seconds (%d), not both." %
+        (save_checkpoints_steps, save_checkpoints_secs))
+  if max_worker_delay_secs < 0:
+    raise errors.FlagError("--max_worker_delay_secs (%d) must be >= 0." %
+                           max_worker_delay_secs)
+  if session_creation_timeout_secs <= 0:
+    raise errors.FlagError(
+        "--session_creation_timeout_secs (%d) must be > 0." %
+        session_creation_timeout_secs)
+
+
 def run_config(*, model_dir: str,
                save_checkpoints_steps: Optional[int] = None,
                save_checkpoints_secs: Optional[int] = None,
@@ -120,16 +138,10 @@ def run_config(*, model_dir: str,
   RunConfig reads TF_CONFIG itself; the session config is then built for the
   task it found, keeping Estimator's distributed defaults.
   """
-  if save_checkpoints_steps and save_checkpoints_secs:
-    raise errors.FlagError(
-        "Give checkpoint cadence in steps (%d) or in seconds (%d), not both." %
-        (save_checkpoints_steps, save_checkpoints_secs))
-  if max_worker_delay_secs < 0:
-    raise errors.FlagError("max_worker_delay_secs (%d) must be >= 0." %
-                           max_worker_delay_secs)
-  if session_creation_timeout_secs <= 0:
-    raise errors.FlagError("session_creation_timeout_secs (%d) must be > 0." %
-                           session_creation_timeout_secs)
+  check_settings(save_checkpoints_steps=save_checkpoints_steps,
+                 save_checkpoints_secs=save_checkpoints_secs,
+                 max_worker_delay_secs=max_worker_delay_secs,
+                 session_creation_timeout_secs=session_creation_timeout_secs)
   if not (save_checkpoints_steps or save_checkpoints_secs):
     save_checkpoints_secs = 600  # Estimator's default.
   base = tf.estimator.RunConfig(

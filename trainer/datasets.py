@@ -100,6 +100,15 @@ def split(examples: Examples, first_fraction: float,
   return [examples.take(order[:cut]), examples.take(order[cut:])]
 
 
+def few_shot(examples: Examples, per_class: int) -> List[Examples]:
+  """The first `per_class` examples of each label, and all the others."""
+  labels = examples.columns["label"]
+  chosen = np.concatenate([np.flatnonzero(labels == label)[:per_class]
+                           for label in np.unique(labels)])
+  rest = np.setdiff1d(np.arange(len(labels)), chosen)
+  return [examples.take(chosen), examples.take(rest)]
+
+
 def _field(value) -> str:
   if isinstance(value, np.ndarray):
     return " ".join(_number(v) for v in value)

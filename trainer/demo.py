@@ -7,7 +7,8 @@ so an interrupted build never leaves a half-written model behind.
 Layout under root:
   models/digits       TF2 reusable SavedModel, pre-trained on half the digits
   models/text         TF2 text embedding (vocabulary asset, OOV buckets)
-  models/tf1_hub      legacy TF1 Hub format, tags {foo,bar} and {}
+  models/tf1_hub      the digits model in legacy TF1 Hub format, tags
+                      {foo,bar} and {}
   data/digits_{train,eval}.{tfrecord,csv}   digits 5-9 of the other half
   data/text_{train,eval}.csv                NumPy docstrings by submodule
 """
@@ -96,6 +97,8 @@ def prepare(root: str, log: Callable[[str], None] = print) -> DemoAssets:
   assets = DemoAssets(os.path.abspath(root))
   _build_once(assets.digits_model, hub_models.build_digits_model, log)
   _build_once(assets.text_model, hub_models.build_text_model, log)
-  _build_once(assets.tf1_hub_model, hub_models.build_tf1_hub_model, log)
+  _build_once(assets.tf1_hub_model,
+              lambda path: hub_models.build_tf1_hub_model(
+                  path, assets.digits_model), log)
   _write_data(assets, log)
   return assets

@@ -11,16 +11,17 @@ Three models, each a directory that `hub.KerasLayer` and `hub.load` accept:
 * `build_text_model`: a TF2 text-embedding SavedModel: string input, a
   vocabulary file stored as an asset, out-of-vocabulary buckets and a
   sqrt-n embedding combiner.
-* `build_tf1_hub_model`: a legacy TF1 Hub format model, written with
-  `tf.compat.v1.saved_model.Builder`: two meta graphs (tags {"foo", "bar"}
-  and the empty set), several signatures with several inputs and outputs
-  (signature `sig` with inputs `x1`, `x2`), and the `tfhub_module.pb` marker.
+* `build_tf1_hub_model`: the digits model again, as a legacy TF1 Hub format
+  model written with `tf.compat.v1.saved_model.Builder`: two meta graphs
+  (tags {"foo", "bar"} and the empty set), several signatures with several
+  inputs and outputs (signature `sig` with inputs `x1`, `x2`), and the
+  `tfhub_module.pb` marker.
 """
 
 import collections
 import os
 import re
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +30,6 @@ from trainer import datasets
 
 DIGITS_HIDDEN = 64
 DIGITS_FEATURES = 32
-TF1_FEATURES = 16
 TEXT_EMBEDDING_DIM = 16
 TEXT_OOV_BUCKETS = 8
 BN_MOMENTUM = 0.9
@@ -212,45 +212,54 @@ def build_text_model(path: str, texts: Optional[Sequence[str]] = None,
   return path
 
 
-def build_tf1_hub_model(path: str, kernel: Optional[np.ndarray] = None,
-                        seed: int = 0) -> str:
-  """Builds a legacy TF1 Hub format model on 64-pixel digit images.
+def digits_weights(digits_model: str) -> Dict[str, np.ndarray]:
+  """The variables of a saved digits model, by name (without ':0')."""
+  loaded = tf.saved_model.load(digits_model)
+  return {v.name.split(":")[0]: v.numpy() for v in loaded.variables}
 
+
+def build_tf1_hub_model(path: str, digits_model: str) -> str:
+  """Exports a saved digits model again, as a legacy TF1 Hub format model.
+
+  The same pre-trained feature extractor (inference graph: batch norm with
+  its moving statistics) in the legacy format, with:
   Meta graph {"foo", "bar"}: signature `default` (input `x`, output
-  `default`, [batch, 16] features) and signature `sig` (inputs `x1`, `x2`;
-  outputs `features` = features of x1 and x2 concatenated, [batch, 32], and
-  `distance` = distance between them, [batch, 1]).
+  `default`, [batch, 32] features) and signature `sig` (inputs `x1`, `x2`;
+  outputs `features` = features of x1 and x2 concatenated, [batch, 64], and
+  `distance` = Euclidean distance between them, [batch, 1]).
   Meta graph with the empty tag set: signature `default` only, computing
-  features without the ReLU (a different graph over the same variables).
-
-  `kernel` ([64, 16]) defaults to a fixed random projection.
+  the features before the last ReLU (a different graph over the same
+  variables).
   """
-  if kernel is None:
-    kernel = np.random.RandomState(seed).normal(
-        0, 0.3, [datasets.DIGITS_PIXELS, TF1_FEATURES]).astype(np.float32)
+  weights = digits_weights(digits_model)
   v1 = tf.compat.v1
   build = v1.saved_model.signature_def_utils.predict_signature_def
   graph = tf.Graph()
   with graph.as_default():
-    w = v1.get_variable("w", initializer=kernel, use_resource=True)
-    b = v1.get_variable("b", initializer=np.full([kernel.shape[1]], 0.1,
-                                                 np.float32), use_resource=True)
+    w = {name: v1.get_variable(name, initializer=value, use_resource=True)
+         for name, value in sorted(weights.items())}
 
-    def linear(x):
-      return tf.matmul(x / 16.0, w) + b
+    def features(x, last_relu=True):
+      h = tf.matmul(x / 16.0, w["dense1/kernel"]) + w["dense1/bias"]
+      h = tf.nn.batch_normalization(
+          h, w["batch_norm/moving_mean"], w["batch_norm/moving_variance"],
+          w["batch_norm/beta"], w["batch_norm/gamma"], BN_EPSILON)
+      out = tf.matmul(tf.nn.relu(h), w["dense2/kernel"]) + w["dense2/bias"]
+      return tf.nn.relu(out) if last_relu else out
 
     def placeholder(name):
       return v1.placeholder(tf.float32, [None, datasets.DIGITS_PIXELS], name)
 
     x, x1, x2 = placeholder("x"), placeholder("x1"), placeholder("x2")
-    f1, f2 = tf.nn.relu(linear(x1)), tf.nn.relu(linear(x2))
+    f1, f2 = features(x1), features(x2)
     tagged = {
-        "default": build({"x": x}, {"default": tf.nn.relu(linear(x))}),
+        "default": build({"x": x}, {"default": features(x)}),
         "sig": build({"x1": x1, "x2": x2}, {
             "features": tf.concat([f1, f2], axis=1),
             "distance": tf.norm(f1 - f2, axis=1, keepdims=True)}),
     }
-    untagged = {"default": build({"x": x}, {"default": linear(x)})}
+    untagged = {"default": build({"x": x},
+                                 {"default": features(x, last_relu=False)})}
     with v1.Session(graph=graph) as sess:
       sess.run(v1.global_variables_initializer())
       builder = v1.saved_model.Builder(path)

@@ -29,7 +29,8 @@ class ProgressHook(tf.estimator.SessionRunHook):
     self._max_steps = max_steps
     self._log = log
     self._clock = clock
-    self._last = None  # (step, time) of the last report.
+    self._last = None  # (global step, time, local steps) of the last report.
+    self._latest = None  # The same and the loss, after the latest step.
     self._local_steps = 0
 
   def begin(self):
@@ -43,18 +44,24 @@ class ProgressHook(tf.estimator.SessionRunHook):
 
   def after_run(self, run_context, run_values):
     step = int(run_values.results["step"])
-    now = self._clock()
     self._local_steps += 1
+    self._latest = (step, self._clock(), self._local_steps,
+                    float(run_values.results["loss"]))
     if self._last is None:
-      self._last = (step, now, self._local_steps)
-      return
+      self._last = self._latest[:3]
+    elif step - self._last[0] >= self._every:
+      self._report()
+
+  def end(self, session):
+    if self._last is not None and self._latest[0] > self._last[0]:
+      self._report()
+
+  def _report(self):
+    step, now, local_steps, loss = self._latest
     last_step, last_time, last_local = self._last
-    if step - last_step < self._every:
-      return
     elapsed = max(now - last_time, 1e-9)
-    local = self._local_steps - last_local
     total = "/%d" % self._max_steps if self._max_steps else ""
     self._log("step %d%s  loss %.4f  %.1f steps/s  %.0f examples/s" % (
-        step, total, run_values.results["loss"],
-        (step - last_step) / elapsed, local * self._batch_size / elapsed))
-    self._last = (step, now, self._local_steps)
+        step, total, loss, (step - last_step) / elapsed,
+        (local_steps - last_local) * self._batch_size / elapsed))
+    self._last = (step, now, local_steps)

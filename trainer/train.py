@@ -109,6 +109,11 @@ def _check_numbers(job: JobConfig) -> None:
                            ",".join(map(str, job.head.hidden_units)))
   if not job.model_dir:
     raise errors.FlagError("--model_dir is required: where checkpoints go.")
+  config_lib.check_settings(
+      save_checkpoints_steps=job.save_checkpoints_steps,
+      save_checkpoints_secs=job.save_checkpoints_secs,
+      max_worker_delay_secs=job.max_worker_delay_secs,
+      session_creation_timeout_secs=job.session_creation_timeout_secs)
 
 
 def plan(job: JobConfig) -> Plan:

@@ -1,0 +1,139 @@
+"""trainer.task: flags, flagfiles, the demo, and bad input from the CLI."""
+
+import os
+import subprocess
+import sys
+
+from absl import flags
+import pytest
+
+from trainer import task
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(REPO, "configs")
+
+
+def _flags(argv):
+  """A private FlagValues with the trainer's flags, parsed from argv."""
+  fv = flags.FlagValues()
+  names = task.define_flags(fv)
+  fv(["trainer"] + argv)
+  return fv, names
+
+
+def _good_args(assets, tmp_path):
+  return ["--module_handle=" + assets.digits_model,
+          "--train_files=" + assets.data("digits_train.tfrecord"),
+          "--eval_files=" + assets.data("digits_eval.tfrecord"),
+          "--input_map=inputs=pixels", "--n_classes=5",
+          "--model_dir=" + str(tmp_path / "model")]
+
+
+def test_every_flag_has_help():
+  fv = flags.FlagValues()
+  for name in task.define_flags(fv):
+    assert len(fv[name].help) > 10, name
+
+
+def test_flagfile_then_command_line_overrides(tmp_path):
+  fv, _ = _flags(["--flagfile=" + os.path.join(CONFIGS, "text.cfg"),
+                  "--train_steps=7", "--model_dir=" + str(tmp_path)])
+  assert fv.train_steps == 7  # Overridden after the flagfile.
+  assert fv.hidden_units == ["32"]  # From the flagfile.
+  assert fv.module_handle == "demo_assets/models/text"
+
+
+@pytest.mark.parametrize("config", sorted(os.listdir(CONFIGS)))
+def test_config_files_describe_valid_jobs(assets, config, tmp_path,
+                                          monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  os.symlink(assets.root, "demo_assets")
+  with open(os.path.join(CONFIGS, config)) as f:
+    assert f.readline().startswith(
+        "# python -m trainer.task --flagfile=configs/%s" % config)
+  fv, _ = _flags(["--flagfile=" + os.path.join(CONFIGS, config)])
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  plan = train.plan(task.job_config(fv))
+  assert plan.train_files and plan.eval_files
+
+
+BAD_INPUTS = [
+    (["--module_handle=/no/such/model"], "/no/such/model does not exist"),
+    (["--module_handle={tmp}"], "is not a SavedModel"),
+    (["--module_handle={tf1}", "--trainable"],
+     "TF1 Hub format and cannot be fine-tuned"),
+    (["--module_handle={tf1}", "--tags=nope"],
+     "--tags=nope matches no meta graph"),
+    (["--module_handle={tf1}", "--tags=foo,bar", "--signature=nope"],
+     "--signature=nope is not in"),
+    (["--module_handle={tf1}", "--tags=foo,bar", "--signature=sig",
+      "--output_key=nope"], "--output_key=nope is not an output"),
+    (["--input_map=pixels=inputs"],
+     "names model input pixels, which the model does not have"),
+    (["--input_map=inputs=pics"],
+     "maps inputs to column pics, which the data does not have"),
+    (["--input_map=inputs"], "not of the form MODEL_INPUT=DATA_COLUMN"),
+    (["--train_files={tmp}/none*.tfrecord"], "matches no file"),
+    (["--label_key=digit"], "--label_key=digit is not a column"),
+    (["--n_classes=1"], "must be 0 (regression) or at least 2"),
+    (["--batch_size=0"], "--batch_size (0) must be a positive integer"),
+    (["--hidden_units=a,b"], "--hidden_units=a,b must be integers"),
+    (["--save_checkpoints_steps=5", "--save_checkpoints_secs=5"],
+     "not both"),
+    (["--export_dir={tmp}"], "already exists"),
+]
+
+
+@pytest.mark.parametrize("bad,message", BAD_INPUTS)
+def test_bad_input_is_one_line_and_writes_nothing(assets, tmp_path, capsys,
+                                                  bad, message):
+  scratch = tmp_path / "scratch"
+  scratch.mkdir()
+  bad = [a.format(tmp=scratch, tf1=assets.tf1_hub_model) for a in bad]
+  fv, names = _flags(_good_args(assets, tmp_path) + bad)
+  assert task.run(fv, names) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: "), err
+  assert message in err[0]
+  assert not os.path.exists(tmp_path / "model")
+
+
+def _run_cli(args, cwd):
+  env = dict(os.environ, PYTHONPATH=REPO)
+  return subprocess.run([sys.executable, "-m", "trainer.task"] + args,
+                        cwd=cwd, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def test_cli_reports_bad_input_without_traceback(assets, tmp_path):
+  proc = _run_cli(["--module_handle=/no/such/model", "--n_classes=2",
+                   "--train_files=x", "--eval_files=x",
+                   "--model_dir=" + str(tmp_path / "model")], tmp_path)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: Model path /no/such/model does not exist; --module_handle "
+      "must be the directory of a SavedModel (one that holds "
+      "saved_model.pb)."]
+  assert not os.path.exists(tmp_path / "model")
+
+
+def test_demo_runs_with_no_flags_but_a_short_budget(assets, tmp_path):
+  """The README's main job: no model flags, the demo defaults."""
+  proc = _run_cli(["--demo_dir=" + assets.root, "--train_steps=60",
+                   "--log_every_steps=20",
+                   "--model_dir=" + str(tmp_path / "model")], tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "running the demo" in proc.stderr
+  assert "step 40/60  loss" in proc.stderr
+  summary = proc.stdout.splitlines()
+  assert summary[0] == "Done."
+  assert summary[1].startswith("Eval on %s after step 60: accuracy " %
+                               assets.data("digits_eval.tfrecord"))
+  accuracy = float(summary[1].split("accuracy ")[1].split(",")[0])
+  assert accuracy > 0.8
+  assert summary[3] == "Export: %s" % (tmp_path / "model" / "export")
+  with open(tmp_path / "model" / task.FLAGS_FILE) as f:
+    resolved = f.read().splitlines()
+  assert "--module_handle=%s" % assets.digits_model in resolved
+  assert "--train_steps=60" in resolved
+  assert "--trainable" in resolved
