@@ -189,10 +189,9 @@ def job_config(fv: flags.FlagValues):
       random_seed=fv.random_seed)
 
 
-def write_flags(fv: flags.FlagValues, names, model_dir: str) -> str:
-  """Writes the resolved flags, as a flagfile, into the model directory."""
-  os.makedirs(model_dir, exist_ok=True)
-  path = os.path.join(model_dir, FLAGS_FILE)
+def write_flags(fv: flags.FlagValues, names, path: str) -> str:
+  """Writes the resolved flags to `path`, as a flagfile that reruns them."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   lines = [fv[name].serialize() for name in names]
   with open(path, "w") as f:
     f.write("\n".join(line for line in lines if line) + "\n")
@@ -213,24 +212,49 @@ def summary(result, job) -> str:
   return "\n".join(lines)
 
 
-def run(fv: flags.FlagValues, names) -> int:
+def task_type_from_env(environ=os.environ):
+  """The task type TF_CONFIG names (checked), or None without TF_CONFIG."""
+  from cluster import spec  # pylint: disable=g-import-not-at-top
+  text = environ.get("TF_CONFIG", "").strip()
+  if not text:
+    return None
+  _, task = spec.parse_tf_config(text)
+  return task.type
+
+
+def prepare(fv: flags.FlagValues, task_type=None, log=logging.info):
+  """Resolves the flags into a checked plan; writes nothing but demo assets.
+
+  Raises:
+    errors.HarnessError: what is wrong with the flags, model or data.
+  """
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  if not fv.module_handle:
+    apply_demo_defaults(fv, log=log)
+  job = job_config(fv)
+  plan = train.plan(job)
+  if task_type in (None, config_lib.CHIEF) and os.path.exists(
+      job.resolved_export_dir):
+    raise errors.FlagError(
+        "Export directory %s already exists; remove it or set --export_dir "
+        "to a new path." % job.resolved_export_dir)
+  return plan
+
+
+def run(fv: flags.FlagValues, names, environ=os.environ) -> int:
   """Runs the job the flags describe; returns the exit status."""
   from trainer import train  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel("ERROR")
   try:
-    if not fv.module_handle:
-      apply_demo_defaults(fv)
-    job = job_config(fv)
-    plan = train.plan(job)
-    if os.path.exists(job.resolved_export_dir):
-      raise errors.FlagError(
-          "Export directory %s already exists; remove it or set --export_dir "
-          "to a new path." % job.resolved_export_dir)
+    task_type = task_type_from_env(environ)
+    plan = prepare(fv, task_type)
   except errors.HarnessError as e:
     print("error: %s" % e, file=sys.stderr)
     return 1
-  write_flags(fv, names, job.model_dir)
+  job = plan.job
+  if task_type in (None, config_lib.CHIEF):
+    write_flags(fv, names, os.path.join(job.model_dir, FLAGS_FILE))
   logging.info("Training %s on %s for %d steps; model_dir %s",
                job.model.handle, ",".join(plan.train_files), job.train_steps,
                job.model_dir)

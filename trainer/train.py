@@ -192,6 +192,25 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   return export_dir
 
 
+def _task_type(run_config: tf.estimator.RunConfig) -> Optional[str]:
+  """The task TF_CONFIG names; None for a single process."""
+  if run_config.task_type == config_lib.EVALUATOR:
+    return config_lib.EVALUATOR  # Its cluster_spec is empty, as it is local.
+  return run_config.task_type if run_config.cluster_spec else None
+
+
+def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
+  """The scalars of the latest evaluation written to `eval_dir`'s events."""
+  latest = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(eval_dir, "events.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      values = {v.tag: v.simple_value for v in event.summary.value
+                if v.HasField("simple_value")}
+      if values and event.step >= latest.get("global_step", -1):
+        latest = dict(values, global_step=float(event.step))
+  return latest or None
+
+
 def run(p: Plan, log: Callable[[str], None] = print) -> Result:
   """Trains and evaluates this process's task; exports on the chief."""
   job = p.job
@@ -206,12 +225,13 @@ def run(p: Plan, log: Callable[[str], None] = print) -> Result:
       eval_input, steps=job.eval_steps, name=None,
       start_delay_secs=job.eval_start_delay_secs,
       throttle_secs=job.eval_throttle_secs)
-  task_type = estimator.config.task_type if estimator.config.cluster_spec \
-      else None
+  task_type = _task_type(estimator.config)
   outcome = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   metrics = None
   if isinstance(outcome, tuple):  # Local training returns (metrics, exports).
     metrics = {k: float(v) for k, v in outcome[0].items()}
+  elif task_type == config_lib.EVALUATOR:
+    metrics = last_eval_metrics(estimator.eval_dir())
   export_dir = None
   if task_type in (None, config_lib.CHIEF, config_lib.MASTER):
     export_dir = export(estimator, p, job.resolved_export_dir)

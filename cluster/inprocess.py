@@ -1,0 +1,51 @@
+"""A cluster of TF gRPC servers inside the current process, for fast tests.
+
+  servers = InProcessCluster(num_workers=1, num_ps=1)
+  with tf.compat.v1.Session(servers.target("worker", 0), config=...) as s:
+    ...
+
+Each server listens on a port from portpicker. A port taken between
+picking and binding makes TF raise "Could not start gRPC server"; the whole
+cluster is then set up again on fresh ports, up to `attempts` times.
+TF cannot stop an in-process server: they live until the process exits.
+"""
+
+import tensorflow as tf
+
+from cluster import local
+from cluster import spec
+from trainer import errors
+
+
+class InProcessCluster:
+  """ps and worker servers (no chief) started in this process."""
+
+  def __init__(self, num_workers: int = 1, num_ps: int = 1,
+               attempts: int = 3):
+    last_error = None
+    for _ in range(attempts):
+      ports = iter(local.pick_ports(num_workers + num_ps))
+      self.cluster = {
+          spec.WORKER: ["localhost:%d" % next(ports)
+                        for _ in range(num_workers)],
+          spec.PS: ["localhost:%d" % next(ports) for _ in range(num_ps)],
+      }
+      try:
+        self.servers = {
+            job: [tf.distribute.Server(self.cluster_spec, job_name=job,
+                                       task_index=i, start=True)
+                  for i in range(len(addresses))]
+            for job, addresses in self.cluster.items()}
+        return
+      except tf.errors.UnknownError as e:  # Could not start gRPC server.
+        last_error = e
+    raise errors.ClusterError("Could not start an in-process cluster in %d "
+                              "attempts: %s" % (attempts, last_error))
+
+  @property
+  def cluster_spec(self) -> tf.train.ClusterSpec:
+    return tf.train.ClusterSpec(self.cluster)
+
+  def target(self, job: str, index: int = 0) -> str:
+    """The session target ('grpc://localhost:PORT') of one server."""
+    return self.servers[job][index].target

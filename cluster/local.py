@@ -1,0 +1,207 @@
+r"""Runs the trainer as a parameter-server cluster on this machine.
+
+  python -m cluster.local --num_workers=2 --num_ps=1 --evaluator -- \
+      --flagfile=configs/digits.cfg --train_steps=500
+
+Flags before `--` shape the cluster; flags after it go to every task of the
+trainer (python -m trainer.task). With no trainer flags, the demo runs.
+
+What happens:
+1. The cluster runs in a private network namespace when the machine allows
+   one (TF's gRPC servers listen on all interfaces without authentication);
+   --noisolate turns that off, and the launcher says so.
+2. The trainer flags are checked once, before any process starts (model,
+   data, flags), and written to RUN_DIR/trainer_flags.txt for every task.
+3. One process per task (ps, chief, workers, evaluator), each with its own
+   TF_CONFIG, on ports from portpicker. If a port is taken before a task
+   binds it, the cluster is started again on fresh ports.
+4. Every line of every task is shown with its name and kept in
+   RUN_DIR/logs/TASK.log. When the chief and then the workers and evaluator
+   finish, the ps tasks are stopped. When any task dies, all are stopped
+   and the launcher exits 1, naming the task, its exit code and the tail of
+   its log. Past --deadline_secs, the same. Ctrl-C and SIGTERM stop all.
+"""
+
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+from cluster import netns  # pylint: disable=g-import-not-at-top
+from cluster import spec
+from cluster import supervisor
+from trainer import errors
+
+TRAINER_FLAGS_FILE = "trainer_flags.txt"
+PORT_ATTEMPTS = 3
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  flags.DEFINE_integer("num_workers", 2, "Workers besides the chief.",
+                       flag_values=fv)
+  flags.DEFINE_integer("num_ps", 1, "Parameter-server tasks.", flag_values=fv)
+  flags.DEFINE_bool("evaluator", True, "Run an evaluator task (not part of "
+                    "the training cluster).", flag_values=fv)
+  flags.DEFINE_integer("deadline_secs", 900, "Stop everything and fail if "
+                       "the cluster has not finished after this long.",
+                       flag_values=fv)
+  flags.DEFINE_string("run_dir", "", "Where logs, the trainer flags and (by "
+                      "default) the model go. Empty: runs/cluster-<time>.",
+                      flag_values=fv)
+  flags.DEFINE_bool("isolate", True, "Run the cluster in a private network "
+                    "namespace (unshare -n as root, unshare -rn otherwise), "
+                    "so no other machine can reach its ports.",
+                    flag_values=fv)
+
+
+class Terminated(Exception):
+  """SIGTERM arrived; raised so that every child is stopped on the way out."""
+
+
+def _on_sigterm(signum, frame):
+  del signum, frame  # Unused.
+  raise Terminated()
+
+
+def isolate_or_warn(isolate: bool, argv, environ=os.environ, log=print):
+  """Re-executes argv in a private network namespace, or says why not.
+
+  Returns only when the cluster will run in this process: already isolated
+  (loopback brought up), isolation turned off, or not possible here.
+  """
+  if environ.get(netns.INSIDE_ENV):
+    netns.bring_up_loopback()
+    log("Isolated: the cluster runs in a private network namespace (%s); "
+        "its ports are reachable from this namespace only." %
+        " ".join(netns.unshare_prefix()))
+    return
+  if not isolate:
+    log("warning: NOT isolated (--noisolate): the cluster's gRPC servers "
+        "listen on all interfaces without authentication.")
+    return
+  reason = netns.why_not_available()
+  if reason:
+    log("warning: NOT isolated: no private network namespace here (%s); "
+        "the cluster's gRPC servers listen on all interfaces without "
+        "authentication." % reason)
+    return
+  env = dict(environ, **{netns.INSIDE_ENV: "1"})
+  command = netns.isolate_command([sys.executable, "-m", "cluster.local"] +
+                                  list(argv[1:]))
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.execvpe(command[0], command, env)
+
+
+def prepare_trainer(trainer_args, run_dir: str, log=print):
+  """Checks the trainer flags once and writes them for every task.
+
+  Returns (path of the trainer flagfile, the checked plan).
+  """
+  from trainer import task  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  names = task.define_flags(fv)
+  try:
+    fv(["trainer"] + list(trainer_args))
+  except flags.Error as e:
+    raise errors.FlagError("trainer flags: %s" % e) from e
+  model_dir_given = fv["model_dir"].present
+  plan = task.prepare(fv, spec.CHIEF, log=log)
+  if not model_dir_given:
+    fv.model_dir = os.path.join(run_dir, "model")
+    plan = task.prepare(fv, spec.CHIEF, log=lambda message: None)
+  path = task.write_flags(fv, names, os.path.join(run_dir,
+                                                  TRAINER_FLAGS_FILE))
+  return path, plan
+
+
+def pick_ports(count: int):
+  """`count` distinct free ports from portpicker."""
+  import portpicker  # pylint: disable=g-import-not-at-top
+  ports = []
+  while len(ports) < count:
+    port = portpicker.pick_unused_port()
+    if port not in ports:
+      ports.append(port)
+  return ports
+
+
+def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
+  """One Launch per task: the trainer with that task's TF_CONFIG."""
+  argv = [sys.executable, "-m", "trainer.task", "--flagfile=" + flagfile]
+  result = []
+  for task in spec.tasks(cluster, evaluator):
+    env = dict(environ, TF_CONFIG=json.dumps(spec.tf_config(cluster, task)),
+               PYTHONUNBUFFERED="1")
+    env.pop(netns.INSIDE_ENV, None)
+    result.append(supervisor.Launch(task, argv, env))
+  return result
+
+
+def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
+                flagfile: str, log_dir: str, deadline_secs: float,
+                printer=print, log=print):
+  """Starts the cluster and supervises it; retries on port conflicts."""
+  deadline = time.monotonic() + deadline_secs
+  for attempt in range(1, PORT_ATTEMPTS + 1):
+    ports = iter(pick_ports(1 + num_workers + num_ps))
+    cluster = spec.build_cluster(num_workers=num_workers, num_ps=num_ps,
+                                 ports=ports)
+    log("Cluster: %s%s" % (json.dumps(cluster),
+                           " + evaluator" if evaluator else ""))
+    try:
+      return supervisor.supervise(
+          launches(cluster, evaluator, flagfile), log_dir=log_dir,
+          deadline_secs=max(deadline - time.monotonic(), 1.0),
+          printer=printer, on_event=lambda e: log("launcher: " + e))
+    except supervisor.TaskFailed as e:
+      if not e.port_conflict or attempt == PORT_ATTEMPTS:
+        raise
+      log("launcher: %s could not bind its port (taken since it was "
+          "picked); starting the cluster again on fresh ports (attempt %d "
+          "of %d)." % (e.task.name, attempt + 1, PORT_ATTEMPTS))
+
+
+def main(argv):
+  fv = flags.FLAGS
+  isolate_or_warn(fv.isolate, sys.argv)
+  signal.signal(signal.SIGTERM, _on_sigterm)
+  run_dir = fv.run_dir or os.path.join(
+      "runs", "cluster-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  run_dir = os.path.abspath(run_dir)
+  started = time.monotonic()
+  try:
+    flagfile, plan = prepare_trainer(argv[1:], run_dir)
+    codes = run_cluster(
+        num_workers=fv.num_workers, num_ps=fv.num_ps,
+        evaluator=fv.evaluator, flagfile=flagfile,
+        log_dir=os.path.join(run_dir, "logs"),
+        deadline_secs=fv.deadline_secs)
+  except errors.HarnessError as e:
+    print("error: %s" % e, file=sys.stderr, flush=True)
+    return 1
+  except (KeyboardInterrupt, Terminated):
+    print("launcher: interrupted; every task was stopped.", file=sys.stderr,
+          flush=True)
+    return 130
+  print("Cluster finished in %.0f s (%s). Model: %s. Export: %s. Logs: %s" % (
+      time.monotonic() - started, ", ".join(sorted(codes)),
+      plan.job.model_dir, plan.job.resolved_export_dir,
+      os.path.join(run_dir, "logs")), flush=True)
+  return 0
+
+
+def console_main():
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  console_main()

@@ -1,0 +1,217 @@
+"""Runs the tasks of a cluster as child processes and watches over them.
+
+* Every line a task prints reaches the terminal prefixed with its name
+  (`[worker-1] ...`) and is kept in LOG_DIR/worker-1.log.
+* Success: the chief exits 0, then the workers and the evaluator exit 0 by
+  themselves (the evaluator after evaluating the final checkpoint); the ps
+  tasks, which never exit on their own, are then stopped.
+* Failure: any task that exits non-zero, or a ps that exits at all, stops
+  the cluster at once; `TaskFailed` names the task, its exit code and the
+  tail of its log. Past the deadline, `DeadlineExceeded`.
+* No child outlives the supervisor: each is stopped (SIGTERM, then SIGKILL
+  after a grace period) on success, failure, Ctrl-C or an exception, and
+  each is started with PR_SET_PDEATHSIG so the kernel kills it if the
+  supervisor itself is killed.
+"""
+
+import collections
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+from cluster import spec
+from trainer import errors
+
+TAIL_LINES = 25
+STOP_GRACE_SECS = 5.0
+POLL_SECS = 0.05
+# What a task prints when its gRPC server cannot bind its port.
+PORT_CONFLICT_MARKERS = ("Could not start gRPC server",
+                         "Address already in use",
+                         "Failed to add port to server")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():  # Runs in the child between fork and exec.
+  libc = ctypes.CDLL("libc.so.6", use_errno=True)
+  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def describe_exit(code: int) -> str:
+  if code < 0:
+    try:
+      name = signal.Signals(-code).name
+    except ValueError:
+      name = "signal %d" % -code
+    return "was killed by %s (exit code %d)" % (name, 128 - code)
+  return "exited with code %d" % code
+
+
+class TaskFailed(errors.ClusterError):
+  """A task died; names it, its exit code and the tail of its log."""
+
+  def __init__(self, task: spec.Task, exit_code: int, log_path: str,
+               tail: Sequence[str], reason: str = ""):
+    self.task, self.exit_code = task, exit_code
+    self.log_path, self.tail = log_path, list(tail)
+    lines = ["%s %s%s; last lines of %s:" % (
+        task.name, describe_exit(exit_code), reason, log_path)]
+    lines += ["  " + line for line in self.tail]
+    super().__init__("\n".join(lines))
+
+  @property
+  def port_conflict(self) -> bool:
+    return any(marker in line for line in self.tail
+               for marker in PORT_CONFLICT_MARKERS)
+
+
+class DeadlineExceeded(errors.ClusterError):
+  """The cluster did not finish within its deadline."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+  """How to start one task: its command and environment."""
+  task: spec.Task
+  argv: Sequence[str]
+  env: Mapping[str, str]
+
+
+class Printer:
+  """Writes lines from several threads without interleaving them."""
+
+  def __init__(self, write: Callable[[str], None]):
+    self._write = write
+    self._lock = threading.Lock()
+
+  def __call__(self, line: str) -> None:
+    with self._lock:
+      self._write(line)
+
+
+class RunningTask:
+  """One child process, its log file and its output thread."""
+
+  def __init__(self, launch: Launch, log_dir: str, printer: Printer):
+    self.task = launch.task
+    self.log_path = os.path.join(log_dir, launch.task.name + ".log")
+    self.tail = collections.deque(maxlen=TAIL_LINES)
+    self._printer = printer
+    self._log = open(self.log_path, "a", buffering=1)
+    self.process = subprocess.Popen(  # pylint: disable=subprocess-popen-preexec-fn
+        list(launch.argv), env=dict(launch.env), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        errors="replace", start_new_session=True,
+        preexec_fn=_die_with_parent)
+    self._reader = threading.Thread(target=self._read, daemon=True,
+                                    name="output-" + launch.task.name)
+    self._reader.start()
+
+  def _read(self):
+    prefix = "[%s] " % self.task.name
+    for line in self.process.stdout:
+      line = line.rstrip("\n")
+      self._log.write(line + "\n")
+      self.tail.append(line)
+      self._printer(prefix + line)
+
+  def poll(self) -> Optional[int]:
+    return self.process.poll()
+
+  def stop(self, grace_secs: float = STOP_GRACE_SECS) -> None:
+    """SIGTERM to the task's process group; SIGKILL after `grace_secs`."""
+    if self.process.poll() is None:
+      _signal_group(self.process.pid, signal.SIGTERM)
+      try:
+        self.process.wait(grace_secs)
+      except subprocess.TimeoutExpired:
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+    _signal_group(self.process.pid, signal.SIGKILL)  # Any stragglers.
+    self.close()
+
+  def close(self) -> None:
+    """Waits (briefly) for the last output, then closes the log."""
+    self._reader.join(timeout=2.0)
+    if not self._log.closed:
+      self._log.close()
+
+  def failure(self, reason: str = "") -> TaskFailed:
+    self.close()
+    return TaskFailed(self.task, self.process.returncode, self.log_path,
+                      self.tail, reason)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+  try:
+    os.killpg(pid, signum)
+  except (ProcessLookupError, PermissionError):
+    pass
+
+
+def supervise(launches: Sequence[Launch], *, log_dir: str,
+              deadline_secs: float, printer: Callable[[str], None] = print,
+              clock: Callable[[], float] = time.monotonic,
+              on_event: Callable[[str], None] = None) -> Dict[str, int]:
+  """Runs the tasks until the cluster succeeds or fails.
+
+  Returns:
+    Each task's name -> exit code (the ps tasks: the code of being stopped).
+
+  Raises:
+    TaskFailed: a task died; all others were stopped.
+    DeadlineExceeded: past `deadline_secs`; all tasks were stopped.
+  """
+  os.makedirs(log_dir, exist_ok=True)
+  on_event = on_event or (lambda message: None)
+  printer = Printer(printer)
+  start = clock()
+  running: List[RunningTask] = []
+  try:
+    for launch in launches:
+      running.append(RunningTask(launch, log_dir, printer))
+    return _watch(running, start + deadline_secs, deadline_secs, clock,
+                  on_event)
+  finally:
+    for task in running:
+      task.stop()
+
+
+def _watch(running, deadline, deadline_secs, clock, on_event):
+  by_type = collections.defaultdict(list)
+  for task in running:
+    by_type[task.task.type].append(task)
+  finishers = [t for t in running if t.task.type != spec.PS]
+  chief_done = False
+  while True:
+    for task in running:
+      code = task.poll()
+      if code is None:
+        continue
+      if task.task.type == spec.PS:
+        raise task.failure(" (a ps task never exits on its own)")
+      if code != 0:
+        raise task.failure()
+    exited = [t for t in finishers if t.poll() == 0]
+    if not chief_done and any(t.task.type == spec.CHIEF for t in exited):
+      chief_done = True
+      on_event("chief finished")
+    if len(exited) == len(finishers):
+      on_event("all tasks finished; stopping the ps tasks")
+      codes = {t.task.name: t.poll() for t in finishers}
+      for ps in by_type[spec.PS]:
+        ps.stop()
+        codes[ps.task.name] = ps.poll()
+      return codes
+    if clock() > deadline:
+      waiting = [t.task.name for t in finishers if t.poll() is None]
+      raise DeadlineExceeded(
+          "The cluster did not finish within %d s (--deadline_secs); still "
+          "running: %s. Logs: %s" % (deadline_secs, ", ".join(waiting),
+                                     os.path.dirname(running[0].log_path)))
+    time.sleep(POLL_SECS)
