@@ -31,6 +31,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "hub-trainer=trainer.task:console_main",
+            "hub-cluster=cluster.local:console_main",
         ],
     },
 )

@@ -112,11 +112,9 @@ def prepare_trainer(trainer_args, run_dir: str, log=print):
     fv(["trainer"] + list(trainer_args))
   except flags.Error as e:
     raise errors.FlagError("trainer flags: %s" % e) from e
-  model_dir_given = fv["model_dir"].present
-  plan = task.prepare(fv, spec.CHIEF, log=log)
-  if not model_dir_given:
+  if not fv.model_dir:
     fv.model_dir = os.path.join(run_dir, "model")
-    plan = task.prepare(fv, spec.CHIEF, log=lambda message: None)
+  plan = task.prepare(fv, spec.CHIEF, log=log)
   path = task.write_flags(fv, names, os.path.join(run_dir,
                                                   TRAINER_FLAGS_FILE))
   return path, plan
@@ -191,11 +189,25 @@ def main(argv):
     print("launcher: interrupted; every task was stopped.", file=sys.stderr,
           flush=True)
     return 130
-  print("Cluster finished in %.0f s (%s). Model: %s. Export: %s. Logs: %s" % (
-      time.monotonic() - started, ", ".join(sorted(codes)),
-      plan.job.model_dir, plan.job.resolved_export_dir,
-      os.path.join(run_dir, "logs")), flush=True)
+  print(finished_summary(time.monotonic() - started, codes, plan.job,
+                         os.path.join(run_dir, "logs")), flush=True)
   return 0
+
+
+def finished_summary(seconds, codes, job, log_dir) -> str:
+  """What the cluster did: tasks, final eval metrics, model, export, logs."""
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  lines = ["Cluster finished in %.0f s: %s." % (seconds,
+                                                 ", ".join(sorted(codes)))]
+  metrics = train.last_eval_metrics(os.path.join(job.model_dir, "eval"))
+  if metrics:
+    lines.append("Final evaluation (step %d): %s" % (
+        metrics.pop("global_step"),
+        ", ".join("%s %.4f" % kv for kv in sorted(metrics.items()))))
+  lines += ["Model: %s" % job.model_dir,
+            "Export: %s" % job.resolved_export_dir,
+            "Logs: %s" % log_dir]
+  return "\n".join(lines)
 
 
 def console_main():

@@ -157,7 +157,8 @@ def _signal_group(pid: int, signum: int) -> None:
 def supervise(launches: Sequence[Launch], *, log_dir: str,
               deadline_secs: float, printer: Callable[[str], None] = print,
               clock: Callable[[], float] = time.monotonic,
-              on_event: Callable[[str], None] = None) -> Dict[str, int]:
+              on_event: Optional[Callable[[str], None]] = None,
+              stop_grace_secs: float = STOP_GRACE_SECS) -> Dict[str, int]:
   """Runs the tasks until the cluster succeeds or fails.
 
   Returns:
@@ -176,13 +177,14 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     for launch in launches:
       running.append(RunningTask(launch, log_dir, printer))
     return _watch(running, start + deadline_secs, deadline_secs, clock,
-                  on_event)
+                  on_event, stop_grace_secs)
   finally:
     for task in running:
-      task.stop()
+      task.stop(stop_grace_secs)
 
 
-def _watch(running, deadline, deadline_secs, clock, on_event):
+def _watch(running, deadline, deadline_secs, clock, on_event,
+           stop_grace_secs):
   by_type = collections.defaultdict(list)
   for task in running:
     by_type[task.task.type].append(task)
@@ -205,7 +207,7 @@ def _watch(running, deadline, deadline_secs, clock, on_event):
       on_event("all tasks finished; stopping the ps tasks")
       codes = {t.task.name: t.poll() for t in finishers}
       for ps in by_type[spec.PS]:
-        ps.stop()
+        ps.stop(stop_grace_secs)
         codes[ps.task.name] = ps.poll()
       return codes
     if clock() > deadline:

@@ -134,7 +134,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> list:
 def apply_demo_defaults(fv: flags.FlagValues, log=logging.info) -> None:
   """Without --module_handle: the demo's model, data and settings.
 
-  Only flags the user did not set are changed.
+  Only flags the user did not set are changed; an empty --model_dir
+  becomes DEMO_DIR/runs/<timestamp>.
   """
   from trainer import demo  # pylint: disable=g-import-not-at-top
   assets = demo.prepare(fv.demo_dir, log=log)
@@ -145,11 +146,12 @@ def apply_demo_defaults(fv: flags.FlagValues, log=logging.info) -> None:
   defaults["module_handle"] = assets.digits_model
   defaults["train_files"] = [assets.data("digits_train.tfrecord")]
   defaults["eval_files"] = [assets.data("digits_eval.tfrecord")]
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  defaults["model_dir"] = os.path.join(assets.root, "runs", stamp)
   for name, value in defaults.items():
     if not fv[name].present:
       fv[name].value = value
+  if not fv.model_dir:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    fv.model_dir = os.path.join(assets.root, "runs", stamp)
 
 
 def job_config(fv: flags.FlagValues):

@@ -203,7 +203,8 @@ def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
   """The scalars of the latest evaluation written to `eval_dir`'s events."""
   latest = {}
   for path in sorted(tf.io.gfile.glob(os.path.join(eval_dir, "events.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
       values = {v.tag: v.simple_value for v in event.summary.value
                 if v.HasField("simple_value")}
       if values and event.step >= latest.get("global_step", -1):

@@ -1,0 +1,50 @@
+"""Helpers for tests that start processes: is a pid alive, wait for it."""
+
+import os
+import time
+
+
+def alive(pid: int) -> bool:
+  """True while the process runs (a zombie counts as dead)."""
+  try:
+    with open("/proc/%d/stat" % pid) as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
+  except (FileNotFoundError, ProcessLookupError):
+    return False
+  return state not in ("Z", "X")
+
+
+def wait_until(predicate, timeout_secs: float, poll_secs: float = 0.05):
+  """Polls `predicate` until it is true or the deadline passes."""
+  deadline = time.monotonic() + timeout_secs
+  while time.monotonic() < deadline:
+    if predicate():
+      return True
+    time.sleep(poll_secs)
+  return predicate()
+
+
+def read_pids(directory) -> dict:
+  """name -> pid from the NAME.pid files the fake tasks write."""
+  pids = {}
+  for name in os.listdir(directory):
+    if name.endswith(".pid"):
+      with open(os.path.join(directory, name)) as f:
+        pids[name[:-4]] = int(f.read())
+  return pids
+
+
+def pids_mentioning(text: str) -> list:
+  """Live processes whose command line contains `text`."""
+  found = []
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit() or int(entry) == os.getpid():
+      continue
+    try:
+      with open("/proc/%s/cmdline" % entry, "rb") as f:
+        cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+      continue
+    if text in cmdline and alive(int(entry)):
+      found.append(int(entry))
+  return found

@@ -1,0 +1,105 @@
+"""cluster.spec: cluster descriptions and TF_CONFIG, pure."""
+
+import json
+
+import pytest
+
+from cluster import spec
+from trainer import errors
+
+
+def _cluster():
+  return spec.build_cluster(num_workers=2, num_ps=2, ports=iter(range(
+      2220, 2230)))
+
+
+def test_build_cluster_shape_and_addresses():
+  assert _cluster() == {
+      "chief": ["localhost:2220"],
+      "worker": ["localhost:2221", "localhost:2222"],
+      "ps": ["localhost:2223", "localhost:2224"]}
+
+
+def test_tasks_include_evaluator_only_when_asked():
+  names = [t.name for t in spec.tasks(_cluster(), evaluator=True)]
+  assert names == ["ps-0", "ps-1", "chief-0", "worker-0", "worker-1",
+                   "evaluator-0"]
+  assert "evaluator-0" not in [t.name for t in spec.tasks(_cluster())]
+
+
+def test_evaluator_tf_config_names_training_cluster_without_itself():
+  config = spec.tf_config(_cluster(), spec.Task("evaluator"))
+  assert config["task"] == {"type": "evaluator", "index": 0}
+  assert "evaluator" not in config["cluster"]
+
+
+def test_tf_config_round_trip():
+  cluster = _cluster()
+  text = json.dumps(spec.tf_config(cluster, spec.Task("worker", 1)))
+  assert spec.parse_tf_config(text) == (cluster, spec.Task("worker", 1))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ('{"task": {"type": "chief"}}', 'TF_CONFIG needs "cluster"'),
+    ('{"cluster": {"worker": ["h:1"], "ps": ["h:2"]}, "task": {"type": '
+     '"worker", "index": 0}}', "The cluster has no chief"),
+    ('{"cluster": {"chief": ["h:1", "h:2"], "ps": ["h:3"]}, "task": '
+     '{"type": "chief", "index": 0}}', "has 2 chiefs (h:1, h:2)"),
+    ('{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, "task": {"type": '
+     '"ps", "index": 3}}', "Task index 3 is out of range: the cluster has 1 "
+     "ps task(s), indices 0 to 0"),
+    ('{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, "task": {"type": '
+     '"boss", "index": 0}}', "Unknown task type 'boss'"),
+    ('{"cluster": {"chief": ["h:x1"], "ps": ["h:2"]}, "task": {"type": '
+     '"chief", "index": 0}}', "Port 'x1' of address 'h:x1' is not a number"),
+    ('{"cluster": {"chief": ["h:1"], "master": ["h:2"]}, "task": {"type": '
+     '"chief"}}', "Unknown job 'master'"),
+    ('{"cluster": {"chief": ["h:1"], "evaluator": ["h:2"]}, "task": '
+     '{"type": "chief"}}', "evaluator is not part of the training cluster"),
+    ('{"cluster": {"chief": ["h:1"], "ps": ["h:1"]}, "task": {"type": '
+     '"chief"}}', "chief-0 and ps-0 both use h:1"),
+    ('{"cluster": {"chief": ["h:1"]}, "task": "chief"}',
+     '"task" must be {"type": ..., "index": ...}'),
+])
+def test_bad_tf_config_is_named(text, message):
+  with pytest.raises(errors.ClusterError) as raised:
+    spec.parse_tf_config(text)
+  assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("workers,ps,message", [
+    (-1, 1, "num_workers (-1) must be >= 0"),
+    (1, 0, "num_ps (0) must be >= 1"),
+])
+def test_bad_cluster_shape(workers, ps, message):
+  with pytest.raises(errors.ClusterError) as raised:
+    spec.build_cluster(num_workers=workers, num_ps=ps, ports=iter(range(9)))
+  assert message in str(raised.value)
+
+
+def test_cluster_and_task_flags():
+  assert spec.parse_cluster_flag(
+      "chief=10.0.0.1:2222; worker=10.0.0.2:2222,10.0.0.3:2222;"
+      "ps=10.0.0.4:2222") == {
+          "chief": ["10.0.0.1:2222"],
+          "worker": ["10.0.0.2:2222", "10.0.0.3:2222"],
+          "ps": ["10.0.0.4:2222"]}
+  assert spec.parse_task_flag("worker:1") == spec.Task("worker", 1)
+  with pytest.raises(errors.ClusterError, match="is not TYPE:INDEX"):
+    spec.parse_task_flag("worker")
+  with pytest.raises(errors.ClusterError, match="is not JOB=HOST:PORT"):
+    spec.parse_cluster_flag("chief:10.0.0.1:2222")
+  with pytest.raises(errors.ClusterError, match="not of the form HOST:PORT"):
+    spec.parse_cluster_flag("chief=2222")
+
+
+def test_cluster_file(tmp_path):
+  path = tmp_path / "cluster.json"
+  path.write_text(json.dumps({"cluster": _cluster(), "task": {}}))
+  assert spec.load_cluster_file(str(path)) == _cluster()
+  path.write_text("{")
+  with pytest.raises(errors.ClusterError, match="is not valid JSON"):
+    spec.load_cluster_file(str(path))
+  with pytest.raises(errors.ClusterError, match="Cannot read cluster file"):
+    spec.load_cluster_file(str(tmp_path / "missing.json"))

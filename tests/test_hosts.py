@@ -1,0 +1,138 @@
+"""scripts/run_task.py across addresses: each task on its own test host.
+
+Every task runs in a network namespace of its own, with its own IP address,
+joined to the others by a bridge (in a namespace too, so the machine's own
+network is untouched). The tasks are started through the host script, as on
+real machines, and train to the end. Skips, saying why, where network
+namespaces cannot be made.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from cluster import spec
+from cluster import supervisor
+from tests import processes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "scripts", "run_task.py")
+SUBNET = "10.231.%d"
+PORT = 2222
+
+
+def _ip(*args):
+  subprocess.run(["ip"] + list(args), check=True, capture_output=True,
+                 timeout=30)
+
+
+def _why_no_netns():
+  if os.geteuid() != 0:
+    return "making network namespaces with ip netns needs root"
+  if not shutil.which("ip"):
+    return "the ip command (iproute2) is not installed"
+  probe = "hhprobe%d" % os.getpid()
+  try:
+    _ip("netns", "add", probe)
+  except subprocess.CalledProcessError as e:
+    return "ip netns add failed: %s" % e.stderr.decode().strip()
+  _ip("netns", "del", probe)
+  return None
+
+
+class NamespaceHosts:
+  """Namespaces ns-0..ns-N plus a switch namespace holding a bridge."""
+
+  def __init__(self, count: int):
+    tag = os.getpid() % 100000
+    self.subnet = SUBNET % (tag % 250)
+    self.switch = "hhsw%d" % tag
+    self.names = ["hh%d-%d" % (tag, i) for i in range(count)]
+    self._created = []
+    try:
+      self._wire()
+    except Exception:
+      self.remove()
+      raise
+
+  def _wire(self):
+    tag = os.getpid() % 100000
+    self._add(self.switch)
+    _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+    _ip("-n", self.switch, "link", "set", "br0", "up")
+    for i, name in enumerate(self.names):
+      self._add(name)
+      inside, outside = "hv%d-%da" % (tag, i), "hv%d-%db" % (tag, i)
+      _ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+      _ip("link", "set", inside, "netns", name)
+      _ip("link", "set", outside, "netns", self.switch)
+      _ip("-n", self.switch, "link", "set", outside, "master", "br0")
+      _ip("-n", self.switch, "link", "set", outside, "up")
+      _ip("-n", name, "addr", "add", "%s/24" % self.address(i), "dev",
+          inside)
+      _ip("-n", name, "link", "set", inside, "up")
+      _ip("-n", name, "link", "set", "lo", "up")
+
+  def _add(self, name):
+    _ip("netns", "add", name)
+    self._created.append(name)
+
+  def address(self, i: int) -> str:
+    return "%s.%d" % (self.subnet, i + 1)
+
+  def remove(self):
+    for name in reversed(self._created):
+      subprocess.run(["ip", "netns", "del", name], capture_output=True,
+                     check=False, timeout=30)
+
+
+@pytest.fixture
+def hosts():
+  reason = _why_no_netns()
+  if reason:
+    pytest.skip("no network namespaces here: %s" % reason)
+  made = NamespaceHosts(3)
+  yield made
+  made.remove()
+
+
+def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
+  roles = [spec.Task("ps"), spec.Task("chief"), spec.Task("worker")]
+  cluster = {t.type: ["%s:%d" % (hosts.address(i), PORT)]
+             for i, t in enumerate(roles)}
+  cluster_flag = ";".join("%s=%s" % (job, ",".join(addresses))
+                          for job, addresses in cluster.items())
+  model_dir = str(tmp_path / "model")
+  trainer_flags = ["--demo_dir=" + assets.root, "--model_dir=" + model_dir,
+                   "--train_steps=40", "--save_checkpoints_steps=20",
+                   "--log_every_steps=20"]
+  launches = [supervisor.Launch(
+      task, ["ip", "netns", "exec", hosts.names[i], sys.executable, SCRIPT,
+             "--cluster=" + cluster_flag, "--task=%s:%d" % (task.type,
+                                                             task.index),
+             "--"] + trainer_flags, dict(os.environ))
+              for i, task in enumerate(roles)]
+  lines = []
+  supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
+                       deadline_secs=300, printer=lines.append)
+  assert tf.train.load_variable(model_dir, "global_step") >= 40
+  assert any(line.startswith("[chief-0] TF_CONFIG=") and
+             hosts.address(1) in line for line in lines)
+  assert not any("localhost" in line for line in lines
+                 if "TF_CONFIG=" in line)
+  assert os.path.isdir(os.path.join(model_dir, "export"))
+  assert not processes.pids_mentioning(model_dir)
+
+
+def test_host_script_refuses_bad_cluster(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, SCRIPT, "--cluster=chief=h1:2222;ps=h2:x",
+       "--task=ps:0", "--", "--n_classes=2"], capture_output=True, text=True,
+      timeout=120, check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: Port 'x' of address 'h2:x' is not a number from 1 to 65535."]

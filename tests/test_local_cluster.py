@@ -1,0 +1,109 @@
+"""Live multi-process clusters: python -m cluster.local, end to end.
+
+Each test starts a real parameter-server cluster (one process per task,
+TF's gRPC runtime between them) through the launcher, as a user would.
+"""
+
+import os
+import subprocess
+import sys
+
+from google.protobuf import text_format
+import numpy as np
+import tensorflow as tf
+
+from tests import processes
+from trainer import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEADLINE_SECS = 300
+
+
+def _launch(tmp_path, assets, cluster_args, trainer_args):
+  run_dir = str(tmp_path / "run")
+  command = [sys.executable, "-m", "cluster.local", "--run_dir=" + run_dir,
+             "--deadline_secs=%d" % DEADLINE_SECS] + cluster_args + [
+                 "--", "--demo_dir=" + assets.root,
+                 "--save_checkpoints_steps=30", "--log_every_steps=20",
+                 "--train_steps=60"] + trainer_args
+  proc = subprocess.run(command, cwd=str(tmp_path), capture_output=True,
+                        text=True, env=dict(os.environ, PYTHONPATH=REPO),
+                        timeout=DEADLINE_SECS + 60, check=False)
+  assert not processes.pids_mentioning(run_dir), "tasks outlived the launcher"
+  return proc, run_dir
+
+
+def _device_of(model_dir, node_name):
+  graph = tf.compat.v1.GraphDef()
+  with open(os.path.join(model_dir, "graph.pbtxt")) as f:
+    text_format.Parse(f.read(), graph)
+  return {n.name: n.device for n in graph.node}[node_name]
+
+
+def _check_finished(proc, run_dir, hub_variable, train_steps=60):
+  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+  model_dir = os.path.join(run_dir, "model")
+  assert _device_of(model_dir, hub_variable).startswith("/job:ps/task:0")
+  step = tf.train.load_variable(model_dir, "global_step")
+  assert step >= train_steps
+  assert "Cluster finished in" in proc.stdout
+  return model_dir, step
+
+
+def test_tf2_digits_model_fine_tunes_on_a_cluster(tmp_path, assets):
+  proc, run_dir = _launch(tmp_path, assets, ["--num_workers=2",
+                                             "--num_ps=1", "--evaluator"], [])
+  model_dir, step = _check_finished(proc, run_dir, "dense1/kernel")
+  out = proc.stdout
+  for name in ("chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"):
+    assert "[%s] " % name in out
+    assert os.path.getsize(os.path.join(run_dir, "logs", name + ".log")) > 0
+  assert ("Isolated: the cluster runs in a private network namespace" in out
+          or "warning: NOT isolated" in out)
+  # The evaluator evaluated the final checkpoint.
+  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  assert metrics["global_step"] == step
+  assert "[evaluator-0] Eval on " in out
+  # The chief's export loads and predicts probabilities.
+  exported = tf.saved_model.load(os.path.join(model_dir, "export"))
+  probabilities = exported.signatures["serving_default"](
+      inputs=tf.zeros([3, 64]))["probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_text_model_fine_tunes_on_a_cluster(tmp_path, assets):
+  proc, run_dir = _launch(
+      tmp_path, assets, ["--num_workers=2", "--num_ps=1", "--evaluator"],
+      ["--module_handle=" + assets.text_model, "--trainable",
+       "--train_files=" + assets.data("text_train.csv"),
+       "--eval_files=" + assets.data("text_eval.csv"),
+       "--input_map=inputs=text", "--n_classes=5"])
+  model_dir, step = _check_finished(proc, run_dir, "embeddings")
+  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  assert metrics["global_step"] == step
+  assert tf.saved_model.load(os.path.join(model_dir, "export"))
+
+
+def test_without_share_cluster_devices_the_cluster_fails_fast(tmp_path,
+                                                              assets):
+  proc, _ = _launch(tmp_path, assets, ["--num_workers=2", "--num_ps=1",
+                                       "--evaluator"],
+                    ["--noshare_cluster_devices"])
+  assert proc.returncode == 1
+  error = proc.stderr[proc.stderr.index("error: "):]
+  first_line = error.splitlines()[0]
+  assert "exited with code 1" in first_line, first_line
+  assert ("Assigned device '/job:ps/replica:0/task:0/device:CPU:0' does not "
+          "match any device" in error)
+  assert "did not finish within" not in proc.stderr  # Not the deadline.
+
+
+def test_legacy_tf1_model_trains_frozen_on_a_cluster(tmp_path, assets):
+  proc, run_dir = _launch(
+      tmp_path, assets, ["--num_workers=1", "--num_ps=1", "--noevaluator"],
+      ["--module_handle=" + assets.tf1_hub_model, "--notrainable",
+       "--train_files=" + assets.data("digits_train.csv"),
+       "--eval_files=" + assets.data("digits_eval.csv"), "--n_classes=5",
+       "--tags=foo,bar", "--signature=sig", "--output_key=features",
+       "--input_map=x1=pixels,x2=pixels"])
+  _check_finished(proc, run_dir, "dense1/kernel")

@@ -1,0 +1,132 @@
+"""cluster.supervisor, with small Python processes standing in for tasks."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cluster import spec
+from cluster import supervisor
+from tests import processes
+
+FOREVER = "import signal; signal.pause()"
+IGNORE_TERM = ("import signal, time\n"
+               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+               "while True: time.sleep(1)")
+
+
+def _task_code(pid_dir, name, body):
+  return textwrap.dedent("""
+      import os, sys
+      open(os.path.join(%r, %r + ".pid"), "w").write(str(os.getpid()))
+      """ % (str(pid_dir), name)) + body
+
+
+def _launches(tmp_path, bodies):
+  """bodies: task name ('worker-0') -> Python code run as that task."""
+  result = []
+  for name, body in bodies.items():
+    kind, index = name.rsplit("-", 1)
+    result.append(supervisor.Launch(
+        spec.Task(kind, int(index)),
+        [sys.executable, "-c", _task_code(tmp_path, name, body)],
+        dict(os.environ)))
+  return result
+
+
+def _supervise(tmp_path, bodies, deadline_secs=60, **kwargs):
+  lines = []
+  try:
+    return lines, supervisor.supervise(
+        _launches(tmp_path, bodies), log_dir=str(tmp_path / "logs"),
+        deadline_secs=deadline_secs, printer=lines.append,
+        stop_grace_secs=kwargs.pop("stop_grace_secs", 2.0), **kwargs)
+  finally:
+    for name, pid in processes.read_pids(tmp_path).items():
+      assert not processes.alive(pid), "%s (pid %d) outlived" % (name, pid)
+
+
+def test_success_stops_ps_after_everyone_else(tmp_path):
+  lines, codes = _supervise(tmp_path, {
+      "ps-0": "print('serving'); sys.stdout.flush()\n" + FOREVER,
+      "chief-0": "print('chief line 1'); print('chief done')",
+      "worker-0": "print('worker done')",
+      "evaluator-0": "print('final eval')",
+  })
+  assert codes == {"chief-0": 0, "worker-0": 0, "evaluator-0": 0,
+                   "ps-0": -signal.SIGTERM}
+  assert "[chief-0] chief line 1" in lines and "[ps-0] serving" in lines
+  with open(tmp_path / "logs" / "chief-0.log") as f:
+    assert f.read() == "chief line 1\nchief done\n"
+
+
+def test_dead_worker_stops_the_cluster_and_is_named(tmp_path):
+  with pytest.raises(supervisor.TaskFailed) as failed:
+    _supervise(tmp_path, {"ps-0": FOREVER, "chief-0": FOREVER,
+                          "worker-0": "print('boom'); sys.exit(3)"})
+  message = str(failed.value)
+  assert message.startswith("worker-0 exited with code 3; last lines of ")
+  assert message.endswith("worker-0.log:\n  boom")
+  assert failed.value.exit_code == 3 and not failed.value.port_conflict
+
+
+def test_signal_death_is_reported_with_its_signal(tmp_path):
+  with pytest.raises(supervisor.TaskFailed,
+                     match="chief-0 was killed by SIGKILL .exit code 137."):
+    _supervise(tmp_path, {"ps-0": FOREVER, "chief-0":
+                          "import os, signal; os.kill(os.getpid(), 9)"})
+
+
+def test_ps_that_exits_is_a_failure(tmp_path):
+  with pytest.raises(supervisor.TaskFailed,
+                     match=r"ps-0 exited with code 0 \(a ps task never "
+                     r"exits on its own\)"):
+    _supervise(tmp_path, {"ps-0": "pass", "chief-0": FOREVER})
+
+
+def test_port_conflict_is_recognised(tmp_path):
+  with pytest.raises(supervisor.TaskFailed) as failed:
+    _supervise(tmp_path, {"ps-0": "print('UNKNOWN: Could not start gRPC "
+                                  "server'); sys.exit(1)",
+                          "chief-0": FOREVER})
+  assert failed.value.port_conflict
+
+
+def test_deadline_stops_everything_even_tasks_ignoring_sigterm(tmp_path):
+  with pytest.raises(supervisor.DeadlineExceeded,
+                     match="did not finish within 1 s.*still running: "
+                     "chief-0"):
+    _supervise(tmp_path, {"ps-0": FOREVER, "chief-0": IGNORE_TERM},
+               deadline_secs=1, stop_grace_secs=0.5)
+
+
+def test_children_die_with_a_killed_supervisor(tmp_path):
+  """SIGKILL of the supervisor itself: the kernel kills its children."""
+  script = textwrap.dedent("""
+      import os, sys
+      sys.path.insert(0, %r)
+      from cluster import spec, supervisor
+      from tests import test_supervisor as t
+      import pathlib
+      supervisor.supervise(t._launches(pathlib.Path(%r), {
+          "ps-0": t.FOREVER, "chief-0": t.FOREVER}),
+          log_dir=%r, deadline_secs=120)
+      """ % (os.getcwd(), str(tmp_path), str(tmp_path / "logs")))
+  parent = subprocess.Popen([sys.executable, "-c", script])
+  try:
+    assert processes.wait_until(
+        lambda: len(processes.read_pids(tmp_path)) == 2, 30)
+    pids = processes.read_pids(tmp_path)
+    assert all(processes.alive(pid) for pid in pids.values())
+    parent.kill()
+    parent.wait()
+    assert processes.wait_until(
+        lambda: not any(processes.alive(p) for p in pids.values()), 10)
+  finally:
+    parent.kill()
+    for pid in processes.read_pids(tmp_path).values():
+      if processes.alive(pid):
+        os.kill(pid, signal.SIGKILL)
