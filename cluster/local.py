@@ -35,6 +35,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from cluster import netns  # pylint: disable=g-import-not-at-top
+from cluster import restart
 from cluster import spec
 from cluster import supervisor
 from trainer import errors
@@ -55,6 +56,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("run_dir", "", "Where logs, the trainer flags and (by "
                       "default) the model go. Empty: runs/cluster-<time>.",
                       flag_values=fv)
+  flags.DEFINE_list(
+      "restart_policy", [restart.DEFAULT_POLICY], "How tasks that die are "
+      "restarted: a policy for every type (never, on_failure, exit_code, "
+      "always), then TYPE=POLICY for single types, e.g. "
+      "exit_code,evaluator=never. exit_code retries kills and preemptions "
+      "(exit codes 128-255, signals) but not errors (1-127).",
+      flag_values=fv)
+  flags.DEFINE_integer("max_restarts", restart.DEFAULT_MAX_RESTARTS,
+                       "Restarts allowed per task before the cluster stops.",
+                       flag_values=fv)
   flags.DEFINE_bool("isolate", True, "Run the cluster in a private network "
                     "namespace (unshare -n as root, unshare -rn otherwise), "
                     "so no other machine can reach its ports.",
@@ -145,7 +156,8 @@ def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
 
 def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
                 flagfile: str, log_dir: str, deadline_secs: float,
-                printer=print, log=print):
+                policies=None, printer=supervisor.print_line,
+                log=supervisor.print_line):
   """Starts the cluster and supervises it; retries on port conflicts."""
   deadline = time.monotonic() + deadline_secs
   for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -158,7 +170,8 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
       return supervisor.supervise(
           launches(cluster, evaluator, flagfile), log_dir=log_dir,
           deadline_secs=max(deadline - time.monotonic(), 1.0),
-          printer=printer, on_event=lambda e: log("launcher: " + e))
+          printer=printer, on_event=lambda e: log("launcher: " + e),
+          policies=policies)
     except supervisor.TaskFailed as e:
       if not e.port_conflict or attempt == PORT_ATTEMPTS:
         raise
@@ -176,12 +189,16 @@ def main(argv):
   run_dir = os.path.abspath(run_dir)
   started = time.monotonic()
   try:
+    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
+    spec.build_cluster(num_workers=fv.num_workers, num_ps=fv.num_ps,
+                       ports=iter(range(1, 1000)))  # Checks the shape.
     flagfile, plan = prepare_trainer(argv[1:], run_dir)
+    print("Restart policy: %s" % restart.describe(policies), flush=True)
     codes = run_cluster(
         num_workers=fv.num_workers, num_ps=fv.num_ps,
         evaluator=fv.evaluator, flagfile=flagfile,
         log_dir=os.path.join(run_dir, "logs"),
-        deadline_secs=fv.deadline_secs)
+        deadline_secs=fv.deadline_secs, policies=policies)
   except errors.HarnessError as e:
     print("error: %s" % e, file=sys.stderr, flush=True)
     return 1

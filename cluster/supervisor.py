@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
+from cluster import restart
 from cluster import spec
 from trainer import errors
 
@@ -82,6 +83,11 @@ class Launch:
   env: Mapping[str, str]
 
 
+def print_line(line: str) -> None:
+  """Prints and flushes, so each line shows at once, also in a pipe."""
+  print(line, flush=True)
+
+
 class Printer:
   """Writes lines from several threads without interleaving them."""
 
@@ -95,26 +101,44 @@ class Printer:
 
 
 class RunningTask:
-  """One child process, its log file and its output thread."""
+  """One task's child process (restarted as needed), log and output."""
 
   def __init__(self, launch: Launch, log_dir: str, printer: Printer):
     self.task = launch.task
+    self.launch = launch
+    self.restarts = 0
     self.log_path = os.path.join(log_dir, launch.task.name + ".log")
+    self.pid_path = os.path.join(log_dir, launch.task.name + ".pid")
     self.tail = collections.deque(maxlen=TAIL_LINES)
     self._printer = printer
     self._log = open(self.log_path, "a", buffering=1)
+    self._reader = None
+    self._start()
+
+  def _start(self):
     self.process = subprocess.Popen(  # pylint: disable=subprocess-popen-preexec-fn
-        list(launch.argv), env=dict(launch.env), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        errors="replace", start_new_session=True,
-        preexec_fn=_die_with_parent)
+        list(self.launch.argv), env=dict(self.launch.env),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace",
+        start_new_session=True, preexec_fn=_die_with_parent)
+    with open(self.pid_path, "w") as f:
+      f.write("%d\n" % self.process.pid)
     self._reader = threading.Thread(target=self._read, daemon=True,
-                                    name="output-" + launch.task.name)
+                                    name="output-" + self.task.name)
     self._reader.start()
+
+  def restart(self) -> None:
+    """Starts the task again, with the same command and environment."""
+    self._reader.join(timeout=2.0)
+    self.restarts += 1
+    self._log.write("--- restart %d ---\n" % self.restarts)
+    self._start()
 
   def _read(self):
     prefix = "[%s] " % self.task.name
     for line in self.process.stdout:
+      if self._log.closed:
+        break
       line = line.rstrip("\n")
       self._log.write(line + "\n")
       self.tail.append(line)
@@ -155,17 +179,31 @@ def _signal_group(pid: int, signum: int) -> None:
 
 
 def supervise(launches: Sequence[Launch], *, log_dir: str,
-              deadline_secs: float, printer: Callable[[str], None] = print,
+              deadline_secs: float,
+              printer: Callable[[str], None] = print_line,
               clock: Callable[[], float] = time.monotonic,
               on_event: Optional[Callable[[str], None]] = None,
-              stop_grace_secs: float = STOP_GRACE_SECS) -> Dict[str, int]:
+              stop_grace_secs: float = STOP_GRACE_SECS,
+              policies: Optional[Mapping[str, restart.RestartPolicy]] = None
+              ) -> Dict[str, int]:
   """Runs the tasks until the cluster succeeds or fails.
+
+  Args:
+    launches: the tasks to run.
+    log_dir: where TASK.log and TASK.pid (the current pid) are written.
+    deadline_secs: the whole cluster's deadline.
+    printer: receives every output line, prefixed with its task's name.
+    clock: the clock the deadline is measured with.
+    on_event: receives the supervisor's own messages (restarts, the end).
+    stop_grace_secs: how long a task may take to exit after SIGTERM.
+    policies: task type -> RestartPolicy; None: restart nothing.
 
   Returns:
     Each task's name -> exit code (the ps tasks: the code of being stopped).
 
   Raises:
-    TaskFailed: a task died; all others were stopped.
+    TaskFailed: a task died and was not to be restarted; all others were
+      stopped.
     DeadlineExceeded: past `deadline_secs`; all tasks were stopped.
   """
   os.makedirs(log_dir, exist_ok=True)
@@ -177,14 +215,32 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     for launch in launches:
       running.append(RunningTask(launch, log_dir, printer))
     return _watch(running, start + deadline_secs, deadline_secs, clock,
-                  on_event, stop_grace_secs)
+                  on_event, stop_grace_secs, policies)
   finally:
     for task in running:
       task.stop(stop_grace_secs)
 
 
+def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
+  """Restarts a task that died, or raises TaskFailed naming it."""
+  if code == 0:  # Only a ps gets here.
+    raise task.failure(" (a ps task never exits on its own)")
+  if policies is None:
+    raise task.failure()
+  policy = policies[task.task.type]
+  why_not = policy.why_not(code, task.restarts)
+  if why_not:
+    raise task.failure("; not restarted: " + why_not)
+  note = ("; it lost its variables, so the chief restores the latest "
+          "checkpoint" if task.task.type == spec.PS else "")
+  on_event("%s %s; restarting it (restart %d of at most %d)%s" % (
+      task.task.name, describe_exit(code), task.restarts + 1,
+      policy.max_restarts, note))
+  task.restart()
+
+
 def _watch(running, deadline, deadline_secs, clock, on_event,
-           stop_grace_secs):
+           stop_grace_secs, policies):
   by_type = collections.defaultdict(list)
   for task in running:
     by_type[task.task.type].append(task)
@@ -193,12 +249,8 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
   while True:
     for task in running:
       code = task.poll()
-      if code is None:
-        continue
-      if task.task.type == spec.PS:
-        raise task.failure(" (a ps task never exits on its own)")
-      if code != 0:
-        raise task.failure()
+      if code is not None and (code != 0 or task.task.type == spec.PS):
+        _handle_exit(task, code, policies, on_event)
     exited = [t for t in finishers if t.poll() == 0]
     if not chief_done and any(t.task.type == spec.CHIEF for t in exited):
       chief_done = True

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from cluster import restart
 from cluster import spec
 from cluster import supervisor
 from tests import processes
@@ -130,3 +131,57 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
     for pid in processes.read_pids(tmp_path).values():
       if processes.alive(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+KILL_SELF_FIRST_TIME = """
+marker = os.path.join(%r, "died-once")
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    os.kill(os.getpid(), 9)
+print("second life")
+"""
+
+
+def test_killed_worker_is_restarted_and_the_cluster_finishes(tmp_path):
+  events = []
+  policies = restart.parse_policies(["exit_code"], max_restarts=3)
+  lines, codes = _supervise(
+      tmp_path, {"ps-0": FOREVER, "chief-0": "print('done')",
+                 "worker-0": KILL_SELF_FIRST_TIME % str(tmp_path)},
+      policies=policies, on_event=events.append)
+  assert codes["worker-0"] == 0
+  assert ("worker-0 was killed by SIGKILL (exit code 137); restarting it "
+          "(restart 1 of at most 3)") in events
+  assert "[worker-0] second life" in lines
+  with open(tmp_path / "logs" / "worker-0.log") as f:
+    assert f.read() == "--- restart 1 ---\nsecond life\n"
+
+
+def test_killed_ps_restart_is_attributed_to_the_ps(tmp_path):
+  events = []
+  _supervise(tmp_path, {"ps-0": KILL_SELF_FIRST_TIME % str(tmp_path) +
+                        FOREVER, "chief-0": "import time; time.sleep(1)"},
+             policies=restart.parse_policies([], 3), on_event=events.append)
+  assert any(e.startswith("ps-0 was killed by SIGKILL (exit code 137); "
+                          "restarting it") and "restores the latest "
+             "checkpoint" in e for e in events), events
+
+
+def test_error_exit_is_not_retried_under_exit_code_policy(tmp_path):
+  with pytest.raises(supervisor.TaskFailed,
+                     match="worker-0 exited with code 1; not restarted: exit "
+                     "code 1 means an error in the code or configuration"):
+    _supervise(tmp_path, {"ps-0": FOREVER, "chief-0": FOREVER,
+                          "worker-0": "sys.exit(1)"},
+               policies=restart.parse_policies(["exit_code"], 3))
+
+
+def test_task_that_keeps_dying_exhausts_its_budget(tmp_path):
+  with pytest.raises(supervisor.TaskFailed,
+                     match="chief-0 was killed by SIGKILL .exit code 137.; "
+                     "not restarted: restart budget of 2 exhausted") as e:
+    _supervise(tmp_path, {"ps-0": FOREVER, "chief-0":
+                          "import os; os.kill(os.getpid(), 9)"},
+               policies=restart.parse_policies(["on_failure"], 2))
+  with open(e.value.log_path) as f:
+    assert f.read().count("--- restart") == 2

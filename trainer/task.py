@@ -121,6 +121,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> list:
       config_lib.DEFAULT_SESSION_CREATION_TIMEOUT_SECS,
       "How long a worker waits for the chief's session (Estimator: 7200).",
       flag_values=fv)
+  flags.DEFINE_float(
+      "readiness_poll_secs", 1.0, "How often a worker checks whether the "
+      "chief has made the model ready (TF's default: 30).", flag_values=fv)
   flags.DEFINE_integer("eval_throttle_secs", 10, "Least seconds between two "
                        "evaluations.", flag_values=fv)
   flags.DEFINE_integer("eval_start_delay_secs", 0, "Seconds the evaluator "
@@ -188,6 +191,7 @@ def job_config(fv: flags.FlagValues):
       max_worker_delay_secs=fv.max_worker_delay_secs,
       session_creation_timeout_secs=fv.session_creation_timeout_secs,
       share_cluster_devices=fv.share_cluster_devices,
+      readiness_poll_secs=fv.readiness_poll_secs,
       random_seed=fv.random_seed)
 
 

@@ -22,6 +22,7 @@ from trainer import input_map as input_map_lib
 from trainer import model as model_lib
 from trainer import model_spec as model_spec_lib
 from trainer import progress
+from trainer import readiness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class JobConfig:
   session_creation_timeout_secs: int = (
       config_lib.DEFAULT_SESSION_CREATION_TIMEOUT_SECS)
   share_cluster_devices: bool = True
+  readiness_poll_secs: float = readiness.DEFAULT_POLL_SECS
   random_seed: Optional[int] = None
 
   @property
@@ -101,6 +103,9 @@ def _check_numbers(job: JobConfig) -> None:
   if job.head.optimizer not in model_lib.OPTIMIZERS:
     raise errors.FlagError("--optimizer=%s is not one of: %s." % (
         job.head.optimizer, ", ".join(sorted(model_lib.OPTIMIZERS))))
+  if job.readiness_poll_secs <= 0:
+    raise errors.FlagError("--readiness_poll_secs (%g) must be positive." %
+                           job.readiness_poll_secs)
   if job.head.learning_rate <= 0:
     raise errors.FlagError("--learning_rate (%g) must be positive." %
                            job.head.learning_rate)
@@ -212,10 +217,41 @@ def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
   return latest or None
 
 
+# How often the evaluator starts over after losing a checkpoint it chose.
+EVALUATOR_RETRIES = 20
+
+
+def _lost_checkpoint(error: Exception) -> bool:
+  """The chief deleted the checkpoint the evaluator was about to restore."""
+  return (isinstance(error, tf.errors.NotFoundError) or
+          "is not a valid checkpoint" in str(error))
+
+
+def _evaluate_continuously(estimator, train_spec, eval_spec, log):
+  """The evaluator's loop, surviving checkpoints deleted under it.
+
+  The chief keeps only the newest checkpoints; an evaluator that lags can
+  pick one that is deleted before it is restored. It then evaluates the
+  latest checkpoint instead of dying.
+  """
+  for attempt in range(EVALUATOR_RETRIES + 1):
+    try:
+      return tf.estimator.train_and_evaluate(estimator, train_spec,
+                                             eval_spec)
+    except (ValueError, tf.errors.NotFoundError) as e:
+      if not _lost_checkpoint(e) or attempt == EVALUATOR_RETRIES:
+        raise
+      log("The checkpoint chosen for evaluation was deleted before it was "
+          "restored (%s); evaluating the latest one." %
+          str(e).splitlines()[0][:200])
+
+
 def run(p: Plan, log: Callable[[str], None] = print) -> Result:
   """Trains and evaluates this process's task; exports on the chief."""
   job = p.job
   estimator = estimator_for(p)
+  if _task_type(estimator.config):
+    readiness.set_readiness_poll(job.readiness_poll_secs)
   train_input, eval_input = input_fns(p)
   hook = progress.ProgressHook(batch_size=job.batch_size,
                                every_n_steps=job.log_every_steps,
@@ -227,7 +263,11 @@ def run(p: Plan, log: Callable[[str], None] = print) -> Result:
       start_delay_secs=job.eval_start_delay_secs,
       throttle_secs=job.eval_throttle_secs)
   task_type = _task_type(estimator.config)
-  outcome = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  if task_type == config_lib.EVALUATOR:
+    outcome = _evaluate_continuously(estimator, train_spec, eval_spec, log)
+  else:
+    outcome = tf.estimator.train_and_evaluate(estimator, train_spec,
+                                              eval_spec)
   metrics = None
   if isinstance(outcome, tuple):  # Local training returns (metrics, exports).
     metrics = {k: float(v) for k, v in outcome[0].items()}

@@ -1,0 +1,91 @@
+"""Restart policies: which task exits are retried, and how often.
+
+The policies follow Kubeflow TFJob's:
+
+* `never`: no exit is retried.
+* `on_failure`: every non-zero exit is retried.
+* `exit_code` (the default): exit codes 128-255 and deaths by a signal mean
+  the task was killed or preempted (137 = SIGKILL, 143 = SIGTERM) and are
+  retried; 1-127 mean an error in the code or configuration (1 for an
+  exception, 2 for bad flags) and are not.
+* `always`: like `on_failure`; TFJob also restarts a task that exits 0, but
+  here a finished task stays finished.
+
+Each task may be restarted at most `max_restarts` times; then the cluster
+stops. A restarted task resumes from the latest checkpoint (Estimator
+restores it); a restarted ps has lost its variables, and the chief restores
+them from the latest checkpoint.
+"""
+
+import dataclasses
+from typing import Dict, Mapping, Sequence
+
+from cluster import spec
+from trainer import errors
+
+NEVER, ON_FAILURE, EXIT_CODE, ALWAYS = (
+    "never", "on_failure", "exit_code", "always")
+POLICIES = (NEVER, ON_FAILURE, EXIT_CODE, ALWAYS)
+DEFAULT_POLICY = EXIT_CODE
+DEFAULT_MAX_RESTARTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartPolicy:
+  """Whether to retry a task that exited with a given code."""
+  policy: str = DEFAULT_POLICY
+  max_restarts: int = DEFAULT_MAX_RESTARTS
+
+  def __post_init__(self):
+    if self.policy not in POLICIES:
+      raise errors.FlagError("Restart policy %r is not one of: %s." %
+                             (self.policy, ", ".join(POLICIES)))
+    if self.max_restarts < 0:
+      raise errors.FlagError("max_restarts (%d) must be >= 0." %
+                             self.max_restarts)
+
+  def retryable(self, exit_code: int) -> bool:
+    """Whether this exit code may be retried under the policy at all."""
+    if exit_code == 0 or self.policy == NEVER:
+      return False
+    if self.policy == EXIT_CODE:
+      return exit_code < 0 or exit_code >= 128
+    return True
+
+  def why_not(self, exit_code: int, restarts: int) -> str:
+    """Why a failed task is not restarted; empty when it is."""
+    if not self.retryable(exit_code):
+      if self.policy == EXIT_CODE:
+        return ("exit code %d means an error in the code or configuration, "
+                "which a restart would repeat" % exit_code)
+      return "restart policy %s" % self.policy
+    if restarts >= self.max_restarts:
+      return "restart budget of %d exhausted" % self.max_restarts
+    return ""
+
+
+def parse_policies(entries: Sequence[str],
+                   max_restarts: int) -> Dict[str, RestartPolicy]:
+  """['exit_code', 'evaluator=never'] -> a policy for every task type.
+
+  A bare policy applies to every type; TYPE=POLICY sets one type.
+  """
+  default = DEFAULT_POLICY
+  by_type = {}
+  for entry in entries:
+    kind, sep, policy = entry.partition("=")
+    if not sep:
+      default = kind
+      continue
+    if kind not in spec.TASK_TYPES:
+      raise errors.FlagError(
+          "--restart_policy names task type %r; types are: %s." %
+          (kind, ", ".join(spec.TASK_TYPES)))
+    by_type[kind] = policy
+  return {kind: RestartPolicy(by_type.get(kind, default), max_restarts)
+          for kind in spec.TASK_TYPES}
+
+
+def describe(policies: Mapping[str, RestartPolicy]) -> str:
+  return ", ".join("%s: %s (at most %d)" % (kind, p.policy, p.max_restarts)
+                   for kind, p in policies.items())

@@ -1,0 +1,175 @@
+"""Fault tests on live clusters: SIGKILL a task at a random moment.
+
+Each test starts `python -m cluster.local` in the background, waits until
+training has written its first checkpoint after step 0, waits a random
+fraction of a second more (the seed is in the test's output), kills one
+task with SIGKILL, and checks what must hold. After every test: every
+checkpoint listed in the `checkpoint` file loads, the export loads, and no
+process of the cluster is left.
+"""
+
+import glob
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tests import processes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEADLINE_SECS = 300
+STEPS = 2000
+
+
+class Cluster:
+  """A launcher running in the background, and what it wrote."""
+
+  def __init__(self, tmp_path, assets, cluster_args=(), trainer_args=()):
+    self.run_dir = str(tmp_path / "run")
+    self.model_dir = os.path.join(self.run_dir, "model")
+    self.output_path = str(tmp_path / "launcher.out")
+    command = [sys.executable, "-m", "cluster.local",
+               "--run_dir=" + self.run_dir,
+               "--deadline_secs=%d" % DEADLINE_SECS] + list(cluster_args) + [
+                   "--", "--demo_dir=" + assets.root,
+                   "--train_steps=%d" % STEPS, "--save_checkpoints_steps=200",
+                   "--log_every_steps=100"] + list(trainer_args)
+    self._output = open(self.output_path, "w")
+    self.process = subprocess.Popen(
+        command, cwd=str(tmp_path), stdout=self._output,
+        stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=REPO))
+
+  def checkpoint_steps(self):
+    return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
+                  for p in glob.glob(os.path.join(self.model_dir,
+                                                  "model.ckpt-*.index")))
+
+  def wait_for_training(self):
+    """Until a checkpoint after step 0 exists; then a random moment more."""
+    assert processes.wait_until(
+        lambda: any(s > 0 for s in self.checkpoint_steps()) or
+        self.process.poll() is not None, 240, poll_secs=0.05)
+    assert self.process.poll() is None, self.output()
+    seed = random.randrange(10**6)
+    print("random moment seed:", seed)
+    time.sleep(random.Random(seed).uniform(0.0, 1.0))
+
+  def pid(self, task_name):
+    with open(os.path.join(self.run_dir, "logs", task_name + ".pid")) as f:
+      return int(f.read())
+
+  def kill(self, task_name):
+    pid = self.pid(task_name)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+  def finish(self):
+    try:
+      self.process.wait(DEADLINE_SECS + 60)
+    finally:
+      self.process.kill()
+      self._output.close()
+    assert not processes.pids_mentioning(self.run_dir), "tasks were left"
+    return self.process.returncode, self.output()
+
+  def output(self):
+    with open(self.output_path) as f:
+      return f.read()
+
+  def task_log(self, task_name):
+    with open(os.path.join(self.run_dir, "logs", task_name + ".log")) as f:
+      return f.read()
+
+  def check_outputs_load(self):
+    state = tf.train.get_checkpoint_state(self.model_dir)
+    assert state.all_model_checkpoint_paths
+    for path in state.all_model_checkpoint_paths:
+      assert tf.train.load_checkpoint(path).get_tensor("global_step") > 0
+    exported = tf.saved_model.load(os.path.join(self.model_dir, "export"))
+    assert "serving_default" in exported.signatures
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, assets):
+  made = []
+
+  def make(**kwargs):
+    made.append(Cluster(tmp_path, assets, **kwargs))
+    return made[-1]
+  yield make
+  for cluster in made:
+    cluster.process.kill()
+
+
+def _steps_logged(log_text):
+  return [int(s) for s in re.findall(r"step (\d+)/%d" % STEPS, log_text)]
+
+
+def test_killed_worker_is_restarted_and_training_finishes(cluster_factory):
+  cluster = cluster_factory()
+  cluster.wait_for_training()
+  cluster.kill("worker-1")
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert re.search(r"launcher: worker-1 was killed by SIGKILL \(exit code "
+                   r"137\); restarting it", out)
+  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  cluster.check_outputs_load()
+
+
+def test_killed_chief_resumes_from_its_latest_checkpoint(cluster_factory):
+  cluster = cluster_factory()
+  cluster.wait_for_training()
+  cluster.kill("chief-0")
+  at_kill = max(cluster.checkpoint_steps())
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert "launcher: chief-0 was killed by SIGKILL" in out
+  after_restart = cluster.task_log("chief-0").split("--- restart 1 ---")[1]
+  steps = _steps_logged(after_restart)
+  assert steps and min(steps) >= at_kill, (at_kill, steps)
+  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  assert "Export: " in after_restart
+  cluster.check_outputs_load()
+
+
+def test_killed_ps_is_named_and_training_resumes(cluster_factory):
+  cluster = cluster_factory(cluster_args=["--noevaluator"])
+  cluster.wait_for_training()
+  cluster.kill("ps-0")
+  at_kill = max(cluster.checkpoint_steps())
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert re.search(r"launcher: ps-0 was killed by SIGKILL \(exit code 137\); "
+                   r"restarting it .*restores the latest checkpoint", out)
+  # The chief went on from the latest checkpoint, never from earlier: once
+  # its global step went back (to the restored checkpoint), it stayed at or
+  # above the checkpoint that was the latest when the ps died.
+  steps = _steps_logged(cluster.task_log("chief-0"))
+  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  back = [i for i in range(1, len(steps)) if steps[i] < steps[i - 1]]
+  if back:
+    assert min(steps[back[0]:]) >= at_kill, (at_kill, steps)
+  cluster.check_outputs_load()
+
+
+def test_task_that_keeps_dying_exhausts_its_budget_fast(cluster_factory):
+  cluster = cluster_factory(cluster_args=["--noevaluator", "--num_workers=1",
+                                          "--max_restarts=1"])
+  cluster.wait_for_training()
+  first = cluster.kill("worker-0")
+  assert processes.wait_until(lambda: cluster.pid("worker-0") != first, 60)
+  cluster.kill("worker-0")
+  killed_at = time.monotonic()
+  code, out = cluster.finish()
+  assert code == 1
+  assert re.search(r"error: worker-0 was killed by SIGKILL \(exit code 137\); "
+                   r"not restarted: restart budget of 1 exhausted", out), out
+  print("stopped %.1f s after the second kill" %
+        (time.monotonic() - killed_at))
