@@ -38,6 +38,7 @@ from cluster import netns  # pylint: disable=g-import-not-at-top
 from cluster import restart
 from cluster import spec
 from cluster import supervisor
+from trainer import cli
 from trainer import errors
 
 TRAINER_FLAGS_FILE = "trainer_flags.txt"
@@ -126,6 +127,8 @@ def prepare_trainer(trainer_args, run_dir: str, log=print):
   if not fv.model_dir:
     fv.model_dir = os.path.join(run_dir, "model")
   plan = task.prepare(fv, spec.CHIEF, log=log)
+  # Done once here: a restarted chief must resume, not move its own work.
+  fv.overwrite_model_dir = False
   path = task.write_flags(fv, names, os.path.join(run_dir,
                                                   TRAINER_FLAGS_FILE))
   return path, plan
@@ -229,7 +232,7 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
 
 def console_main():
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,54 @@ def test_config_files_describe_valid_jobs(assets, config, tmp_path,
   assert plan.train_files and plan.eval_files
 
 
+def _pixels(count=64, value="1"):
+  return " ".join([value] * count)
+
+
+def _write_bad_data(root):
+  """Data files with one problem each; returns name -> path."""
+  from trainer import datasets  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  root.mkdir()
+  rows = {
+      "extra_field.csv": "pixels,label\n%s,1\n%s,2,9\n" % (_pixels(),
+                                                           _pixels()),
+      "not_a_number.csv": "pixels,label\n%s,1\n%s,0\n" % (
+          _pixels(), _pixels(63) + " x7"),
+      "short_vector.csv": "pixels,label\n%s,1\n" % _pixels(10),
+      "label_range.csv": "pixels,label\n%s,1\n%s,7\n" % (_pixels(),
+                                                          _pixels()),
+      "empty.csv": "pixels,label\n",
+  }
+  paths = {}
+  for name, text in rows.items():
+    (root / name).write_text(text)
+    paths[name] = str(root / name)
+  bad_labels = datasets.Examples({
+      "pixels": np.ones([3, 64], np.float32),
+      "label": np.array([0, 1, 9], np.int64)})
+  paths["label_range.tfrecord"] = datasets.write_tfrecord(
+      bad_labels, str(root / "label_range.tfrecord"))
+  return paths
+
+
+def _other_models_checkpoint(model_dir, assets, flags_txt=True):
+  """A model_dir holding a finished run of a regression model."""
+  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  train.run(train.plan(train.JobConfig(
+      model=train.ModelOptions(assets.digits_model),
+      head=model_lib.HeadConfig(n_classes=0),
+      train_files=[assets.data("digits_train.csv")],
+      eval_files=[assets.data("digits_eval.csv")], model_dir=str(model_dir),
+      input_map={"inputs": "pixels"}, train_steps=2, validate_data=False)),
+            log=lambda line: None)
+  if flags_txt:
+    fv, names = _flags(["--module_handle=" + assets.digits_model,
+                        "--n_classes=0", "--model_dir=" + str(model_dir)])
+    task.write_flags(fv, names, os.path.join(model_dir, task.FLAGS_FILE))
+
+
 BAD_INPUTS = [
     (["--module_handle=/no/such/model"], "/no/such/model does not exist"),
     (["--module_handle={tmp}"], "is not a SavedModel"),
@@ -74,6 +122,7 @@ BAD_INPUTS = [
      "maps inputs to column pics, which the data does not have"),
     (["--input_map=inputs"], "not of the form MODEL_INPUT=DATA_COLUMN"),
     (["--train_files={tmp}/none*.tfrecord"], "matches no file"),
+    (["--train_files={tmp}"], "is a directory, not a readable file"),
     (["--label_key=digit"], "--label_key=digit is not a column"),
     (["--n_classes=1"], "must be 0 (regression) or at least 2"),
     (["--batch_size=0"], "--batch_size (0) must be a positive integer"),
@@ -81,7 +130,35 @@ BAD_INPUTS = [
     (["--save_checkpoints_steps=5", "--save_checkpoints_secs=5"],
      "not both"),
     (["--export_dir={tmp}"], "already exists"),
+    (["--train_files={bad[extra_field.csv]}"],
+     "extra_field.csv:3 has 3 fields; the header has 2 (pixels,label)"),
+    (["--eval_files={bad[not_a_number.csv]}"],
+     "not_a_number.csv:3: column pixels holds 'x7', which is not a number"),
+    (["--train_files={bad[short_vector.csv]}"],
+     "short_vector.csv:2: column pixels holds 10 numbers; the model input "
+     "takes 64"),
+    (["--train_files={bad[label_range.csv]}"],
+     "label_range.csv:3: label 7 is outside [0, 5) (--n_classes=5)"),
+    (["--train_files={bad[label_range.tfrecord]}"],
+     "label_range.tfrecord: record 2: label 9 is outside [0, 5)"),
+    (["--train_files={bad[empty.csv]}"], "empty.csv hold no examples"),
+    (["ENV:TF_CONFIG={{bad json"], "TF_CONFIG is not valid JSON"),
+    (["ENV:TF_CONFIG={{\"cluster\": {{\"worker\": [\"h:1\"]}}, \"task\": "
+      "{{\"type\": \"worker\", \"index\": 0}}}}"],
+     "The cluster has no chief"),
+    (["OTHER_MODEL"], "holds a checkpoint (%s) of a different model: "
+     "--n_classes was 0, now 5. Use a new --model_dir, or "
+     "--overwrite_model_dir"),
+    (["OTHER_MODEL_NO_FLAGS"], "but no flags.txt, so it may belong to "
+     "another model"),
 ]
+
+
+def _listing(path):
+  if not os.path.exists(path):
+    return None
+  return sorted(os.path.join(d, f) for d, _, files in os.walk(path)
+                for f in files)
 
 
 @pytest.mark.parametrize("bad,message", BAD_INPUTS)
@@ -89,13 +166,47 @@ def test_bad_input_is_one_line_and_writes_nothing(assets, tmp_path, capsys,
                                                   bad, message):
   scratch = tmp_path / "scratch"
   scratch.mkdir()
-  bad = [a.format(tmp=scratch, tf1=assets.tf1_hub_model) for a in bad]
+  bad_data = _write_bad_data(tmp_path / "bad")
+  model_dir = tmp_path / "model"
+  environ = {}
+  if bad[0].startswith("OTHER_MODEL"):
+    _other_models_checkpoint(model_dir, assets,
+                             flags_txt=bad[0] == "OTHER_MODEL")
+    message = message.replace("%s", os.path.join(model_dir, "model.ckpt-2"))
+    bad = []
+  elif bad[0].startswith("ENV:"):
+    name, _, value = bad[0][4:].partition("=")
+    environ[name] = value.format()
+    bad = []
+  bad = [a.format(tmp=scratch, tf1=assets.tf1_hub_model, bad=bad_data)
+         for a in bad]
+  before = _listing(model_dir)
   fv, names = _flags(_good_args(assets, tmp_path) + bad)
-  assert task.run(fv, names) == 1
+  assert task.run(fv, names, environ=environ) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: "), err
   assert message in err[0]
-  assert not os.path.exists(tmp_path / "model")
+  assert _listing(model_dir) == before
+
+
+def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
+  model_dir = tmp_path / "model"
+  _other_models_checkpoint(model_dir, assets)
+  fv, _ = _flags(_good_args(assets, tmp_path) + ["--overwrite_model_dir"])
+  moved = []
+  task.prepare(fv, log=moved.append)
+  assert not os.path.exists(model_dir)
+  aside = [p for p in os.listdir(tmp_path) if p.startswith("model.old-")]
+  assert len(aside) == 1 and "moved it to" in moved[0]
+  assert os.path.exists(tmp_path / aside[0] / "model.ckpt-2.index")
+
+
+def test_same_model_resumes_from_its_model_dir(assets, tmp_path):
+  model_dir = tmp_path / "model"
+  _other_models_checkpoint(model_dir, assets)
+  fv, _ = _flags(_good_args(assets, tmp_path)[:-2] + [
+      "--n_classes=0", "--model_dir=" + str(model_dir)])
+  assert task.model_dir_conflict(fv) == ""
 
 
 def _run_cli(args, cwd):

@@ -40,6 +40,11 @@ def expand(patterns: Sequence[str], flag: str) -> List[str]:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
       raise errors.DataError("%s: %s matches no file." % (flag, pattern))
+    for path in matched:
+      if tf.io.gfile.isdir(path):
+        raise errors.DataError("%s: %s is a directory, not a readable file; "
+                               "give a glob of files, e.g. %s/*.csv." %
+                               (flag, path, path.rstrip("/")))
     files.extend(matched)
   formats = {is_csv(f) for f in files}
   if len(formats) > 1:
@@ -144,7 +149,7 @@ class InputConfig:
   label_dtype: tf.DType
 
 
-def _parser(files: Sequence[str], config: InputConfig):
+def parser(files: Sequence[str], config: InputConfig):
   """A function from a batch of raw records to (features, labels)."""
   label_spec = tf.TensorSpec([None], config.label_dtype)
   if is_csv(files[0]):
@@ -190,7 +195,7 @@ def make_input_fn(files: Sequence[str], config: InputConfig, *,
     if training:
       dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
     dataset = dataset.batch(batch_size)
-    dataset = dataset.map(_parser(files, config),
+    dataset = dataset.map(parser(files, config),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
   return input_fn

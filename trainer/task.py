@@ -20,11 +20,16 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
+from trainer import cli
 from trainer import config as config_lib
 from trainer import errors
 from trainer import input_map as input_map_lib
 
 FLAGS_FILE = "flags.txt"
+# Flags that define the model a checkpoint belongs to.
+MODEL_FLAGS = ("module_handle", "trainable", "tags", "signature",
+               "output_key", "signature_outputs_as_dict", "n_classes",
+               "hidden_units", "optimizer")
 DEMO_DEFAULTS = {
     "trainable": True,
     "input_map": ["inputs=pixels"],
@@ -128,6 +133,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> list:
                        "evaluations.", flag_values=fv)
   flags.DEFINE_integer("eval_start_delay_secs", 0, "Seconds the evaluator "
                        "waits before its first evaluation.", flag_values=fv)
+  flags.DEFINE_bool(
+      "validate_data", True, "Read every data file once before training, "
+      "to report a bad row by file and line in seconds rather than as a TF "
+      "error mid-training. Turn off for data too large to scan.",
+      flag_values=fv)
+  flags.DEFINE_bool(
+      "overwrite_model_dir", False, "If --model_dir holds a checkpoint of "
+      "a different model, move that directory aside (to MODEL_DIR.old-TIME) "
+      "and start afresh, instead of refusing.", flag_values=fv)
   flags.DEFINE_string("demo_dir", "demo_assets", "Where the demo's models "
                       "and data are built (if missing) and read.",
                       flag_values=fv)
@@ -192,7 +206,7 @@ def job_config(fv: flags.FlagValues):
       session_creation_timeout_secs=fv.session_creation_timeout_secs,
       share_cluster_devices=fv.share_cluster_devices,
       readiness_poll_secs=fv.readiness_poll_secs,
-      random_seed=fv.random_seed)
+      random_seed=fv.random_seed, validate_data=fv.validate_data)
 
 
 def write_flags(fv: flags.FlagValues, names, path: str) -> str:
@@ -239,12 +253,62 @@ def prepare(fv: flags.FlagValues, task_type=None, log=logging.info):
     apply_demo_defaults(fv, log=log)
   job = job_config(fv)
   plan = train.plan(job)
-  if task_type in (None, config_lib.CHIEF) and os.path.exists(
-      job.resolved_export_dir):
-    raise errors.FlagError(
-        "Export directory %s already exists; remove it or set --export_dir "
-        "to a new path." % job.resolved_export_dir)
+  if task_type in (None, config_lib.CHIEF):
+    check_model_dir(fv, log=log)
+    if os.path.exists(job.resolved_export_dir):
+      raise errors.FlagError(
+          "Export directory %s already exists; remove it or set "
+          "--export_dir to a new path." % job.resolved_export_dir)
   return plan
+
+
+def _model_flag_value(fv, name):
+  value = fv[name].value
+  if name == "module_handle" and value:
+    return os.path.abspath(value)
+  return value
+
+
+def model_dir_conflict(fv: flags.FlagValues) -> str:
+  """Why --model_dir's checkpoint is not this model's; empty if it is."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checkpoint = tf.train.latest_checkpoint(fv.model_dir)
+  if not checkpoint:
+    return ""
+  recorded_path = os.path.join(fv.model_dir, FLAGS_FILE)
+  if not os.path.exists(recorded_path):
+    return ("it holds a checkpoint (%s) but no %s, so it may belong to "
+            "another model" % (checkpoint, FLAGS_FILE))
+  recorded = flags.FlagValues()
+  define_flags(recorded)
+  recorded(["recorded", "--flagfile=" + recorded_path])
+  changes = ["--%s was %r, now %r" % (name, _model_flag_value(recorded, name),
+                                      _model_flag_value(fv, name))
+             for name in MODEL_FLAGS
+             if _model_flag_value(recorded, name) != _model_flag_value(
+                 fv, name)]
+  if changes:
+    return "it holds a checkpoint (%s) of a different model: %s" % (
+        checkpoint, "; ".join(changes))
+  return ""
+
+
+def check_model_dir(fv: flags.FlagValues, log=logging.info) -> None:
+  """Refuses a --model_dir holding another model's checkpoint.
+
+  With --overwrite_model_dir, that directory is moved aside instead.
+  """
+  conflict = model_dir_conflict(fv)
+  if not conflict:
+    return
+  if not fv.overwrite_model_dir:
+    raise errors.FlagError(
+        "--model_dir=%s: %s. Use a new --model_dir, or --overwrite_model_dir "
+        "to move the old one aside." % (fv.model_dir, conflict))
+  aside = "%s.old-%s" % (fv.model_dir.rstrip("/"),
+                         datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  os.rename(fv.model_dir, aside)
+  log("--overwrite_model_dir: %s; moved it to %s." % (conflict, aside))
 
 
 def run(fv: flags.FlagValues, names, environ=os.environ) -> int:
@@ -261,8 +325,10 @@ def run(fv: flags.FlagValues, names, environ=os.environ) -> int:
   job = plan.job
   if task_type in (None, config_lib.CHIEF):
     write_flags(fv, names, os.path.join(job.model_dir, FLAGS_FILE))
-  logging.info("Training %s on %s for %d steps; model_dir %s",
-               job.model.handle, ",".join(plan.train_files), job.train_steps,
+  logging.info("Training %s on %s%s for %d steps; model_dir %s",
+               job.model.handle, ",".join(plan.train_files),
+               " (%d examples)" % plan.train_examples
+               if plan.train_examples else "", job.train_steps,
                job.model_dir)
   result = train.run(plan, log=logging.info)
   print(summary(result, job), flush=True)
@@ -283,7 +349,7 @@ _FLAG_NAMES = []
 def console_main():
   """Entry point of the `hub-trainer` console script."""
   _FLAG_NAMES.extend(define_flags())
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

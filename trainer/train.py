@@ -23,6 +23,7 @@ from trainer import model as model_lib
 from trainer import model_spec as model_spec_lib
 from trainer import progress
 from trainer import readiness
+from trainer import validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class JobConfig:
   share_cluster_devices: bool = True
   readiness_poll_secs: float = readiness.DEFAULT_POLL_SECS
   random_seed: Optional[int] = None
+  validate_data: bool = True
 
   @property
   def resolved_export_dir(self) -> str:
@@ -76,6 +78,8 @@ class Plan:
   train_files: Sequence[str]
   eval_files: Sequence[str]
   inputs: data.InputConfig
+  train_examples: Optional[int] = None  # Counted when the data is checked.
+  eval_examples: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +151,15 @@ def plan(job: JobConfig) -> Plan:
   inputs = data.InputConfig(inputs=spec.inputs, input_map=mapping,
                             columns=columns, label_key=job.label_key,
                             label_dtype=label_dtype)
+  counts = {}
+  if job.validate_data:
+    counts = dict(
+        train_examples=validate.check_files(
+            train_files, inputs, job.head.n_classes, "--train_files"),
+        eval_examples=validate.check_files(
+            eval_files, inputs, job.head.n_classes, "--eval_files"))
   return Plan(job=job, spec=spec, train_files=train_files,
-              eval_files=eval_files, inputs=inputs)
+              eval_files=eval_files, inputs=inputs, **counts)
 
 
 def estimator_for(p: Plan) -> tf.estimator.Estimator:

@@ -1,0 +1,65 @@
+"""Bad input to the launcher and the trainer CLIs, as a user types it.
+
+Each case runs the real command: it must exit non-zero with one line on
+stderr naming the problem, no traceback, nothing written to the run or
+model directory, and nothing left running.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests import processes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CASES = [
+    ("cluster.local", ["--num_ps=0"], "num_ps (0) must be >= 1"),
+    ("cluster.local", ["--num_workers=-2"], "num_workers (-2) must be >= 0"),
+    ("cluster.local", ["--restart_policy=sometimes"],
+     "Restart policy 'sometimes' is not one of"),
+    ("cluster.local", ["--restart_policy=boss=never"],
+     "names task type 'boss'"),
+    ("cluster.local", ["--bogus_flag=1"],
+     "Unknown command line flag 'bogus_flag'"),
+    ("cluster.local", ["--", "--no_such_flag=1"],
+     "trainer flags: Unknown command line flag 'no_such_flag'"),
+    ("cluster.local", ["--", "--module_handle=/nope", "--n_classes=2"],
+     "Model path /nope does not exist"),
+    ("cluster.local", ["--", "--demo_dir={assets}", "--n_classes=3"],
+     "digits_train.tfrecord: record 1: label 4 is outside [0, 3)"),
+    ("trainer.task", ["--train_steps=zero"],
+     "flag --train_steps=zero: invalid literal for int()"),
+    ("trainer.task", ["--demo_dir={assets}", "--eval_files=/nope/*.csv"],
+     "--eval_files: /nope/*.csv matches no file"),
+]
+
+
+@pytest.mark.parametrize("module,args,message", CASES)
+def test_bad_input(assets, tmp_path, module, args, message):
+  run_dir = str(tmp_path / "run")
+  model_dir = str(tmp_path / "model")
+  args = [a.format(assets=assets.root) for a in args]
+  command = [sys.executable, "-m", module]
+  if module == "cluster.local":
+    command.append("--run_dir=" + run_dir)
+    if "--" in args:
+      args.append("--model_dir=" + model_dir)
+  else:
+    args.append("--model_dir=" + model_dir)
+  proc = subprocess.run(command + args, cwd=str(tmp_path), text=True,
+                        capture_output=True, timeout=300, check=False,
+                        env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode != 0
+  # Progress logged before the check (absl's "I1125 12:00:00.0 ..." lines)
+  # may precede it; the problem itself is one line.
+  errors = [line for line in proc.stderr.strip().splitlines()
+            if not re.match(r"[IWEF]\d{4} \d", line)]
+  assert len(errors) == 1, proc.stderr
+  assert errors[0].startswith("error: ") and message in errors[0], errors
+  assert "Traceback" not in proc.stdout + proc.stderr
+  assert not os.path.exists(run_dir) and not os.path.exists(model_dir)
+  assert not processes.pids_mentioning(str(tmp_path))
