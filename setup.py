@@ -27,6 +27,7 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist>=3"],
+        "bench": ["matplotlib>=3.5"],
     },
     entry_points={
         "console_scripts": [

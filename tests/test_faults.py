@@ -147,7 +147,8 @@ def test_killed_ps_is_named_and_training_resumes(cluster_factory):
   code, out = cluster.finish()
   assert code == 0, out[-3000:]
   assert re.search(r"launcher: ps-0 was killed by SIGKILL \(exit code 137\); "
-                   r"restarting it .*restores the latest checkpoint", out)
+                   r"restarting it .*restores the latest checkpoint",
+                   out), out[-3000:]
   # The chief went on from the latest checkpoint, never from earlier: once
   # its global step went back (to the restored checkpoint), it stayed at or
   # above the checkpoint that was the latest when the ps died.
@@ -155,7 +156,7 @@ def test_killed_ps_is_named_and_training_resumes(cluster_factory):
   assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
   back = [i for i in range(1, len(steps)) if steps[i] < steps[i - 1]]
   if back:
-    assert min(steps[back[0]:]) >= at_kill, (at_kill, steps)
+    assert min(steps[back[0]:]) >= at_kill, (at_kill, steps, out[-3000:])
   cluster.check_outputs_load()
 
 

@@ -141,3 +141,44 @@ def test_only_layer_and_head_variables_are_trained(assets, batch):
   assert "dense1/kernel/Adam:0" in slots
   assert "logits/kernel/Adam:0" in slots
   assert not any("moving_mean" in name for name in slots)
+
+
+class _TwoPsConfig:
+  num_ps_replicas = 2
+
+
+def _ps_placement(handle, balanced):
+  """Variable -> (ps task, bytes) when the model_fn runs under Estimator's
+  own round-robin replica_device_setter with two ps tasks."""
+  spec = model_spec.inspect_model(handle, trainable=True)
+  cluster = tf.train.ClusterSpec({"ps": ["h:1", "h:2"], "chief": ["h:3"]})
+  with tf.Graph().as_default() as graph:
+    outer = tf.compat.v1.train.replica_device_setter(
+        ps_tasks=2, worker_device="/job:chief", cluster=cluster)
+    with tf.compat.v1.device(outer):
+      tf.compat.v1.train.get_or_create_global_step()
+      model_fn = model.make_model_fn(spec, model.HeadConfig(n_classes=5))
+      pixels = tf.zeros([4, 64])
+      model_fn({"inputs": pixels}, tf.zeros([4], tf.int64), ModeKeys.TRAIN,
+               _TwoPsConfig() if balanced else None)
+  placed = {}
+  for op in graph.get_operations():
+    if op.type == "VarHandleOp" and "/Adam" not in op.name:
+      shape = tf.TensorShape(op.get_attr("shape"))
+      placed[op.name] = (tf.DeviceSpec.from_string(op.device).task,
+                         shape.num_elements() * 4)
+  return placed
+
+
+def test_variables_are_balanced_over_ps_tasks_by_size(assets):
+  placed = _ps_placement(assets.digits_model, balanced=True)
+  largest = sorted(placed, key=lambda name: -placed[name][1])[:2]
+  assert set(largest) == {"dense1/kernel", "dense2/kernel"}
+  assert placed[largest[0]][0] != placed[largest[1]][0]
+  load = [sum(b for task, b in placed.values() if task == t) for t in (0, 1)]
+  round_robin = _ps_placement(assets.digits_model, balanced=False)
+  rr_load = [sum(b for task, b in round_robin.values() if task == t)
+             for t in (0, 1)]
+  print("bytes per ps: balanced %s, round-robin %s" % (load, rr_load))
+  assert max(load) <= max(rr_load)
+  assert max(load) / sum(load) < 0.65

@@ -29,6 +29,7 @@ def test_reports_rates_every_n_steps_and_at_the_end():
     hook.after_run(None, _results(step, 1.0 / step))
   hook.end(None)
   assert lines == [
+      "first training step done at global step 1",
       "step 11/25  loss 0.0909  2.0 steps/s  16 examples/s",
       "step 21/25  loss 0.0476  2.0 steps/s  16 examples/s",
       "step 25/25  loss 0.0400  2.0 steps/s  16 examples/s",

@@ -14,8 +14,13 @@ this module wires by hand what Estimator would otherwise miss
   layer itself forces training=False when frozen;
 * update ops: the moving-average updates of a TF2 SavedModel run inside its
   function call; any UPDATE_OPS of the head are run with the train op.
+
+With several ps tasks, variables are placed by size (greedy: each goes to
+the ps holding the fewest bytes so far) instead of Estimator's round-robin,
+which can put the largest variables on one ps and make it the bottleneck.
 """
 
+import contextlib
 import dataclasses
 from typing import Sequence
 
@@ -73,20 +78,62 @@ def _flat_float(tensor: tf.Tensor) -> tf.Tensor:
   return tensor
 
 
+class GreedyBySize:
+  """ps strategy: each variable goes to the ps holding the fewest bytes."""
+
+  def __init__(self, num_ps: int):
+    self.loads = [0] * num_ps
+
+  def __call__(self, op) -> int:
+    task = self.loads.index(min(self.loads))
+    self.loads[task] += _variable_bytes(op)
+    return task
+
+
+def _variable_bytes(op) -> int:
+  """Bytes of the variable `op` creates (1 where its shape is unknown)."""
+  try:
+    shape = tf.TensorShape(op.get_attr("shape"))
+    dtype = tf.as_dtype(op.get_attr("dtype"))
+  except ValueError:
+    return 1
+  if not shape.is_fully_defined():
+    return 1
+  return max(shape.num_elements() * dtype.size, 1)
+
+
+def balanced_ps_placement(num_ps: int):
+  """A device function placing variables on `num_ps` ps tasks by size.
+
+  Used inside Estimator's own replica_device_setter, it decides the ps task
+  of each variable (the inner device function wins); other ops are left to
+  Estimator.
+  """
+  return tf.compat.v1.train.replica_device_setter(
+      ps_tasks=num_ps, ps_device="/job:ps", worker_device="",
+      ps_strategy=GreedyBySize(num_ps))
+
+
 def make_model_fn(spec: model_spec_lib.ModelSpec, head: HeadConfig):
   """Returns a model_fn for `spec` with `head` on top."""
 
-  def model_fn(features, labels, mode):
+  def model_fn(features, labels, mode, config=None):
     training = mode == tf.estimator.ModeKeys.TRAIN
-    layer = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
-    net = hub_outputs(layer, spec, features, training)
-    head_layers = [tf_keras.layers.Dense(units, activation="relu",
-                                         name="hidden_%d" % i)
-                   for i, units in enumerate(head.hidden_units)]
-    head_layers.append(tf_keras.layers.Dense(max(head.n_classes, 1),
-                                             name="logits"))
-    for head_layer in head_layers:
-      net = head_layer(net)
+    # Estimator places variables on ps tasks only when training; export and
+    # evaluation run in a local session.
+    num_ps = config.num_ps_replicas if config and training else 0
+    placement = (tf.compat.v1.device(balanced_ps_placement(num_ps))
+                 if num_ps > 1 else contextlib.nullcontext())
+    with placement:
+      layer = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
+      net = hub_outputs(layer, spec, features, training)
+      head_layers = [tf_keras.layers.Dense(units, activation="relu",
+                                           name="hidden_%d" % i)
+                     for i, units in enumerate(head.hidden_units)]
+      head_layers.append(tf_keras.layers.Dense(max(head.n_classes, 1),
+                                               name="logits"))
+      for head_layer in head_layers:
+        net = head_layer(net)
     logits = net
 
     if head.n_classes:

@@ -1,8 +1,9 @@
 """A SessionRunHook that reports training progress.
 
-Every `every_n_steps` global steps it logs one line: the step, the loss,
-steps per second and examples per second (of this task), measured over the
-steps since the last line.
+After this task's first step it says so (the end of start-up); then every
+`every_n_steps` global steps it logs one line: the step, the loss, steps
+per second and examples per second (of this task), measured over the steps
+since the last line.
 """
 
 import time
@@ -12,6 +13,8 @@ import tensorflow as tf
 
 # The model_fn names its total loss so; see trainer.model.
 LOSS_NAME = "total_loss"
+# Starts the line logged after this task's first training step.
+FIRST_STEP = "first training step done"
 
 
 class ProgressHook(tf.estimator.SessionRunHook):
@@ -49,6 +52,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
                     float(run_values.results["loss"]))
     if self._last is None:
       self._last = self._latest[:3]
+      self._log("%s at global step %d" % (FIRST_STEP, step))
     elif step - self._last[0] >= self._every:
       self._report()
 

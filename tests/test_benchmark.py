@@ -1,0 +1,52 @@
+"""scripts/benchmark.py: a smoke run produces every figure (never a speed)."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+import benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+FIGURES = ["raw_examples_per_s", "estimator_examples_per_s",
+           "estimator_startup_s", "estimator_final_save_s",
+           "cluster_1w_examples_per_s", "cluster_2w_examples_per_s",
+           "cluster_first_step_s", "cluster_total_s", "chief_death_detect_s",
+           "estimator_vs_raw", "cluster_vs_estimator", "scaling_2w_vs_1w"]
+
+
+def test_smoke_run_produces_every_figure(tmp_path):
+  path = tmp_path / "bench.json"
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "scripts", "benchmark.py"),
+       "--smoke", "--work_dir=" + str(tmp_path / "work"), "--json=" +
+       str(path)], capture_output=True, text=True, timeout=900, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  figures = json.loads(path.read_text())
+  for key in FIGURES:
+    assert isinstance(figures[key], float), (key, figures[key])
+  assert figures["statistic"] == "median" and figures["repeats"] == 1
+  assert figures["cores"] >= 1 and figures["tf_version"].startswith("2.15")
+  assert "figure (median of 1 runs)" in proc.stdout
+
+
+def test_log_times_and_steady_rate():
+  year = datetime.date.today().year
+  text = ("I1125 10:00:00.000000 1 progress.py:64] step 10/100  loss 1\n"
+          "noise\n"
+          "I1125 10:00:02.500000 1 progress.py:64] step 60/100  loss 1\n"
+          "I1125 10:00:05.000000 1 progress.py:64] step 110/100  loss 1\n")
+  parsed = list(benchmark.parse_log_times(text, year))
+  assert [m for _, m in parsed] == ["step 10/100  loss 1",
+                                    "step 60/100  loss 1",
+                                    "step 110/100  loss 1"]
+  assert parsed[1][0] - parsed[0][0] == pytest.approx(2.5)
+  points = [(t, int(benchmark._STEP.match(m).group(1))) for t, m in parsed]
+  assert benchmark.steady_rate(points, skip=1) == pytest.approx(20.0)
+  assert benchmark.steady_rate(points[:1]) is None
