@@ -12,7 +12,7 @@ TF cannot stop an in-process server: they live until the process exits.
 
 import tensorflow as tf
 
-from cluster import local
+from cluster import ports as ports_lib
 from cluster import spec
 from trainer import errors
 
@@ -24,7 +24,7 @@ class InProcessCluster:
                attempts: int = 3):
     last_error = None
     for _ in range(attempts):
-      ports = iter(local.pick_ports(num_workers + num_ps))
+      ports = iter(ports_lib.pick_ports(num_workers + num_ps))
       self.cluster = {
           spec.WORKER: ["localhost:%d" % next(ports)
                         for _ in range(num_workers)],

@@ -35,6 +35,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from cluster import netns  # pylint: disable=g-import-not-at-top
+from cluster import ports as ports_lib
 from cluster import restart
 from cluster import spec
 from cluster import supervisor
@@ -134,17 +135,6 @@ def prepare_trainer(trainer_args, run_dir: str, log=print):
   return path, plan
 
 
-def pick_ports(count: int):
-  """`count` distinct free ports from portpicker."""
-  import portpicker  # pylint: disable=g-import-not-at-top
-  ports = []
-  while len(ports) < count:
-    port = portpicker.pick_unused_port()
-    if port not in ports:
-      ports.append(port)
-  return ports
-
-
 def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
   """One Launch per task: the trainer with that task's TF_CONFIG."""
   argv = [sys.executable, "-m", "trainer.task", "--flagfile=" + flagfile]
@@ -164,7 +154,7 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
   """Starts the cluster and supervises it; retries on port conflicts."""
   deadline = time.monotonic() + deadline_secs
   for attempt in range(1, PORT_ATTEMPTS + 1):
-    ports = iter(pick_ports(1 + num_workers + num_ps))
+    ports = iter(ports_lib.pick_ports(1 + num_workers + num_ps))
     cluster = spec.build_cluster(num_workers=num_workers, num_ps=num_ps,
                                  ports=ports)
     log("Cluster: %s%s" % (json.dumps(cluster),
@@ -193,8 +183,7 @@ def main(argv):
   started = time.monotonic()
   try:
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
-    spec.build_cluster(num_workers=fv.num_workers, num_ps=fv.num_ps,
-                       ports=iter(range(1, 1000)))  # Checks the shape.
+    spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
     flagfile, plan = prepare_trainer(argv[1:], run_dir)
     print("Restart policy: %s" % restart.describe(policies), flush=True)
     codes = run_cluster(

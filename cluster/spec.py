@@ -113,15 +113,20 @@ def validate_task(cluster: ClusterDict, task: Task) -> Task:
   return task
 
 
-def build_cluster(*, num_workers: int, num_ps: int, ports: Iterator[int],
-                  host: str = "localhost") -> ClusterDict:
-  """A chief, `num_workers` workers and `num_ps` ps tasks on `host`."""
+def check_shape(*, num_workers: int, num_ps: int) -> None:
+  """Raises ClusterError unless workers >= 0 and ps >= 1."""
   if num_workers < 0:
     raise errors.ClusterError("num_workers (%d) must be >= 0." % num_workers)
   if num_ps < 1:
     raise errors.ClusterError(
         "num_ps (%d) must be >= 1: parameter-server training keeps its "
         "variables on ps tasks." % num_ps)
+
+
+def build_cluster(*, num_workers: int, num_ps: int, ports: Iterator[int],
+                  host: str = "localhost") -> ClusterDict:
+  """A chief, `num_workers` workers and `num_ps` ps tasks on `host`."""
+  check_shape(num_workers=num_workers, num_ps=num_ps)
   sizes = {CHIEF: 1, WORKER: num_workers, PS: num_ps}
   cluster = {job: ["%s:%d" % (host, next(ports)) for _ in range(n)]
              for job, n in sizes.items() if n}

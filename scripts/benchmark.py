@@ -67,14 +67,14 @@ _STEP = re.compile(r"^step (\d+)/\d+ ")
 
 def settings(quick: bool, smoke: bool, repeats=None) -> dict:
   if smoke:
-    plan = dict(raw_steps=30, estimator_steps=60, cluster_steps=150,
+    plan = dict(raw_steps=30, estimator_steps=60, cluster_steps=300,
                 warmup=10, repeats=1)
   elif quick:
-    plan = dict(raw_steps=300, estimator_steps=600, cluster_steps=1500,
-                warmup=50, repeats=3)
+    plan = dict(raw_steps=3000, estimator_steps=3000, cluster_steps=1500,
+                warmup=100, repeats=3)
   else:
-    plan = dict(raw_steps=1000, estimator_steps=2000, cluster_steps=4000,
-                warmup=100, repeats=5)
+    plan = dict(raw_steps=10000, estimator_steps=10000, cluster_steps=4000,
+                warmup=200, repeats=5)
   if repeats:
     plan["repeats"] = repeats
   return plan
@@ -195,16 +195,27 @@ def launch_cluster(assets, work_dir, name, num_workers, steps, batch_size,
   return process, run_dir, started, output
 
 
-def chief_log(run_dir):
-  path = os.path.join(run_dir, "logs", "chief-0.log")
+def task_log(run_dir, task_name):
+  path = os.path.join(run_dir, "logs", task_name + ".log")
   if not os.path.exists(path):
     return ""
   with open(path) as f:
     return f.read()
 
 
+def training_logs(run_dir):
+  """The logs of every training task (chief and workers)."""
+  names = sorted(n[:-4] for n in os.listdir(os.path.join(run_dir, "logs"))
+                 if n.endswith(".log") and n.startswith(("chief", "worker")))
+  return [task_log(run_dir, name) for name in names]
+
+
 def cluster_figures(assets, work_dir, name, num_workers, steps, batch_size):
-  """Cluster examples/s (steady), time to first step and to the end."""
+  """Cluster examples/s (steady), time to first step and to the end.
+
+  The global step is shared, so the progress lines of all training tasks
+  form one series of (time, global step).
+  """
   process, run_dir, started, output = launch_cluster(
       assets, work_dir, name, num_workers, steps, batch_size)
   code = process.wait(900)
@@ -214,8 +225,9 @@ def cluster_figures(assets, work_dir, name, num_workers, steps, batch_size):
     raise RuntimeError("cluster %s failed (exit %d); see %s" % (
         name, code, os.path.join(work_dir, name + ".out")))
   year = datetime.date.today().year
-  log = list(parse_log_times(chief_log(run_dir), year))
-  first = next(t for t, m in log if m.startswith(progress.FIRST_STEP))
+  log = sorted(entry for text in training_logs(run_dir)
+               for entry in parse_log_times(text, year))
+  first = min(t for t, m in log if m.startswith(progress.FIRST_STEP))
   points = [(t, int(_STEP.match(m).group(1))) for t, m in log
             if _STEP.match(m)]
   rate = steady_rate(points, skip=max(1, len(points) // 5))
@@ -229,7 +241,7 @@ def chief_death_detect(assets, work_dir, name, steps, batch_size):
       assets, work_dir, name, 1, steps, batch_size,
       extra=["--restart_policy=never"])
   deadline = time.monotonic() + 300
-  while progress.FIRST_STEP not in chief_log(run_dir):
+  while progress.FIRST_STEP not in task_log(run_dir, "chief-0"):
     if time.monotonic() > deadline or process.poll() is not None:
       raise RuntimeError("cluster %s never started training" % name)
     time.sleep(0.05)

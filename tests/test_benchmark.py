@@ -30,7 +30,7 @@ def test_smoke_run_produces_every_figure(tmp_path):
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   figures = json.loads(path.read_text())
   for key in FIGURES:
-    assert isinstance(figures[key], float), (key, figures[key])
+    assert isinstance(figures[key], float), (key, figures[key], proc.stdout[-3000:])
   assert figures["statistic"] == "median" and figures["repeats"] == 1
   assert figures["cores"] >= 1 and figures["tf_version"].startswith("2.15")
   assert "figure (median of 1 runs)" in proc.stdout

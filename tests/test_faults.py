@@ -58,6 +58,7 @@ class Cluster:
     assert self.process.poll() is None, self.output()
     seed = random.randrange(10**6)
     print("random moment seed:", seed)
+    # Not a wait for readiness (training runs): the kill's random moment.
     time.sleep(random.Random(seed).uniform(0.0, 1.0))
 
   def pid(self, task_name):

@@ -5,6 +5,7 @@ TF's gRPC runtime between them) through the launcher, as a user would.
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -111,3 +112,43 @@ def test_legacy_tf1_model_trains_frozen_on_two_ps(tmp_path, assets):
   assert {_device_of(model_dir, "dense1/kernel"),
           _device_of(model_dir, "dense2/kernel")} == {"/job:ps/task:0",
                                                      "/job:ps/task:1"}
+
+
+def test_port_taken_before_binding_is_retried(tmp_path, assets,
+                                              monkeypatch):
+  """The chief's port is taken between picking and binding: the launcher
+  starts the cluster again on fresh ports instead of failing or hanging."""
+  from cluster import local  # pylint: disable=g-import-not-at-top
+  from cluster import ports as ports_lib  # pylint: disable=g-import-not-at-top
+  from cluster import restart  # pylint: disable=g-import-not-at-top
+  squatter = socket.socket()
+  squatter.bind(("", 0))
+  squatter.listen()
+  picks = []
+  real_pick = ports_lib.pick_ports
+
+  def pick(count):
+    ports = real_pick(count)
+    if not picks:
+      ports[0] = squatter.getsockname()[1]  # The chief's port.
+    picks.append(ports)
+    return ports
+  monkeypatch.setattr(local.ports_lib, "pick_ports", pick)
+  monkeypatch.setenv("PYTHONPATH", REPO)
+  run_dir = str(tmp_path / "run")
+  try:
+    flagfile, _ = local.prepare_trainer(
+        ["--demo_dir=" + assets.root, "--train_steps=20",
+         "--save_checkpoints_steps=10"], run_dir, log=lambda line: None)
+    events = []
+    codes = local.run_cluster(
+        num_workers=0, num_ps=1, evaluator=False, flagfile=flagfile,
+        log_dir=os.path.join(run_dir, "logs"), deadline_secs=300,
+        policies=restart.parse_policies([], 3), printer=lambda line: None,
+        log=events.append)
+  finally:
+    squatter.close()
+  assert len(picks) == 2
+  assert any("chief-0 could not bind its port" in e for e in events), events
+  assert codes["chief-0"] == 0
+  assert not processes.pids_mentioning(run_dir)

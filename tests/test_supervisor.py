@@ -159,8 +159,14 @@ def test_killed_worker_is_restarted_and_the_cluster_finishes(tmp_path):
 
 def test_killed_ps_restart_is_attributed_to_the_ps(tmp_path):
   events = []
-  _supervise(tmp_path, {"ps-0": KILL_SELF_FIRST_TIME % str(tmp_path) +
-                        FOREVER, "chief-0": "import time; time.sleep(1)"},
+  second_life = os.path.join(str(tmp_path), "ps-second-life")
+  ps = (KILL_SELF_FIRST_TIME % str(tmp_path) +
+        "open(%r, 'w').close()\n" % second_life + FOREVER)
+  # The chief finishes once the restarted ps is up (polled, with a deadline).
+  chief = ("import time\ndeadline = time.monotonic() + 60\n"
+           "while not os.path.exists(%r) and time.monotonic() < deadline:\n"
+           "    time.sleep(0.05)\n" % second_life)
+  _supervise(tmp_path, {"ps-0": ps, "chief-0": chief},
              policies=restart.parse_policies([], 3), on_event=events.append)
   assert any(e.startswith("ps-0 was killed by SIGKILL (exit code 137); "
                           "restarting it") and "restores the latest "

@@ -14,7 +14,6 @@ signature (`ModelSpec.inputs`), and each column is converted to them:
 
 import csv
 import dataclasses
-import os
 from typing import Dict, List, Mapping, Sequence
 
 import tensorflow as tf
@@ -209,12 +208,3 @@ def serving_input_receiver_fn(inputs: Mapping[str, tf.TensorSpec]):
         for name, spec in inputs.items()}
     return tf.estimator.export.ServingInputReceiver(placeholders, placeholders)
   return receiver_fn
-
-
-def describe(files: Sequence[str]) -> str:
-  """'3 CSV files in /data' or '/data/train.tfrecord'."""
-  if len(files) == 1:
-    return files[0]
-  kind = "CSV" if is_csv(files[0]) else "TFRecord"
-  return "%d %s files in %s" % (len(files), kind,
-                                os.path.dirname(files[0]) or ".")

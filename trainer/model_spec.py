@@ -111,6 +111,13 @@ def _pick_meta_graph(handle, saved_model, tags, is_tf1_hub_format):
   return tags, by_tags[tags]
 
 
+def _has_call_function(meta_graph) -> bool:
+  """Whether the saved root object has a `__call__` (a TF2 SavedModel)."""
+  nodes = meta_graph.object_graph_def.nodes
+  return bool(nodes) and any(child.local_name == "__call__"
+                             for child in nodes[0].children)
+
+
 def _signature_names(meta_graph) -> list:
   return sorted(k for k in meta_graph.signature_def
                 if not k.startswith("__"))
@@ -164,10 +171,7 @@ def inspect_model(handle: str, *, trainable: bool = False,
   tags = frozenset(tags) if tags is not None else None
   tags, meta_graph = _pick_meta_graph(handle, saved_model, tags, is_tf1)
   signatures = _signature_names(meta_graph)
-  has_call = (not is_tf1 and
-              any(child.local_name == "__call__"
-                  for child in meta_graph.object_graph_def.nodes[0].children)
-              if meta_graph.object_graph_def.nodes else False)
+  has_call = not is_tf1 and _has_call_function(meta_graph)
 
   if is_tf1:
     signature = signature or "default"
