@@ -5,12 +5,14 @@ TF's gRPC runtime between them) through the launcher, as a user would.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 from google.protobuf import text_format
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests import processes
@@ -151,4 +153,31 @@ def test_port_taken_before_binding_is_retried(tmp_path, assets,
   assert len(picks) == 2
   assert any("chief-0 could not bind its port" in e for e in events), events
   assert codes["chief-0"] == 0
+  assert not processes.pids_mentioning(run_dir)
+
+
+@pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"),
+                                         (signal.SIGINT, "Ctrl-C")])
+def test_signal_to_the_launcher_stops_every_task(tmp_path, assets, signum,
+                                                 name):
+  del name  # For the test id only.
+  run_dir = str(tmp_path / "run")
+  launcher = subprocess.Popen(
+      [sys.executable, "-m", "cluster.local", "--run_dir=" + run_dir,
+       "--num_workers=1", "--noevaluator", "--", "--demo_dir=" + assets.root,
+       "--train_steps=100000"], cwd=str(tmp_path), text=True,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  try:
+    chief_log = os.path.join(run_dir, "logs", "chief-0.log")
+    assert processes.wait_until(
+        lambda: os.path.exists(chief_log) and
+        "first training step" in open(chief_log).read(), 240)
+    assert processes.pids_mentioning(run_dir)
+    launcher.send_signal(signum)
+    _, err = launcher.communicate(timeout=60)
+  finally:
+    launcher.kill()
+  assert launcher.returncode == 130
+  assert "launcher: interrupted; every task was stopped." in err
   assert not processes.pids_mentioning(run_dir)
