@@ -241,9 +241,7 @@ def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
 
 def _watch(running, deadline, deadline_secs, clock, on_event,
            stop_grace_secs, policies):
-  by_type = collections.defaultdict(list)
-  for task in running:
-    by_type[task.task.type].append(task)
+  ps_tasks = [t for t in running if t.task.type == spec.PS]
   finishers = [t for t in running if t.task.type != spec.PS]
   chief_done = False
   while True:
@@ -253,12 +251,12 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
         _handle_exit(task, code, policies, on_event)
     exited = [t for t in finishers if t.poll() == 0]
     if not chief_done and any(t.task.type == spec.CHIEF for t in exited):
-      chief_done = True
+      chief_done = True  # Said once.
       on_event("chief finished")
     if len(exited) == len(finishers):
       on_event("all tasks finished; stopping the ps tasks")
       codes = {t.task.name: t.poll() for t in finishers}
-      for ps in by_type[spec.PS]:
+      for ps in ps_tasks:
         ps.stop(stop_grace_secs)
         codes[ps.task.name] = ps.poll()
       return codes
