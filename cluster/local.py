@@ -11,7 +11,8 @@ What happens:
    one (TF's gRPC servers listen on all interfaces without authentication);
    --noisolate turns that off, and the launcher says so.
 2. The trainer flags are checked once, before any process starts (model,
-   data, flags), and written to RUN_DIR/trainer_flags.txt for every task.
+   data, flags), and written to RUN_DIR/trainer_flags.txt for every task
+   (with --novalidate_data: the tasks do not scan the data again).
 3. One process per task (ps, chief, workers, evaluator), each with its own
    TF_CONFIG, on ports from portpicker. If a port is taken before a task
    binds it, the cluster is started again on fresh ports.
@@ -128,8 +129,10 @@ def prepare_trainer(trainer_args, run_dir: str, log=print):
   if not fv.model_dir:
     fv.model_dir = os.path.join(run_dir, "model")
   plan = task.prepare(fv, spec.CHIEF, log=log)
-  # Done once here: a restarted chief must resume, not move its own work.
+  # Done once here, not again in every task: a restarted chief must resume,
+  # not move its own work aside, and the data was scanned above.
   fv.overwrite_model_dir = False
+  fv.validate_data = False
   path = task.write_flags(fv, names, os.path.join(run_dir,
                                                   TRAINER_FLAGS_FILE))
   return path, plan
