@@ -61,7 +61,3 @@ def bring_up_loopback() -> None:
     fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo",
                                                  flags | _IFF_UP))
 
-
-def interfaces() -> List[str]:
-  """Names of this namespace's network interfaces."""
-  return sorted(name for _, name in socket.if_nameindex())

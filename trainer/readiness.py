@@ -28,7 +28,3 @@ def set_readiness_poll(seconds: float) -> None:
 
   session_manager.SessionManager = QuickPollSessionManager
 
-
-def readiness_poll_secs() -> float:
-  """The interval SessionManagers created now would poll at."""
-  return session_manager.SessionManager(graph=None)._recovery_wait_secs  # pylint: disable=protected-access
