@@ -10,24 +10,30 @@ setuptools.setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9,<3.12",
-    packages=setuptools.find_packages(include=["trainer", "trainer.*",
-                                               "cluster", "cluster.*"]),
+    packages=setuptools.find_packages(include=[
+        "harness", "harness.*", "trainer", "trainer.*", "cluster",
+        "cluster.*", "example_kit", "example_kit.*"]),
     install_requires=[
-        # tf.estimator was removed in TF 2.16.
-        "tensorflow>=2.15,<2.16",
+        # tf.estimator was removed in TF 2.16. The CPU build: the harness
+        # trains on parameter-server clusters of CPUs, and the full build's
+        # CUDA stubs print errors at every import on machines without GPUs.
+        "tensorflow-cpu>=2.15,<2.16",
         "tensorflow-estimator~=2.15.0",
         # hub 0.16 needs tf-keras; unpinned it pulls a release that breaks.
-        "tf-keras~=2.15.0",
+        # 2.15.0, not 2.15.1: the latter requires the full `tensorflow`
+        # package, which would be installed beside tensorflow-cpu.
+        "tf-keras==2.15.0",
         "tensorflow-hub>=0.16,<0.17",
         "absl-py>=1.0",
         "portpicker>=1.5",
-        # The demo's real data (handwritten digits) ships with scikit-learn.
-        "scikit-learn>=1.3",
         "numpy<2",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3"],
-        "bench": ["matplotlib>=3.5"],
+        # The example kit (python -m example_kit, the demo's models and
+        # data): the handwritten digits ship with scikit-learn.
+        "examples": ["scikit-learn>=1.3"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.3"],
+        "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
     },
     entry_points={
         "console_scripts": [

@@ -13,8 +13,8 @@ TF cannot stop an in-process server: they live until the process exits.
 import tensorflow as tf
 
 from cluster import ports as ports_lib
-from cluster import spec
-from trainer import errors
+from harness import errors
+from harness import tf_config
 
 
 class InProcessCluster:
@@ -26,9 +26,9 @@ class InProcessCluster:
     for _ in range(attempts):
       ports = iter(ports_lib.pick_ports(num_workers + num_ps))
       self.cluster = {
-          spec.WORKER: ["localhost:%d" % next(ports)
+          tf_config.WORKER: ["localhost:%d" % next(ports)
                         for _ in range(num_workers)],
-          spec.PS: ["localhost:%d" % next(ports) for _ in range(num_ps)],
+          tf_config.PS: ["localhost:%d" % next(ports) for _ in range(num_ps)],
       }
       try:
         self.servers = {

@@ -10,17 +10,25 @@ What happens:
 1. The cluster runs in a private network namespace when the machine allows
    one (TF's gRPC servers listen on all interfaces without authentication);
    --noisolate turns that off, and the launcher says so.
-2. The trainer flags are checked once, before any process starts (model,
-   data, flags), and written to RUN_DIR/trainer_flags.txt for every task
-   (with --novalidate_data: the tasks do not scan the data again).
+2. The trainer's pre-flight runs once, before any process starts (flags,
+   model, data, model directory), and the resolved trainer flags are
+   written to RUN_DIR/trainer_flags.txt for every task, followed by what
+   the tasks need not check again (--novalidate_data,
+   --nooverwrite_model_dir).
 3. One process per task (ps, chief, workers, evaluator), each with its own
    TF_CONFIG, on ports from portpicker. If a port is taken before a task
    binds it, the cluster is started again on fresh ports.
 4. Every line of every task is shown with its name and kept in
    RUN_DIR/logs/TASK.log. When the chief and then the workers and evaluator
-   finish, the ps tasks are stopped. When any task dies, all are stopped
-   and the launcher exits 1, naming the task, its exit code and the tail of
-   its log. Past --deadline_secs, the same. Ctrl-C and SIGTERM stop all.
+   finish, the ps tasks are stopped. A task that dies is restarted as
+   --restart_policy allows (kills and preemptions, within --max_restarts);
+   one that fails for good stops all the others, and the launcher exits 1,
+   naming the task, its exit code and the tail of its log. Past
+   --deadline_secs, the same. Ctrl-C and SIGTERM stop all.
+
+This entry point imports the trainer (and so TensorFlow) only once it runs
+inside its network namespace: the process that re-executes itself there
+never loads TF (measured in docs/layout.md).
 """
 
 import datetime
@@ -29,22 +37,30 @@ import os
 import signal
 import sys
 import time
+from typing import List, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 
-from cluster import netns  # pylint: disable=g-import-not-at-top
+from cluster import netns
 from cluster import ports as ports_lib
 from cluster import restart
 from cluster import spec
 from cluster import supervisor
-from trainer import cli
-from trainer import errors
+from harness import cli as harness_cli
+from harness import errors
+from harness import tf_config
+# TF-free: the trainer's TensorFlow modules load only when the pre-flight
+# runs (trainer/task.py), i.e. inside the namespace.
+from trainer import cli as trainer_cli
+from trainer import task as trainer_task
 
 TRAINER_FLAGS_FILE = "trainer_flags.txt"
 PORT_ATTEMPTS = 3
+# What the tasks are told after the launcher's pre-flight: it scanned the
+# data, and settled the model directory (a restarted chief must resume, not
+# move its own work aside).
+CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -52,7 +68,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        flag_values=fv)
   flags.DEFINE_integer("num_ps", 1, "Parameter-server tasks.", flag_values=fv)
   flags.DEFINE_bool("evaluator", True, "Run an evaluator task (not part of "
-                    "the training cluster).", flag_values=fv)
+                    "the training cluster); needs the trainer's "
+                    "--eval_files.", flag_values=fv)
   flags.DEFINE_integer("deadline_secs", 900, "Stop everything and fail if "
                        "the cluster has not finished after this long.",
                        flag_values=fv)
@@ -73,6 +90,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                     "namespace (unshare -n as root, unshare -rn otherwise), "
                     "so no other machine can reach its ports.",
                     flag_values=fv)
+
+
+def command_line(*, run_dir: str, trainer_args: Sequence[str] = (),
+                 num_workers: int = 2, num_ps: int = 1,
+                 evaluator: bool = True, deadline_secs: int = 900,
+                 extra: Sequence[str] = (),
+                 python: str = sys.executable) -> List[str]:
+  """The `python -m cluster.local ...` command that runs such a cluster."""
+  return ([python, "-m", "cluster.local", "--run_dir=" + run_dir,
+           "--num_workers=%d" % num_workers, "--num_ps=%d" % num_ps,
+           "--evaluator" if evaluator else "--noevaluator",
+           "--deadline_secs=%d" % deadline_secs] + list(extra) + ["--"] +
+          list(trainer_args))
 
 
 class Terminated(Exception):
@@ -114,27 +144,29 @@ def isolate_or_warn(isolate: bool, argv, environ=os.environ, log=print):
   os.execvpe(command[0], command, env)
 
 
-def prepare_trainer(trainer_args, run_dir: str, log=print):
-  """Checks the trainer flags once and writes them for every task.
+def prepare_trainer(trainer_args, run_dir: str, *, evaluator: bool = False,
+                    log=print):
+  """Runs the trainer's pre-flight once, as the chief, and writes the
+  trainer flags every task reads.
 
   Returns (path of the trainer flagfile, the checked plan).
   """
-  from trainer import task  # pylint: disable=g-import-not-at-top
-  fv = flags.FlagValues()
-  names = task.define_flags(fv)
   try:
-    fv(["trainer"] + list(trainer_args))
-  except flags.Error as e:
+    fv = trainer_cli.new_flag_values(trainer_args)
+  except errors.FlagError as e:
     raise errors.FlagError("trainer flags: %s" % e) from e
-  if not fv.model_dir:
-    fv.model_dir = os.path.join(run_dir, "model")
-  plan = task.prepare(fv, spec.CHIEF, log=log)
-  # Done once here, not again in every task: a restarted chief must resume,
-  # not move its own work aside, and the data was scanned above.
-  fv.overwrite_model_dir = False
-  fv.validate_data = False
-  path = task.write_flags(fv, names, os.path.join(run_dir,
-                                                  TRAINER_FLAGS_FILE))
+  plan = trainer_task.prepare(
+      fv, tf_config.Task(tf_config.CHIEF),
+      default_model_dir=os.path.join(run_dir, "model"), log=log)
+  if evaluator and not plan.eval_files:
+    raise errors.FlagError(
+        "`eval_files` is empty, so an evaluator would have nothing to "
+        "evaluate: give the trainer `eval_files`, or run the cluster with "
+        "--noevaluator.")
+  trainer_task.settle_model_dir(plan, fv.overwrite_model_dir, log=log)
+  lines = trainer_cli.flag_lines(fv) + list(CHECKED_ONCE)
+  path = trainer_cli.write_flags(lines, os.path.join(run_dir,
+                                                     TRAINER_FLAGS_FILE))
   return path, plan
 
 
@@ -143,7 +175,7 @@ def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
   argv = [sys.executable, "-m", "trainer.task", "--flagfile=" + flagfile]
   result = []
   for task in spec.tasks(cluster, evaluator):
-    env = dict(environ, TF_CONFIG=json.dumps(spec.tf_config(cluster, task)),
+    env = dict(environ, TF_CONFIG=json.dumps(tf_config.make(cluster, task)),
                PYTHONUNBUFFERED="1")
     env.pop(netns.INSIDE_ENV, None)
     result.append(supervisor.Launch(task, argv, env))
@@ -176,42 +208,11 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
           "of %d)." % (e.task.name, attempt + 1, PORT_ATTEMPTS))
 
 
-def main(argv):
-  fv = flags.FLAGS
-  isolate_or_warn(fv.isolate, sys.argv)
-  signal.signal(signal.SIGTERM, _on_sigterm)
-  run_dir = fv.run_dir or os.path.join(
-      "runs", "cluster-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-  run_dir = os.path.abspath(run_dir)
-  started = time.monotonic()
-  try:
-    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
-    spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
-    flagfile, plan = prepare_trainer(argv[1:], run_dir)
-    print("Restart policy: %s" % restart.describe(policies), flush=True)
-    codes = run_cluster(
-        num_workers=fv.num_workers, num_ps=fv.num_ps,
-        evaluator=fv.evaluator, flagfile=flagfile,
-        log_dir=os.path.join(run_dir, "logs"),
-        deadline_secs=fv.deadline_secs, policies=policies)
-  except errors.HarnessError as e:
-    print("error: %s" % e, file=sys.stderr, flush=True)
-    return 1
-  except (KeyboardInterrupt, Terminated):
-    print("launcher: interrupted; every task was stopped.", file=sys.stderr,
-          flush=True)
-    return 130
-  print(finished_summary(time.monotonic() - started, codes, plan.job,
-                         os.path.join(run_dir, "logs")), flush=True)
-  return 0
-
-
 def finished_summary(seconds, codes, job, log_dir) -> str:
   """What the cluster did: tasks, final eval metrics, model, export, logs."""
-  from trainer import train  # pylint: disable=g-import-not-at-top
   lines = ["Cluster finished in %.0f s: %s." % (seconds,
                                                  ", ".join(sorted(codes)))]
-  metrics = train.last_eval_metrics(os.path.join(job.model_dir, "eval"))
+  metrics = trainer_task.last_evaluation(job.model_dir)
   if metrics:
     lines.append("Final evaluation (step %d): %s" % (
         metrics.pop("global_step"),
@@ -222,9 +223,40 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
   return "\n".join(lines)
 
 
+def main(argv):
+  fv = flags.FLAGS
+  isolate_or_warn(fv.isolate, sys.argv)
+  harness_cli.quiet_tensorflow()  # Before TF loads, in the pre-flight.
+  signal.signal(signal.SIGTERM, _on_sigterm)
+  run_dir = fv.run_dir or os.path.join(
+      "runs", "cluster-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  run_dir = os.path.abspath(run_dir)
+  started = time.monotonic()
+  try:
+    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
+    spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
+    flagfile, plan = prepare_trainer(argv[1:], run_dir,
+                                     evaluator=fv.evaluator)
+    print("Restart policy: %s" % restart.describe(policies), flush=True)
+    codes = run_cluster(
+        num_workers=fv.num_workers, num_ps=fv.num_ps,
+        evaluator=fv.evaluator, flagfile=flagfile,
+        log_dir=os.path.join(run_dir, "logs"),
+        deadline_secs=fv.deadline_secs, policies=policies)
+  except errors.HarnessError as e:
+    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
+  except (KeyboardInterrupt, Terminated):
+    print("launcher: interrupted; every task was stopped.", file=sys.stderr,
+          flush=True)
+    return 130
+  print(finished_summary(time.monotonic() - started, codes, plan.job,
+                         os.path.join(run_dir, "logs")), flush=True)
+  return 0
+
+
 def console_main():
   define_flags()
-  app.run(main, flags_parser=cli.parse_flags_or_exit)
+  app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ them from the latest checkpoint.
 import dataclasses
 from typing import Dict, Mapping, Sequence
 
-from cluster import spec
-from trainer import errors
+from harness import errors
+from harness import tf_config
 
 NEVER, ON_FAILURE, EXIT_CODE, ALWAYS = (
     "never", "on_failure", "exit_code", "always")
@@ -41,7 +41,7 @@ class RestartPolicy:
       raise errors.FlagError("Restart policy %r is not one of: %s." %
                              (self.policy, ", ".join(POLICIES)))
     if self.max_restarts < 0:
-      raise errors.FlagError("max_restarts (%d) must be >= 0." %
+      raise errors.FlagError("`max_restarts` (%d) must be >= 0." %
                              self.max_restarts)
 
   def retryable(self, exit_code: int) -> bool:
@@ -77,13 +77,13 @@ def parse_policies(entries: Sequence[str],
     if not sep:
       default = kind
       continue
-    if kind not in spec.TASK_TYPES:
+    if kind not in tf_config.TASK_TYPES:
       raise errors.FlagError(
-          "--restart_policy names task type %r; types are: %s." %
-          (kind, ", ".join(spec.TASK_TYPES)))
+          "`restart_policy` names task type %r; types are: %s." %
+          (kind, ", ".join(tf_config.TASK_TYPES)))
     by_type[kind] = policy
   return {kind: RestartPolicy(by_type.get(kind, default), max_restarts)
-          for kind in spec.TASK_TYPES}
+          for kind in tf_config.TASK_TYPES}
 
 
 def describe(policies: Mapping[str, RestartPolicy]) -> str:

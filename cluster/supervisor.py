@@ -5,9 +5,13 @@
 * Success: the chief exits 0, then the workers and the evaluator exit 0 by
   themselves (the evaluator after evaluating the final checkpoint); the ps
   tasks, which never exit on their own, are then stopped.
-* Failure: any task that exits non-zero, or a ps that exits at all, stops
-  the cluster at once; `TaskFailed` names the task, its exit code and the
-  tail of its log. Past the deadline, `DeadlineExceeded`.
+* A task that dies (exits non-zero, or a ps that exits at all) is
+  restarted as its type's restart policy allows (cluster.restart: a kill or
+  preemption is retried within a budget, an error is not), and the restart
+  is announced. A death that is not to be retried stops the cluster at
+  once; `TaskFailed` names the task, its exit code and the tail of its
+  log. Past the deadline, `DeadlineExceeded`. Without policies, nothing is
+  restarted.
 * No child outlives the supervisor: each is stopped (SIGTERM, then SIGKILL
   after a grace period) on success, failure, Ctrl-C or an exception, and
   each is started with PR_SET_PDEATHSIG so the kernel kills it if the
@@ -25,8 +29,8 @@ import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from cluster import restart
-from cluster import spec
-from trainer import errors
+from harness import errors
+from harness import tf_config
 
 TAIL_LINES = 25
 STOP_GRACE_SECS = 5.0
@@ -56,7 +60,7 @@ def describe_exit(code: int) -> str:
 class TaskFailed(errors.ClusterError):
   """A task died; names it, its exit code and the tail of its log."""
 
-  def __init__(self, task: spec.Task, exit_code: int, log_path: str,
+  def __init__(self, task: tf_config.Task, exit_code: int, log_path: str,
                tail: Sequence[str], reason: str = ""):
     self.task, self.exit_code = task, exit_code
     self.log_path, self.tail = log_path, list(tail)
@@ -78,7 +82,7 @@ class DeadlineExceeded(errors.ClusterError):
 @dataclasses.dataclass(frozen=True)
 class Launch:
   """How to start one task: its command and environment."""
-  task: spec.Task
+  task: tf_config.Task
   argv: Sequence[str]
   env: Mapping[str, str]
 
@@ -232,7 +236,7 @@ def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
   if why_not:
     raise task.failure("; not restarted: " + why_not)
   note = ("; it lost its variables, so the chief restores the latest "
-          "checkpoint" if task.task.type == spec.PS else "")
+          "checkpoint" if task.task.type == tf_config.PS else "")
   on_event("%s %s; restarting it (restart %d of at most %d)%s" % (
       task.task.name, describe_exit(code), task.restarts + 1,
       policy.max_restarts, note))
@@ -241,16 +245,16 @@ def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
 
 def _watch(running, deadline, deadline_secs, clock, on_event,
            stop_grace_secs, policies):
-  ps_tasks = [t for t in running if t.task.type == spec.PS]
-  finishers = [t for t in running if t.task.type != spec.PS]
+  ps_tasks = [t for t in running if t.task.type == tf_config.PS]
+  finishers = [t for t in running if t.task.type != tf_config.PS]
   chief_done = False
   while True:
     for task in running:
       code = task.poll()
-      if code is not None and (code != 0 or task.task.type == spec.PS):
+      if code is not None and (code != 0 or task.task.type == tf_config.PS):
         _handle_exit(task, code, policies, on_event)
     exited = [t for t in finishers if t.poll() == 0]
-    if not chief_done and any(t.task.type == spec.CHIEF for t in exited):
+    if not chief_done and any(t.task.type == tf_config.CHIEF for t in exited):
       chief_done = True  # Said once.
       on_event("chief finished")
     if len(exited) == len(finishers):

@@ -24,8 +24,10 @@ cluster_vs_estimator, scaling_2w_vs_1w), cluster_first_step_s,
 chief_death_detect_s, the TF version, core count and model.
 """
 
+import dataclasses
 import datetime
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -35,29 +37,42 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 
-from trainer import cli  # pylint: disable=g-import-not-at-top
-from trainer import progress
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # Run from a clone without installing, too.
 
-_QUICK = flags.DEFINE_bool("quick", False, "Fewer steps and repeats: under "
-                           "five minutes on 2 cores.")
-_SMOKE = flags.DEFINE_bool("smoke", False, "A few steps, one repeat: checks "
-                           "that every figure is produced (for tests).")
-_REPEATS = flags.DEFINE_integer("repeats", None, "Runs per figure (median "
-                                "reported); default 3, 1 with --smoke.")
-_BATCH = flags.DEFINE_integer("batch_size", 32, "Examples per step.")
-_JSON = flags.DEFINE_string("json", "", "Write every figure to this JSON "
-                            "file.")
-_PLOT = flags.DEFINE_string("plot", "", "Draw the figures to this PNG file "
-                            "(needs matplotlib).")
-_WORK_DIR = flags.DEFINE_string("work_dir", "", "Where models, data and runs "
-                                "go; empty: a temporary directory.")
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from cluster import local
+from example_kit import assets as assets_lib
+from harness import cli
+from trainer import job as job_lib
+from trainer import preflight
+from trainer import progress
+from trainer import train
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  """The benchmark's flags (defined by main, not on import)."""
+  flags.DEFINE_bool("quick", False, "Fewer steps and repeats: under five "
+                    "minutes on 2 cores.", flag_values=fv)
+  flags.DEFINE_bool("smoke", False, "A few steps, one repeat: checks that "
+                    "every figure is produced (for tests).", flag_values=fv)
+  flags.DEFINE_integer("repeats", None, "Runs per figure (median reported); "
+                       "default 3, 1 with --smoke.", flag_values=fv)
+  flags.DEFINE_integer("batch_size", 32, "Examples per step.",
+                       flag_values=fv)
+  flags.DEFINE_string("json", "", "Write every figure to this JSON file.",
+                      flag_values=fv)
+  flags.DEFINE_string("plot", "", "Draw the figures to this PNG file (needs "
+                      "matplotlib).", flag_values=fv)
+  flags.DEFINE_string("work_dir", "", "Where models, data and runs go; "
+                      "empty: a temporary directory.", flag_values=fv)
 
 # absl log line: I1125 18:33:40.483590 1399... file.py:64] message
 _LOG_LINE = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+) .*?\] "
@@ -111,9 +126,6 @@ def median(values):
 
 def raw_rate(plan, assets, batch_size, steps, warmup):
   """Examples/s of a hand-written TF2 training step of the same model."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
   loaded = hub.load(assets.digits_model)
   head = tf.Variable(tf.keras.initializers.GlorotUniform(seed=0)([32, 5]))
   bias = tf.Variable(tf.zeros([5]))
@@ -141,7 +153,7 @@ def raw_rate(plan, assets, batch_size, steps, warmup):
   return steps * batch_size / (time.perf_counter() - start)
 
 
-class _Timing(__import__("tensorflow").estimator.SessionRunHook):
+class _Timing(tf.estimator.SessionRunHook):
   """Records when each step ended, and when training ended."""
 
   def __init__(self):
@@ -157,11 +169,10 @@ class _Timing(__import__("tensorflow").estimator.SessionRunHook):
 
 def estimator_figures(plan, batch_size, steps, warmup, model_dir):
   """Steady examples/s of Estimator.train, plus start-up and final save."""
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  import dataclasses  # pylint: disable=g-import-not-at-top
   plan = dataclasses.replace(plan, job=dataclasses.replace(
-      plan.job, model_dir=model_dir, save_checkpoints_steps=None,
-      save_checkpoints_secs=None))
+      plan.job, model_dir=model_dir, run=dataclasses.replace(
+          plan.job.run, save_checkpoints_steps=None,
+          save_checkpoints_secs=None)))
   estimator = train.estimator_for(plan)
   train_input, _ = train.input_fns(plan)
   timing = _Timing()
@@ -177,16 +188,16 @@ def estimator_figures(plan, batch_size, steps, warmup, model_dir):
   }
 
 
-def launch_cluster(assets, work_dir, name, num_workers, steps, batch_size,
+def launch_cluster(work_dir, name, num_workers, steps, batch_size,
                    extra=()):
+  """The demo as a cluster, run in `work_dir` (which holds demo_assets/)."""
   run_dir = os.path.join(work_dir, name)
-  command = [sys.executable, "-m", "cluster.local", "--run_dir=" + run_dir,
-             "--num_workers=%d" % num_workers, "--num_ps=1", "--noevaluator",
-             "--deadline_secs=600"] + list(extra) + [
-                 "--", "--demo_dir=" + assets.root, "--train_steps=%d" % steps,
-                 "--batch_size=%d" % batch_size,
-                 "--log_every_steps=%d" % max(steps // 30, 5),
-                 "--save_checkpoints_steps=%d" % max(steps // 2, 1)]
+  command = local.command_line(
+      run_dir=run_dir, num_workers=num_workers, num_ps=1, evaluator=False,
+      deadline_secs=600, extra=extra,
+      trainer_args=["--train_steps=%d" % steps, "--batch_size=%d" % batch_size,
+                    "--log_every_steps=%d" % max(steps // 30, 5),
+                    "--save_checkpoints_steps=%d" % max(steps // 2, 1)])
   output = open(os.path.join(work_dir, name + ".out"), "w")
   started = time.time()
   process = subprocess.Popen(command, cwd=work_dir, stdout=output,
@@ -210,14 +221,14 @@ def training_logs(run_dir):
   return [task_log(run_dir, name) for name in names]
 
 
-def cluster_figures(assets, work_dir, name, num_workers, steps, batch_size):
+def cluster_figures(work_dir, name, num_workers, steps, batch_size):
   """Cluster examples/s (steady), time to first step and to the end.
 
   The global step is shared, so the progress lines of all training tasks
   form one series of (time, global step).
   """
   process, run_dir, started, output = launch_cluster(
-      assets, work_dir, name, num_workers, steps, batch_size)
+      work_dir, name, num_workers, steps, batch_size)
   code = process.wait(900)
   ended = time.time()
   output.close()
@@ -235,10 +246,10 @@ def cluster_figures(assets, work_dir, name, num_workers, steps, batch_size):
           "first_step_s": first - started, "total_s": ended - started}
 
 
-def chief_death_detect(assets, work_dir, name, steps, batch_size):
+def chief_death_detect(work_dir, name, steps, batch_size):
   """Seconds from SIGKILL of the chief to the launcher's exit."""
   process, run_dir, _, output = launch_cluster(
-      assets, work_dir, name, 1, steps, batch_size,
+      work_dir, name, 1, steps, batch_size,
       extra=["--restart_policy=never"])
   deadline = time.monotonic() + 300
   while progress.FIRST_STEP not in task_log(run_dir, "chief-0"):
@@ -257,20 +268,18 @@ def chief_death_detect(assets, work_dir, name, steps, batch_size):
 
 def run_all(plan_settings, work_dir, batch_size, log=print):
   """Every figure, each the median of the repeats."""
-  import multiprocessing  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from trainer import demo  # pylint: disable=g-import-not-at-top
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
   s = plan_settings
-  assets = demo.prepare(os.path.join(work_dir, "assets"), log=log)
-  plan = train.plan(train.JobConfig(
-      model=train.ModelOptions(assets.digits_model, trainable=True),
-      head=model_lib.HeadConfig(n_classes=5),
-      train_files=[assets.data("digits_train.tfrecord")],
-      eval_files=[assets.data("digits_eval.tfrecord")],
-      model_dir=os.path.join(work_dir, "unused"), batch_size=batch_size,
-      input_map={"inputs": "pixels"}, validate_data=False))
+  # Where the demo (the clusters below run it) finds its models and data.
+  assets = assets_lib.prepare(os.path.join(work_dir, "demo_assets"), log=log)
+  plan = preflight.check(job_lib.JobConfig(
+      model=job_lib.ModelOptions(assets.digits_model, trainable=True),
+      head=job_lib.HeadConfig(n_classes=5),
+      data=job_lib.DataOptions(
+          train_files=[assets.data("digits_train.tfrecord")],
+          eval_files=[assets.data("digits_eval.tfrecord")],
+          batch_size=batch_size, input_map={"inputs": "pixels"},
+          validate_data=False),
+      model_dir=os.path.join(work_dir, "unused")))
   runs = {"raw": [], "estimator": [], "cluster_1w": [], "cluster_2w": [],
           "chief_death_detect_s": []}
   for r in range(s["repeats"]):
@@ -282,11 +291,10 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
         os.path.join(work_dir, "estimator-%d" % r)))
     for workers, key in ((0, "cluster_1w"), (1, "cluster_2w")):
       runs[key].append(cluster_figures(
-          assets, work_dir, "%s-%d" % (key, r), workers, s["cluster_steps"],
+          work_dir, "%s-%d" % (key, r), workers, s["cluster_steps"],
           batch_size))
     runs["chief_death_detect_s"].append(chief_death_detect(
-        assets, work_dir, "death-%d" % r, s["cluster_steps"] * 10,
-        batch_size))
+        work_dir, "death-%d" % r, s["cluster_steps"] * 10, batch_size))
   return summarize(runs, s, batch_size, tf.version.VERSION,
                    multiprocessing.cpu_count(), assets.digits_model)
 
@@ -375,23 +383,24 @@ def plot(figures, path):
 
 def main(argv):
   del argv  # Unused.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  fv = flags.FLAGS
   tf.get_logger().setLevel("ERROR")
   started = time.monotonic()
-  plan_settings = settings(_QUICK.value, _SMOKE.value, _REPEATS.value)
-  work_dir = _WORK_DIR.value or tempfile.mkdtemp(prefix="hub-bench-")
+  plan_settings = settings(fv.quick, fv.smoke, fv.repeats)
+  work_dir = fv.work_dir or tempfile.mkdtemp(prefix="hub-bench-")
   os.makedirs(work_dir, exist_ok=True)
-  figures = run_all(plan_settings, os.path.abspath(work_dir), _BATCH.value)
+  figures = run_all(plan_settings, os.path.abspath(work_dir), fv.batch_size)
   figures["benchmark_wall_s"] = time.monotonic() - started
   print(table(figures))
   print("benchmark took %.0f s; runs in %s" % (figures["benchmark_wall_s"],
                                                work_dir))
-  if _JSON.value:
-    with open(_JSON.value, "w") as f:
+  if fv.json:
+    with open(fv.json, "w") as f:
       json.dump(figures, f, indent=2, sort_keys=True)
-  if _PLOT.value:
-    plot(figures, _PLOT.value)
+  if fv.plot:
+    plot(figures, fv.plot)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main, flags_parser=cli.parse_flags_or_exit)

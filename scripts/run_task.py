@@ -27,7 +27,9 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from cluster import spec  # pylint: disable=g-import-not-at-top
-from trainer import errors
+from harness import cli
+from harness import errors
+from harness import tf_config
 
 _CLUSTER = flags.DEFINE_string(
     "cluster", "", "The training cluster: JOB=HOST:PORT[,HOST:PORT...] for "
@@ -44,16 +46,16 @@ def task_environment(cluster_text: str, cluster_file: str, task_text: str,
                      environ=os.environ) -> dict:
   """The environment of the trainer process: TF_CONFIG for this task."""
   if bool(cluster_text) == bool(cluster_file):
-    raise errors.FlagError("Give the cluster as --cluster or --cluster_file "
+    raise errors.FlagError("Give the cluster as `cluster` or `cluster_file` "
                            "(exactly one of them).")
   cluster = (spec.parse_cluster_flag(cluster_text) if cluster_text
              else spec.load_cluster_file(cluster_file))
   if not task_text:
-    raise errors.FlagError("--task is required, e.g. --task=worker:0.")
+    raise errors.FlagError("`task` is required, e.g. `task`=worker:0.")
   task = spec.parse_task_flag(task_text)
   python_path = os.pathsep.join(
       filter(None, [REPO, environ.get("PYTHONPATH", "")]))
-  return dict(environ, TF_CONFIG=json.dumps(spec.tf_config(cluster, task)),
+  return dict(environ, TF_CONFIG=json.dumps(tf_config.make(cluster, task)),
               PYTHONUNBUFFERED="1", PYTHONPATH=python_path)
 
 
@@ -61,12 +63,11 @@ def main(argv):
   try:
     env = task_environment(_CLUSTER.value, _CLUSTER_FILE.value, _TASK.value)
   except errors.HarnessError as e:
-    print("error: %s" % e, file=sys.stderr)
-    return 1
+    return cli.report(e, flags.FLAGS)
   print("TF_CONFIG=%s" % env["TF_CONFIG"], flush=True)
   command = [sys.executable, "-m", "trainer.task"] + list(argv[1:])
   os.execve(sys.executable, command, env)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags_or_exit)

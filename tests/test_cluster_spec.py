@@ -1,11 +1,13 @@
-"""cluster.spec: cluster descriptions and TF_CONFIG, pure."""
+"""cluster.spec and harness.tf_config: clusters and TF_CONFIG, pure."""
 
 import json
 
 import pytest
 
 from cluster import spec
-from trainer import errors
+from harness import errors
+from harness import tf_config
+from tests import flagged
 
 
 def _cluster():
@@ -28,15 +30,18 @@ def test_tasks_include_evaluator_only_when_asked():
 
 
 def test_evaluator_tf_config_names_training_cluster_without_itself():
-  config = spec.tf_config(_cluster(), spec.Task("evaluator"))
+  config = tf_config.make(_cluster(), tf_config.Task("evaluator"))
   assert config["task"] == {"type": "evaluator", "index": 0}
   assert "evaluator" not in config["cluster"]
 
 
 def test_tf_config_round_trip():
   cluster = _cluster()
-  text = json.dumps(spec.tf_config(cluster, spec.Task("worker", 1)))
-  assert spec.parse_tf_config(text) == (cluster, spec.Task("worker", 1))
+  text = json.dumps(tf_config.make(cluster, tf_config.Task("worker", 1)))
+  parsed = tf_config.parse(text)
+  assert (parsed.cluster, parsed.task) == (cluster,
+                                           tf_config.Task("worker", 1))
+  assert parsed.for_estimator() == json.loads(text)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -64,18 +69,18 @@ def test_tf_config_round_trip():
 ])
 def test_bad_tf_config_is_named(text, message):
   with pytest.raises(errors.ClusterError) as raised:
-    spec.parse_tf_config(text)
+    tf_config.parse(text)
   assert message in str(raised.value)
 
 
 @pytest.mark.parametrize("workers,ps,message", [
-    (-1, 1, "num_workers (-1) must be >= 0"),
-    (1, 0, "num_ps (0) must be >= 1"),
+    (-1, 1, "--num_workers (-1) must be >= 0"),
+    (1, 0, "--num_ps (0) must be >= 1"),
 ])
 def test_bad_cluster_shape(workers, ps, message):
   with pytest.raises(errors.ClusterError) as raised:
     spec.build_cluster(num_workers=workers, num_ps=ps, ports=iter(range(9)))
-  assert message in str(raised.value)
+  assert message in flagged.as_flags(raised.value)
 
 
 def test_cluster_and_task_flags():
@@ -85,7 +90,7 @@ def test_cluster_and_task_flags():
           "chief": ["10.0.0.1:2222"],
           "worker": ["10.0.0.2:2222", "10.0.0.3:2222"],
           "ps": ["10.0.0.4:2222"]}
-  assert spec.parse_task_flag("worker:1") == spec.Task("worker", 1)
+  assert spec.parse_task_flag("worker:1") == tf_config.Task("worker", 1)
   with pytest.raises(errors.ClusterError, match="is not TYPE:INDEX"):
     spec.parse_task_flag("worker")
   with pytest.raises(errors.ClusterError, match="is not JOB=HOST:PORT"):

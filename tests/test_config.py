@@ -7,8 +7,11 @@ from unittest import mock
 import pytest
 import tensorflow as tf
 
+from harness import errors
+from harness import tf_config
+from tests import flagged
 from trainer import config
-from trainer import errors
+from trainer import job
 
 CLUSTER = {"chief": ["localhost:2220"], "worker": ["localhost:2221",
                                                    "localhost:2222"],
@@ -43,10 +46,11 @@ def test_bad_tf_version_is_named(bad):
 
 
 def _run_config_for(task_type, index):
-  tf_config = {"cluster": CLUSTER, "task": {"type": task_type,
-                                            "index": index}}
-  with mock.patch.dict(os.environ, {"TF_CONFIG": json.dumps(tf_config)}):
-    return config.run_config(model_dir="/tmp/unused")
+  config_dict = {"cluster": CLUSTER, "task": {"type": task_type,
+                                              "index": index}}
+  return config.run_config(job.RunOptions(), job.ClusterOptions(),
+                           model_dir="/tmp/unused",
+                           tf_config_dict=config_dict)
 
 
 @pytest.mark.parametrize("task_type,index,filters", [
@@ -77,10 +81,14 @@ def test_evaluator_gets_no_filters_but_shares_devices():
 
 
 def test_local_run_gets_no_filters():
-  with mock.patch.dict(os.environ, {}, clear=False):
-    os.environ.pop("TF_CONFIG", None)
-    run_config = config.run_config(model_dir="/tmp/unused")
+  # A TF_CONFIG in the environment is not this run's: RunConfig sees none.
+  with mock.patch.dict(os.environ, {"TF_CONFIG": json.dumps(
+      {"cluster": CLUSTER, "task": {"type": "worker", "index": 0}})}):
+    run_config = config.run_config(job.RunOptions(), job.ClusterOptions(),
+                                   model_dir="/tmp/unused")
+    assert os.environ["TF_CONFIG"]  # Put back.
   assert not run_config.session_config.device_filters
+  assert not run_config.cluster_spec
   assert config.shares_cluster_devices(run_config.session_config)
 
 
@@ -88,11 +96,30 @@ def test_worker_delay_and_session_timeout_suit_small_clusters():
   run_config = _run_config_for("worker", 0)
   assert run_config.experimental_max_worker_delay_secs == 0
   assert run_config.session_creation_timeout_secs == (
-      config.DEFAULT_SESSION_CREATION_TIMEOUT_SECS)
+      job.ClusterOptions().session_creation_timeout_secs)
   assert run_config.session_creation_timeout_secs < 7200
 
 
 def test_contradicting_checkpoint_cadence_is_refused():
-  with pytest.raises(errors.FlagError, match="not both"):
-    config.run_config(model_dir="/tmp/unused", save_checkpoints_steps=10,
-                      save_checkpoints_secs=10)
+  with flagged.raises(errors.FlagError, match="not both"):
+    job.validate(job.JobConfig(
+        model=job.ModelOptions("/m"), head=job.HeadConfig(n_classes=2),
+        data=job.DataOptions(train_files=["t"]), model_dir="/tmp/unused",
+        run=job.RunOptions(save_checkpoints_steps=10,
+                           save_checkpoints_secs=10)))
+
+
+def test_run_config_takes_the_run_and_cluster_options():
+  run_config = config.run_config(
+      job.RunOptions(save_checkpoints_steps=7, keep_checkpoint_max=2,
+                     log_every_steps=3, random_seed=5),
+      job.ClusterOptions(max_worker_delay_secs=4,
+                         session_creation_timeout_secs=9),
+      model_dir="/tmp/unused",
+      tf_config_dict=tf_config.make(CLUSTER, tf_config.Task("worker", 0)))
+  assert (run_config.save_checkpoints_steps, run_config.keep_checkpoint_max,
+          run_config.log_step_count_steps, run_config.tf_random_seed) == (
+              7, 2, 3, 5)
+  assert run_config.experimental_max_worker_delay_secs == 4
+  assert run_config.session_creation_timeout_secs == 9
+  assert run_config.save_checkpoints_secs is None

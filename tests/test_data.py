@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from example_kit import datasets
+from harness import errors
+from tests import flagged
 from trainer import data
-from trainer import datasets
-from trainer import errors
 from trainer import input_map
 from trainer import model_spec
 
@@ -76,15 +77,15 @@ def test_columns_from_csv_header_and_first_example(assets):
 
 
 def test_glob_matching_nothing_is_named(tmp_path):
-  with pytest.raises(errors.DataError,
-                     match=r"--train_files: .*nothing\*.csv matches no file"):
-    data.expand([str(tmp_path / "nothing*.csv")], "--train_files")
+  with flagged.raises(errors.DataError,
+                      match=r"--train_files: .*nothing\*.csv matches no file"):
+    data.expand([str(tmp_path / "nothing*.csv")], "train_files")
 
 
 def test_mixed_formats_are_refused(assets):
   with pytest.raises(errors.DataError, match="mixes CSV and TFRecord"):
     data.expand([assets.data("digits_train.csv"),
-                 assets.data("digits_eval.tfrecord")], "--train_files")
+                 assets.data("digits_eval.tfrecord")], "train_files")
 
 
 def test_csv_files_with_different_headers(assets, tmp_path):
@@ -132,5 +133,5 @@ def test_input_map_resolution():
 ])
 def test_input_map_errors_name_what_exists(inputs, columns, mapping, label,
                                            message):
-  with pytest.raises(errors.FlagError, match=message):
+  with flagged.raises(errors.FlagError, match=message):
     input_map.resolve(inputs, columns, mapping, label)

@@ -15,9 +15,12 @@ import sys
 import pytest
 import tensorflow as tf
 
-from cluster import spec
 from cluster import supervisor
+from harness import tf_config
+from tests import launcher
 from tests import processes
+
+pytestmark = pytest.mark.cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "run_task.py")
@@ -101,15 +104,16 @@ def hosts():
 
 
 def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
-  roles = [spec.Task("ps"), spec.Task("chief"), spec.Task("worker")]
+  roles = [tf_config.Task("ps"), tf_config.Task("chief"),
+           tf_config.Task("worker")]
   cluster = {t.type: ["%s:%d" % (hosts.address(i), PORT)]
              for i, t in enumerate(roles)}
   cluster_flag = ";".join("%s=%s" % (job, ",".join(addresses))
                           for job, addresses in cluster.items())
   model_dir = str(tmp_path / "model")
-  trainer_flags = ["--demo_dir=" + assets.root, "--model_dir=" + model_dir,
-                   "--train_steps=40", "--save_checkpoints_steps=20",
-                   "--log_every_steps=20"]
+  trainer_flags = launcher.demo_flags(assets) + [
+      "--model_dir=" + model_dir, "--train_steps=40",
+      "--save_checkpoints_steps=20", "--log_every_steps=20"]
   launches = [supervisor.Launch(
       task, ["ip", "netns", "exec", hosts.names[i], sys.executable, SCRIPT,
              "--cluster=" + cluster_flag, "--task=%s:%d" % (task.type,

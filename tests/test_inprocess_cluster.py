@@ -16,8 +16,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from cluster import inprocess
+from example_kit import datasets
 from trainer import config
-from trainer import datasets
 
 
 @pytest.fixture(scope="module")

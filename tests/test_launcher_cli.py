@@ -17,8 +17,9 @@ from tests import processes
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CASES = [
-    ("cluster.local", ["--num_ps=0"], "num_ps (0) must be >= 1"),
-    ("cluster.local", ["--num_workers=-2"], "num_workers (-2) must be >= 0"),
+    ("cluster.local", ["--num_ps=0"], "--num_ps (0) must be >= 1"),
+    ("cluster.local", ["--num_workers=-2"],
+     "--num_workers (-2) must be >= 0"),
     ("cluster.local", ["--restart_policy=sometimes"],
      "Restart policy 'sometimes' is not one of"),
     ("cluster.local", ["--restart_policy=boss=never"],
@@ -27,22 +28,32 @@ CASES = [
      "Unknown command line flag 'bogus_flag'"),
     ("cluster.local", ["--", "--no_such_flag=1"],
      "trainer flags: Unknown command line flag 'no_such_flag'"),
-    ("cluster.local", ["--", "--module_handle=/nope", "--n_classes=2"],
+    ("cluster.local", ["--", "--module_handle=/nope", "--n_classes=2",
+                       "--train_files=x"],
      "Model path /nope does not exist"),
-    ("cluster.local", ["--", "--demo_dir={assets}", "--n_classes=3"],
-     "digits_train.tfrecord: record 1: label 4 is outside [0, 3)"),
+    ("cluster.local", ["--", "--n_classes=3"],
+     "digits_train.tfrecord: record 1: label 4 is outside [0, 3) "
+     "(--n_classes=3)"),
+    ("cluster.local", ["--", "--eval_files=", "--batch_size=0"],
+     "--batch_size (0) must be a positive integer"),
+    ("cluster.local", ["--evaluator", "--", "--eval_files="],
+     "--eval_files is empty, so an evaluator would have nothing to "
+     "evaluate: give the trainer --eval_files, or run the cluster with "
+     "--noevaluator"),
     ("trainer.task", ["--train_steps=zero"],
      "flag --train_steps=zero: invalid literal for int()"),
-    ("trainer.task", ["--demo_dir={assets}", "--eval_files=/nope/*.csv"],
+    ("trainer.task", ["--eval_files=/nope/*.csv"],
      "--eval_files: /nope/*.csv matches no file"),
 ]
 
 
 @pytest.mark.parametrize("module,args,message", CASES)
-def test_bad_input(assets, tmp_path, module, args, message):
+def test_bad_input(demo_cwd, module, args, message):
+  """Run where the demo finds its models (demo_cwd)."""
+  tmp_path = demo_cwd
   run_dir = str(tmp_path / "run")
   model_dir = str(tmp_path / "model")
-  args = [a.format(assets=assets.root) for a in args]
+  args = list(args)
   command = [sys.executable, "-m", module]
   if module == "cluster.local":
     command.append("--run_dir=" + run_dir)

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from trainer import datasets
+from example_kit import datasets
 from trainer import model
 from trainer import model_spec
 

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from trainer import datasets
+from example_kit import datasets
+from trainer import job
 from trainer import model
 from trainer import model_spec
 
@@ -33,7 +34,7 @@ class Graph:
     self.graph = tf.Graph()
     with self.graph.as_default():
       tf.compat.v1.train.get_or_create_global_step()
-      model_fn = model.make_model_fn(spec, model.HeadConfig(n_classes=5))
+      model_fn = model.make_model_fn(spec, job.HeadConfig(n_classes=5))
       self.pixels = tf.compat.v1.placeholder(tf.float32, [None, 64])
       self.spec = model_fn({"inputs": self.pixels},
                            None if mode == ModeKeys.PREDICT
@@ -157,7 +158,7 @@ def _ps_placement(handle, balanced):
         ps_tasks=2, worker_device="/job:chief", cluster=cluster)
     with tf.compat.v1.device(outer):
       tf.compat.v1.train.get_or_create_global_step()
-      model_fn = model.make_model_fn(spec, model.HeadConfig(n_classes=5))
+      model_fn = model.make_model_fn(spec, job.HeadConfig(n_classes=5))
       pixels = tf.zeros([4, 64])
       model_fn({"inputs": pixels}, tf.zeros([4], tf.int64), ModeKeys.TRAIN,
                _TwoPsConfig() if balanced else None)

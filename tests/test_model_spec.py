@@ -5,7 +5,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from trainer import errors
+from harness import errors
+from tests import flagged
 from trainer import model_spec
 
 
@@ -59,7 +60,7 @@ def test_tf1_model_signature_with_several_inputs(assets):
 def test_bad_tf1_requests_are_named(assets, kwargs, message):
   kwargs.setdefault("handle", assets.tf1_hub_model)
   handle = kwargs.pop("handle")
-  with pytest.raises(errors.ModelCheckError, match=message):
+  with flagged.raises(errors.ModelCheckError, match=message):
     model_spec.inspect_model(handle, **kwargs)
 
 
@@ -81,12 +82,12 @@ def test_signature_of_tf2_model_cannot_be_fine_tuned(assets, tmp_path):
                      match="called through a signature and cannot be"):
     model_spec.inspect_model(path, trainable=True, signature="double",
                              output_key="y")
-  with pytest.raises(errors.ModelCheckError,
-                     match="no __call__ function; choose a signature with "
-                     "--signature, one of: double"):
+  with flagged.raises(errors.ModelCheckError,
+                      match="no __call__ function; choose a signature with "
+                      "--signature, one of: double"):
     model_spec.inspect_model(path)
-  with pytest.raises(errors.ModelCheckError,
-                     match="returns a dict: set --output_key to one of y"):
+  with flagged.raises(errors.ModelCheckError,
+                      match="returns a dict: set --output_key to one of y"):
     model_spec.inspect_model(path, signature="double")
 
 
@@ -111,9 +112,9 @@ def test_several_meta_graphs_need_tags(tmp_path):
                                            signature_def_map={"s": sig})
       builder.add_meta_graph(["gpu", "serve"], signature_def_map={"s": sig})
       builder.save()
-  with pytest.raises(errors.ModelCheckError,
-                     match=r"has 2 meta graphs, so --tags must pick one; its "
-                     r"tag sets are: \{gpu,serve\}, \{serve\}"):
+  with flagged.raises(errors.ModelCheckError,
+                      match=r"has 2 meta graphs, so --tags must pick one; its "
+                      r"tag sets are: \{gpu,serve\}, \{serve\}"):
     model_spec.inspect_model(path, signature="s", output_key="y")
   spec = model_spec.inspect_model(path, tags=["serve"], signature="s",
                                   output_key="y")

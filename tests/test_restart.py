@@ -3,7 +3,8 @@
 import pytest
 
 from cluster import restart
-from trainer import errors
+from harness import errors
+from tests import flagged
 
 
 @pytest.mark.parametrize("policy,code,retried", [
@@ -34,10 +35,10 @@ def test_parse_policies_default_and_per_type():
 @pytest.mark.parametrize("entries,max_restarts,message", [
     (["sometimes"], 3, "Restart policy 'sometimes' is not one of: never, "
      "on_failure, exit_code, always"),
-    (["boss=never"], 3, "names task type 'boss'"),
-    ([], -1, "max_restarts (-1) must be >= 0"),
+    (["boss=never"], 3, "--restart_policy names task type 'boss'"),
+    ([], -1, "--max_restarts (-1) must be >= 0"),
 ])
 def test_bad_policies_are_named(entries, max_restarts, message):
   with pytest.raises(errors.FlagError) as raised:
     restart.parse_policies(entries, max_restarts)
-  assert message in str(raised.value)
+  assert message in flagged.as_flags(raised.value)

@@ -1,48 +1,70 @@
 """Soak: the local demo cluster several times back to back leaks nothing.
 
-After each run: no process of the cluster, no listening port of the
-cluster, no file left in the temporary directory (TMPDIR, private to the
+After each run: no process of the cluster, no socket of the cluster still
+listening, no file left in the temporary directory (TMPDIR, private to the
 test, so other tests' temporary files do not count). Runs with --noisolate
 so that the cluster's ports are in this network namespace and can be
-checked.
+checked. Other tests may run clusters at the same time (pytest -n), and one
+of them may be given a port this run used: only sockets held by this run's
+own processes count.
 """
 
 import json
 import os
 import re
 import subprocess
-import sys
 
+import pytest
+
+from tests import launcher
 from tests import processes
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.cluster
 RUNS = 3
 
 
-def _listening_ports():
-  ports = set()
+def _listening_inodes(ports):
+  """Socket inodes listening on any of `ports` (TCP, IPv4 and IPv6)."""
+  inodes = set()
   for table in ("/proc/net/tcp", "/proc/net/tcp6"):
     with open(table) as f:
       for line in f.readlines()[1:]:
         fields = line.split()
-        if fields[3] == "0A":  # LISTEN
-          ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-  return ports
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if fields[3] == "0A" and port in ports:  # LISTEN
+          inodes.add(fields[9])
+  return inodes
 
 
-def test_back_to_back_runs_leak_nothing(assets, tmp_path):
-  temp_dir = tmp_path / "tmp"
+def _holders(inodes):
+  """pid -> command line of the processes holding any of the sockets."""
+  wanted = {"socket:[%s]" % inode for inode in inodes}
+  found = {}
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      fds = os.listdir("/proc/%s/fd" % pid)
+      if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in wanted
+             for fd in fds):
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+          found[int(pid)] = f.read().replace(b"\0", b" ").decode()
+    except OSError:
+      continue  # Gone meanwhile, or not ours to read.
+  return found
+
+
+def test_back_to_back_runs_leak_nothing(demo_cwd):
+  temp_dir = demo_cwd / "tmp"
   temp_dir.mkdir()
+  env = dict(launcher.ENV, TMPDIR=str(temp_dir))
   for run in range(RUNS):
-    run_dir = str(tmp_path / ("run-%d" % run))
+    run_dir = str(demo_cwd / ("run-%d" % run))
     proc = subprocess.run(
-        [sys.executable, "-m", "cluster.local", "--noisolate",
-         "--num_workers=1", "--noevaluator", "--run_dir=" + run_dir,
-         "--deadline_secs=300", "--", "--demo_dir=" + assets.root,
-         "--train_steps=40", "--save_checkpoints_steps=20"],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=360,
-        env=dict(os.environ, PYTHONPATH=REPO, TMPDIR=str(temp_dir)),
-        check=False)
+        launcher.command(run_dir, ["--train_steps=40",
+                                   "--save_checkpoints_steps=20"],
+                         num_workers=1, evaluator=False, deadline_secs=300,
+                         extra=["--noisolate"]),
+        cwd=str(demo_cwd), capture_output=True, text=True, timeout=360,
+        env=env, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "warning: NOT isolated (--noisolate)" in proc.stdout
     cluster = json.loads(re.search(r"^Cluster: (\{.*\})$", proc.stdout,
@@ -50,5 +72,6 @@ def test_back_to_back_runs_leak_nothing(assets, tmp_path):
     ports = {int(a.rsplit(":", 1)[1]) for addresses in cluster.values()
              for a in addresses}
     assert not processes.pids_mentioning(run_dir)
-    assert not ports & _listening_ports(), "ports still listening"
+    holders = _holders(_listening_inodes(ports))
+    assert not [cmd for cmd in holders.values() if run_dir in cmd], holders
     assert not os.listdir(temp_dir), os.listdir(temp_dir)

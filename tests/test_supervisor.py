@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from cluster import restart
-from cluster import spec
 from cluster import supervisor
+from harness import tf_config
 from tests import processes
 
 FOREVER = "import signal; signal.pause()"
@@ -32,7 +32,7 @@ def _launches(tmp_path, bodies):
   for name, body in bodies.items():
     kind, index = name.rsplit("-", 1)
     result.append(supervisor.Launch(
-        spec.Task(kind, int(index)),
+        tf_config.Task(kind, int(index)),
         [sys.executable, "-c", _task_code(tmp_path, name, body)],
         dict(os.environ)))
   return result
@@ -109,7 +109,7 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
   script = textwrap.dedent("""
       import os, sys
       sys.path.insert(0, %r)
-      from cluster import spec, supervisor
+      from cluster import supervisor
       from tests import test_supervisor as t
       import pathlib
       supervisor.supervise(t._launches(pathlib.Path(%r), {

@@ -4,10 +4,16 @@ import os
 import subprocess
 import sys
 
-from absl import flags
+import numpy as np
 import pytest
 
+from example_kit import datasets
+from harness import tf_config
+from trainer import cli
+from trainer import job as job_lib
+from trainer import preflight
 from trainer import task
+from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -15,10 +21,7 @@ CONFIGS = os.path.join(REPO, "configs")
 
 def _flags(argv):
   """A private FlagValues with the trainer's flags, parsed from argv."""
-  fv = flags.FlagValues()
-  names = task.define_flags(fv)
-  fv(["trainer"] + argv)
-  return fv, names
+  return cli.new_flag_values(argv)
 
 
 def _good_args(assets, tmp_path):
@@ -30,13 +33,13 @@ def _good_args(assets, tmp_path):
 
 
 def test_every_flag_has_help():
-  fv = flags.FlagValues()
-  for name in task.define_flags(fv):
+  fv = _flags([])
+  for name in cli.FLAG_NAMES:
     assert len(fv[name].help) > 10, name
 
 
 def test_flagfile_then_command_line_overrides(tmp_path):
-  fv, _ = _flags(["--flagfile=" + os.path.join(CONFIGS, "text.cfg"),
+  fv = _flags(["--flagfile=" + os.path.join(CONFIGS, "text.cfg"),
                   "--train_steps=7", "--model_dir=" + str(tmp_path)])
   assert fv.train_steps == 7  # Overridden after the flagfile.
   assert fv.hidden_units == ["32"]  # From the flagfile.
@@ -51,9 +54,8 @@ def test_config_files_describe_valid_jobs(assets, config, tmp_path,
   with open(os.path.join(CONFIGS, config)) as f:
     assert f.readline().startswith(
         "# python -m trainer.task --flagfile=configs/%s" % config)
-  fv, _ = _flags(["--flagfile=" + os.path.join(CONFIGS, config)])
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  plan = train.plan(task.job_config(fv))
+  fv = _flags(["--flagfile=" + os.path.join(CONFIGS, config)])
+  plan = preflight.check(cli.job_config(fv))
   assert plan.train_files and plan.eval_files
 
 
@@ -63,8 +65,6 @@ def _pixels(count=64, value="1"):
 
 def _write_bad_data(root):
   """Data files with one problem each; returns name -> path."""
-  from trainer import datasets  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   root.mkdir()
   rows = {
       "extra_field.csv": "pixels,label\n%s,1\n%s,2,9\n" % (_pixels(),
@@ -90,19 +90,20 @@ def _write_bad_data(root):
 
 def _other_models_checkpoint(model_dir, assets, flags_txt=True):
   """A model_dir holding a finished run of a regression model."""
-  from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  train.run(train.plan(train.JobConfig(
-      model=train.ModelOptions(assets.digits_model),
-      head=model_lib.HeadConfig(n_classes=0),
-      train_files=[assets.data("digits_train.csv")],
-      eval_files=[assets.data("digits_eval.csv")], model_dir=str(model_dir),
-      input_map={"inputs": "pixels"}, train_steps=2, validate_data=False)),
+  train.run(preflight.check(job_lib.JobConfig(
+      model=job_lib.ModelOptions(assets.digits_model),
+      head=job_lib.HeadConfig(n_classes=0),
+      data=job_lib.DataOptions(
+          train_files=[assets.data("digits_train.csv")],
+          eval_files=[assets.data("digits_eval.csv")],
+          input_map={"inputs": "pixels"}, validate_data=False),
+      run=job_lib.RunOptions(train_steps=2), model_dir=str(model_dir))),
             log=lambda line: None)
   if flags_txt:
-    fv, names = _flags(["--module_handle=" + assets.digits_model,
-                        "--n_classes=0", "--model_dir=" + str(model_dir)])
-    task.write_flags(fv, names, os.path.join(model_dir, task.FLAGS_FILE))
+    fv = _flags(["--module_handle=" + assets.digits_model, "--n_classes=0",
+                 "--model_dir=" + str(model_dir)])
+    cli.write_flags(cli.flag_lines(fv),
+                    os.path.join(model_dir, cli.FLAGS_FILE))
 
 
 BAD_INPUTS = [
@@ -181,8 +182,8 @@ def test_bad_input_is_one_line_and_writes_nothing(assets, tmp_path, capsys,
   bad = [a.format(tmp=scratch, tf1=assets.tf1_hub_model, bad=bad_data)
          for a in bad]
   before = _listing(model_dir)
-  fv, names = _flags(_good_args(assets, tmp_path) + bad)
-  assert task.run(fv, names, environ=environ) == 1
+  fv = _flags(_good_args(assets, tmp_path) + bad)
+  assert task.run(fv, environ=environ) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: "), err
   assert message in err[0]
@@ -192,9 +193,11 @@ def test_bad_input_is_one_line_and_writes_nothing(assets, tmp_path, capsys,
 def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
   model_dir = tmp_path / "model"
   _other_models_checkpoint(model_dir, assets)
-  fv, _ = _flags(_good_args(assets, tmp_path) + ["--overwrite_model_dir"])
+  fv = _flags(_good_args(assets, tmp_path) + ["--overwrite_model_dir"])
   moved = []
-  task.prepare(fv, log=moved.append)
+  plan = task.prepare(fv, None, log=moved.append)
+  assert os.path.exists(model_dir)  # The pre-flight writes nothing.
+  task.settle_model_dir(plan, fv.overwrite_model_dir, log=moved.append)
   assert not os.path.exists(model_dir)
   aside = [p for p in os.listdir(tmp_path) if p.startswith("model.old-")]
   assert len(aside) == 1 and "moved it to" in moved[0]
@@ -204,9 +207,14 @@ def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
 def test_same_model_resumes_from_its_model_dir(assets, tmp_path):
   model_dir = tmp_path / "model"
   _other_models_checkpoint(model_dir, assets)
-  fv, _ = _flags(_good_args(assets, tmp_path)[:-2] + [
-      "--n_classes=0", "--model_dir=" + str(model_dir)])
-  assert task.model_dir_conflict(fv) == ""
+  new_export = "--export_dir=" + str(tmp_path / "export2")
+  fv = _flags(_good_args(assets, tmp_path)[:-2] + [
+      "--n_classes=0", "--model_dir=" + str(model_dir), new_export])
+  assert task.prepare(fv, None).model_dir_conflict == ""
+  # Not the chief: the model directory is the chief's to judge.
+  fv = _flags(_good_args(assets, tmp_path) + [new_export])
+  assert task.prepare(fv, tf_config.Task("worker", 0)).model_dir_conflict == ""
+  assert task.prepare(fv, None).model_dir_conflict
 
 
 def _run_cli(args, cwd):
@@ -228,23 +236,87 @@ def test_cli_reports_bad_input_without_traceback(assets, tmp_path):
   assert not os.path.exists(tmp_path / "model")
 
 
-def test_demo_runs_with_no_flags_but_a_short_budget(assets, tmp_path):
-  """The README's main job: no model flags, the demo defaults."""
-  proc = _run_cli(["--demo_dir=" + assets.root, "--train_steps=60",
-                   "--log_every_steps=20",
-                   "--model_dir=" + str(tmp_path / "model")], tmp_path)
+def test_demo_runs_with_no_flags_but_a_short_budget(demo_cwd):
+  """The README's main job: no model flags, the demo (configs/digits.cfg)."""
+  demo_assets = os.path.join(str(demo_cwd), "demo_assets")
+  proc = _run_cli(["--train_steps=60", "--log_every_steps=20",
+                   "--model_dir=" + str(demo_cwd / "model")], demo_cwd)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "running the demo" in proc.stderr
   assert "step 40/60  loss" in proc.stderr
   summary = proc.stdout.splitlines()
   assert summary[0] == "Done."
   assert summary[1].startswith("Eval on %s after step 60: accuracy " %
-                               assets.data("digits_eval.tfrecord"))
+                               os.path.join(demo_assets, "data",
+                                            "digits_eval.tfrecord"))
   accuracy = float(summary[1].split("accuracy ")[1].split(",")[0])
   assert accuracy > 0.8
-  assert summary[3] == "Export: %s" % (tmp_path / "model" / "export")
-  with open(tmp_path / "model" / task.FLAGS_FILE) as f:
+  assert summary[3] == "Export: %s" % (demo_cwd / "model" / "export")
+  with open(demo_cwd / "model" / cli.FLAGS_FILE) as f:
     resolved = f.read().splitlines()
-  assert "--module_handle=%s" % assets.digits_model in resolved
+  assert "--module_handle=%s" % os.path.join(
+      demo_assets, "models", "digits") in resolved
   assert "--train_steps=60" in resolved
   assert "--trainable" in resolved
+
+
+def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
+  """No --module_handle: every flag the user did not set comes from
+  configs/digits.cfg, but the model directory, which is new per run."""
+  monkeypatch.chdir(demo_cwd)
+  demo_job = task.job_from_flags(_flags(["--train_steps=7"]),
+                                 log=lambda line: None)
+  config_job = cli.job_config(_flags([
+      "--flagfile=" + os.path.join(CONFIGS, "digits.cfg"),
+      "--train_steps=7"]))
+  assert demo_job.model_dir.startswith(str(demo_cwd / "runs" / "demo-"))
+  assert os.path.abspath(demo_job.model.module_handle) == os.path.abspath(
+      config_job.model.module_handle)
+  assert demo_job.head == config_job.head and demo_job.run == config_job.run
+  assert [os.path.abspath(f) for f in config_job.data.train_files] == list(
+      demo_job.data.train_files)
+
+
+def test_a_single_process_without_eval_files_trains_and_exports(
+    assets, tmp_path):
+  args = [a for a in _good_args(assets, tmp_path)
+          if not a.startswith("--eval_files")]
+  proc = _run_cli(args + ["--train_steps=20"], tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.splitlines()[0] == "Done."
+  assert "Eval on" not in proc.stdout
+  assert os.path.isdir(tmp_path / "model" / "export")
+  assert os.path.exists(tmp_path / "model" / "model.ckpt-20.index")
+
+
+def test_an_evaluator_without_eval_files_is_refused(assets, tmp_path,
+                                                    capsys):
+  args = [a for a in _good_args(assets, tmp_path)
+          if not a.startswith("--eval_files")]
+  environ = {"TF_CONFIG": '{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, '
+                          '"task": {"type": "evaluator", "index": 0}}'}
+  assert task.run(_flags(args), environ=environ) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == ["error: TF_CONFIG makes this task the evaluator, but "
+                 "--eval_files is empty: there is nothing to evaluate."]
+
+
+# Every required setting left out, as a new user would: one line each.
+# (--module_handle left out means the demo; --eval_files is optional: above.)
+MISSING = [
+    ("train_files", "--train_files is required"),
+    ("n_classes", "--n_classes is required"),
+    ("model_dir", "--model_dir is required: where checkpoints go"),
+]
+
+
+@pytest.mark.parametrize("left_out,message", MISSING)
+def test_a_required_flag_left_out_is_one_line(assets, tmp_path, left_out,
+                                              message):
+  args = [a for a in _good_args(assets, tmp_path)
+          if not a.startswith("--%s=" % left_out)]
+  proc = _run_cli(args, tmp_path)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: " + message), lines

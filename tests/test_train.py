@@ -1,31 +1,36 @@
 """trainer.train: whole jobs, in process, on the example models and data."""
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import datasets
-from trainer import model
+from example_kit import datasets
+from trainer import job as job_lib
+from trainer import preflight
 from trainer import train
 
 
-def _job(assets, tmp_path, handle=None, **overrides):
-  settings = dict(
-      model=train.ModelOptions(handle or assets.digits_model,
-                               trainable=True),
-      head=model.HeadConfig(n_classes=5),
-      train_files=[assets.data("digits_train.tfrecord")],
-      eval_files=[assets.data("digits_eval.tfrecord")],
-      model_dir=str(tmp_path / "model"), train_steps=30,
-      log_every_steps=10, random_seed=0)
-  settings.update(overrides)
-  return train.JobConfig(**settings)
+def _job(assets, tmp_path, handle=None, model=None, head=None, **overrides):
+  """A job on the digits model; `overrides` are settings of its parts."""
+  data = dict(train_files=[assets.data("digits_train.tfrecord")],
+              eval_files=[assets.data("digits_eval.tfrecord")])
+  run = dict(train_steps=30, log_every_steps=10, random_seed=0)
+  for name, value in overrides.items():
+    (data if name in {f.name for f in dataclasses.fields(
+        job_lib.DataOptions)} else run)[name] = value
+  return job_lib.JobConfig(
+      model=model or job_lib.ModelOptions(handle or assets.digits_model,
+                                          trainable=True),
+      head=head or job_lib.HeadConfig(n_classes=5),
+      data=job_lib.DataOptions(**data), run=job_lib.RunOptions(**run),
+      model_dir=str(tmp_path / "model"))
 
 
 def _accuracy(job):
-  return train.run(train.plan(job), log=lambda line: None).metrics[
+  return train.run(preflight.check(job), log=lambda line: None).metrics[
       "accuracy"]
 
 
@@ -45,7 +50,7 @@ def test_pretrained_model_beats_training_from_scratch(
   for name, (handle, trainable) in runs.items():
     accuracy[name] = np.mean([_accuracy(_job(
         assets, tmp_path / ("%s-%d" % (name, seed)),
-        model=train.ModelOptions(handle, trainable=trainable),
+        model=job_lib.ModelOptions(handle, trainable=trainable),
         train_files=[train_file], eval_files=[eval_file], batch_size=16,
         random_seed=seed)) for seed in range(3)])
   print("held-out accuracy after 30 steps:", accuracy)
@@ -55,7 +60,7 @@ def test_pretrained_model_beats_training_from_scratch(
 
 def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
   job = _job(assets, tmp_path)
-  plan = train.plan(job)
+  plan = preflight.check(job)
   result = train.run(plan, log=lambda line: None)
   assert result.export_dir == os.path.join(job.model_dir, "export")
   assert result.checkpoint.endswith("model.ckpt-30")
@@ -71,14 +76,14 @@ def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
 
 def test_progress_is_reported(assets, tmp_path):
   lines = []
-  train.run(train.plan(_job(assets, tmp_path)), log=lines.append)
+  train.run(preflight.check(_job(assets, tmp_path)), log=lines.append)
   assert any(line.startswith("step 20/30  loss ") and "examples/s" in line
              for line in lines), lines
 
 
 def test_regression_head(assets, tmp_path):
-  job = _job(assets, tmp_path, head=model.HeadConfig(n_classes=0))
-  metrics = train.run(train.plan(job), log=lambda line: None).metrics
+  job = _job(assets, tmp_path, head=job_lib.HeadConfig(n_classes=0))
+  metrics = train.run(preflight.check(job), log=lambda line: None).metrics
   assert {"rmse", "mae", "loss"} <= set(metrics)
 
 
@@ -92,15 +97,14 @@ def test_text_model_fine_tunes_on_csv_text(assets, tmp_path):
 
 
 @pytest.mark.parametrize("options", [
-    train.ModelOptions("", tags=["foo", "bar"], signature="sig",
-                       output_key="features"),
-    train.ModelOptions("", tags=["foo", "bar"], signature="sig",
-                       signature_outputs_as_dict=True),
-    train.ModelOptions(""),  # TF1 Hub defaults: tags {}, signature default.
+    job_lib.ModelOptions("", tags=["foo", "bar"], signature="sig",
+                         output_key="features"),
+    job_lib.ModelOptions("", tags=["foo", "bar"], signature="sig",
+                         signature_outputs_as_dict=True),
+    job_lib.ModelOptions(""),  # TF1 Hub defaults: tags {}, signature default.
 ])
 def test_tf1_hub_model_trains_frozen(assets, tmp_path, options):
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  options = dataclasses.replace(options, handle=assets.tf1_hub_model)
+  options = dataclasses.replace(options, module_handle=assets.tf1_hub_model)
   input_map = ({"x": "pixels"} if options.signature is None
                else {"x1": "pixels", "x2": "pixels"})
   job = _job(assets, tmp_path, model=options, input_map=input_map,

@@ -1,14 +1,239 @@
-"""What the entry points share: flag parsing that fails in one line."""
+"""The trainer's flags, and how they become a `JobConfig`.
 
-import sys
+Only entry points read flags: `python -m trainer.task` parses them into the
+global FlagValues; the cluster launchers parse the trainer flags they pass
+on into a private one. Either way `job_config(fv)` turns them into one
+plain, nested `JobConfig`, and each flag's default is the default of the
+setting it fills (trainer/job.py): there is one of each.
+
+A flag has the name of its setting, so a settings error of the library
+("`batch_size` (0) must be ...") is shown as "--batch_size (0) must be ..."
+by the entry point (harness.cli.report).
+
+The resolved flags are written next to the model as a flagfile
+(`write_flags`), which reruns the job; `recorded_model` reads the settings
+that define the model back from such a file.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Iterable, List
 
 from absl import flags
 
+from harness import errors
+from trainer import input_map as input_map_lib
+from trainer import job as job_lib
 
-def parse_flags_or_exit(argv, fv: flags.FlagValues = flags.FLAGS):
-  """absl's flags parser, but a bad flag is one line and exit status 2."""
+FLAGS_FILE = "flags.txt"
+# Flags that define the model a checkpoint belongs to.
+MODEL_FLAGS = ("module_handle", "trainable", "tags", "signature",
+               "output_key", "signature_outputs_as_dict", "n_classes",
+               "hidden_units", "optimizer")
+
+_Model = job_lib.ModelOptions
+_Data = job_lib.DataOptions
+_Run = job_lib.RunOptions
+_Cluster = job_lib.ClusterOptions
+_Head = job_lib.HeadConfig
+
+
+def _d(options_class, name):
+  return job_lib.default(options_class, name)
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
+  """Defines the trainer's flags on `fv`; returns their names."""
+  before = set(fv)
+  # The hub model.
+  flags.DEFINE_string(
+      "module_handle", _d(_Model, "module_handle"), "Directory of the hub "
+      "model: a TF2 SavedModel, a legacy SavedModel or a model in TF1 Hub "
+      "format. Empty: the demo (configs/digits.cfg).", flag_values=fv)
+  flags.DEFINE_bool(
+      "trainable", _d(_Model, "trainable"), "Fine-tune the hub model's "
+      "variables (TF2 SavedModels called through __call__ only).",
+      flag_values=fv)
+  flags.DEFINE_list(
+      "tags", _d(_Model, "tags"), "Comma-separated tag set of the meta "
+      "graph to load, e.g. foo,bar. '--tags=' selects the empty tag set. "
+      "Unset: the default.", flag_values=fv)
+  flags.DEFINE_string(
+      "signature", _d(_Model, "signature"), "Signature to call instead of "
+      "__call__ (legacy models; TF1 Hub format defaults to 'default').",
+      flag_values=fv)
+  flags.DEFINE_string(
+      "output_key", _d(_Model, "output_key"), "Output of the signature to "
+      "train on (TF1 Hub format defaults to 'default').", flag_values=fv)
+  flags.DEFINE_bool(
+      "signature_outputs_as_dict", _d(_Model, "signature_outputs_as_dict"),
+      "Train on all outputs of the signature, concatenated in name order.",
+      flag_values=fv)
+  # Data.
+  flags.DEFINE_list(
+      "train_files", list(_d(_Data, "train_files")), "Comma-separated globs "
+      "of training files: *.csv (with a header row) or TFRecord files of "
+      "tf.train.Example. Required.", flag_values=fv)
+  flags.DEFINE_list(
+      "eval_files", list(_d(_Data, "eval_files")), "Comma-separated globs of "
+      "evaluation files, as --train_files. Empty: train without evaluating "
+      "(a cluster then has no evaluator).", flag_values=fv)
+  flags.DEFINE_string("label_key", _d(_Data, "label_key"), "Column holding "
+                      "the label.", flag_values=fv)
+  flags.DEFINE_list(
+      "input_map", [], "MODEL_INPUT=DATA_COLUMN pairs, comma-separated. A "
+      "model input left out is fed by the column of its name.",
+      flag_values=fv)
+  flags.DEFINE_integer("batch_size", _d(_Data, "batch_size"), "Examples per "
+                       "step and task.", flag_values=fv)
+  flags.DEFINE_bool(
+      "validate_data", _d(_Data, "validate_data"), "Read every data file "
+      "once before training, to report a bad row by file and line in "
+      "seconds rather than as a TF error mid-training. Turn off for data "
+      "too large to scan.", flag_values=fv)
+  # Head and optimization.
+  flags.DEFINE_integer(
+      "n_classes", None, "Number of classes (labels 0..n-1); 0 trains a "
+      "regression head. Required.", flag_values=fv)
+  flags.DEFINE_list("hidden_units", [], "Sizes of hidden ReLU layers "
+                    "between the hub model and the output, e.g. 64,32.",
+                    flag_values=fv)
+  flags.DEFINE_enum("optimizer", _d(_Head, "optimizer"),
+                    list(job_lib.OPTIMIZERS), "Optimizer.", flag_values=fv)
+  flags.DEFINE_float("learning_rate", _d(_Head, "learning_rate"),
+                     "Learning rate.", flag_values=fv)
+  # Budget and checkpoints.
+  flags.DEFINE_integer("train_steps", _d(_Run, "train_steps"), "Global step "
+                       "to train to.", flag_values=fv)
+  flags.DEFINE_integer("eval_steps", _d(_Run, "eval_steps"), "Batches per "
+                       "evaluation; unset: all of --eval_files.",
+                       flag_values=fv)
+  flags.DEFINE_integer("random_seed", _d(_Run, "random_seed"), "Graph-level "
+                       "random seed.", flag_values=fv)
+  flags.DEFINE_integer("save_checkpoints_steps",
+                       _d(_Run, "save_checkpoints_steps"), "Checkpoint every "
+                       "N steps.", flag_values=fv)
+  flags.DEFINE_integer("save_checkpoints_secs",
+                       _d(_Run, "save_checkpoints_secs"), "Checkpoint every "
+                       "N seconds (default 600 when no step cadence is set).",
+                       flag_values=fv)
+  flags.DEFINE_integer("keep_checkpoint_max", _d(_Run, "keep_checkpoint_max"),
+                       "Checkpoints to keep.", flag_values=fv)
+  flags.DEFINE_integer("log_every_steps", _d(_Run, "log_every_steps"),
+                       "Report progress every N steps.", flag_values=fv)
+  flags.DEFINE_integer("eval_throttle_secs", _d(_Run, "eval_throttle_secs"),
+                       "Least seconds between two evaluations.",
+                       flag_values=fv)
+  flags.DEFINE_integer("eval_start_delay_secs",
+                       _d(_Run, "eval_start_delay_secs"), "Seconds the "
+                       "evaluator waits before its first evaluation.",
+                       flag_values=fv)
+  # Outputs.
+  flags.DEFINE_string(
+      "model_dir", "", "Directory for checkpoints, events and flags.txt. "
+      "Required, except for the demo (runs/demo-<time>) and under a "
+      "launcher (RUN_DIR/model).", flag_values=fv)
+  flags.DEFINE_string("export_dir", "", "Where the serving SavedModel goes; "
+                      "empty: MODEL_DIR/export.", flag_values=fv)
+  flags.DEFINE_bool(
+      "overwrite_model_dir", False, "If --model_dir holds a checkpoint of "
+      "a different model, move that directory aside (to MODEL_DIR.old-TIME) "
+      "and start afresh, instead of refusing.", flag_values=fv)
+  # Distributed training (the task itself comes from TF_CONFIG).
+  flags.DEFINE_bool(
+      "share_cluster_devices", _d(_Cluster, "share_cluster_devices"),
+      "Set share_cluster_devices_in_session. Turn off only to see the 'does "
+      "not match any device' failure.", flag_values=fv)
+  flags.DEFINE_integer(
+      "max_worker_delay_secs", _d(_Cluster, "max_worker_delay_secs"),
+      "Longest deliberate start delay of a worker (Estimator: 60).",
+      flag_values=fv)
+  flags.DEFINE_integer(
+      "session_creation_timeout_secs",
+      _d(_Cluster, "session_creation_timeout_secs"),
+      "How long a worker waits for the chief's session (Estimator: 7200).",
+      flag_values=fv)
+  flags.DEFINE_float(
+      "readiness_poll_secs", _d(_Cluster, "readiness_poll_secs"), "How often "
+      "a worker checks whether the chief has made the model ready (TF's "
+      "default: 30).", flag_values=fv)
+  return sorted(set(fv) - before)
+
+
+FLAG_NAMES = tuple(define_flags(flags.FlagValues()))
+
+
+def new_flag_values(argv: Iterable[str] = ()) -> flags.FlagValues:
+  """A private FlagValues with the trainer's flags, parsed from `argv`.
+
+  Raises:
+    errors.FlagError: an unknown flag or a bad value, as absl says it.
+  """
+  fv = flags.FlagValues()
+  define_flags(fv)
   try:
-    return fv(argv)
+    fv(["trainer"] + list(argv))
   except flags.Error as e:
-    print("error: %s (see --helpfull)" % e, file=sys.stderr, flush=True)
-    sys.exit(2)
+    raise errors.FlagError(str(e)) from e
+  return fv
+
+
+def _fill(options_class, fv: flags.FlagValues, **converted):
+  """An options object from the flags of its fields' names."""
+  values = {f.name: fv[f.name].value for f in dataclasses.fields(options_class)
+            if f.name not in converted}
+  return options_class(**values, **converted)
+
+
+def job_config(fv: flags.FlagValues) -> job_lib.JobConfig:
+  """Turns flag values into a JobConfig (not yet validated)."""
+  if fv.n_classes is None:
+    raise errors.FlagError("`n_classes` is required: the number of classes, "
+                           "or 0 for a regression head.")
+  try:
+    hidden_units = tuple(int(u) for u in fv.hidden_units)
+  except ValueError as e:
+    raise errors.FlagError("`hidden_units`=%s must be integers, e.g. 64,32." %
+                           ",".join(fv.hidden_units)) from e
+  return job_lib.JobConfig(
+      model=_fill(_Model, fv),
+      head=_fill(_Head, fv, hidden_units=hidden_units),
+      data=_fill(_Data, fv, train_files=tuple(fv.train_files),
+                 eval_files=tuple(fv.eval_files),
+                 input_map=input_map_lib.parse(fv.input_map)),
+      run=_fill(_Run, fv), cluster=_fill(_Cluster, fv),
+      model_dir=fv.model_dir, export_dir=fv.export_dir)
+
+
+def flag_lines(fv: flags.FlagValues) -> List[str]:
+  """The trainer's flags in `fv` as flagfile lines (at a default: none)."""
+  lines = (fv[name].serialize() for name in FLAG_NAMES)
+  return [line for line in lines if line]
+
+
+def write_flags(lines: Iterable[str], path: str) -> str:
+  """Writes flagfile lines to `path`; the file reruns the job."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def _model_value(fv: flags.FlagValues, name: str):
+  value = fv[name].value
+  if name == "module_handle" and value:
+    return os.path.abspath(value)
+  return value
+
+
+def model_settings(fv: flags.FlagValues) -> Dict[str, object]:
+  """The settings that define the model a checkpoint belongs to."""
+  return {name: _model_value(fv, name) for name in MODEL_FLAGS}
+
+
+def recorded_model(path: str) -> Dict[str, object]:
+  """model_settings of the flagfile at `path` (a run's flags.txt)."""
+  fv = flags.FlagValues()
+  define_flags(fv)
+  fv(["recorded", "--flagfile=" + path])
+  return model_settings(fv)

@@ -15,23 +15,21 @@ Two traps are handled here (see the README, "Why the session config"):
    (tensorflow/tensorflow#26559). `session_config` puts them back.
 """
 
+import contextlib
+import json
+import os
 import re
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-from trainer import errors
+from harness import errors
+from harness import tf_config
+from trainer import job as job_lib
 
-# Estimator's task types, spelled as in TF_CONFIG.
-CHIEF, MASTER, WORKER, PS, EVALUATOR = (
-    "chief", "master", "worker", "ps", "evaluator")
-
-# Local and small clusters: start workers at once (Estimator waits
-# (index + 1) * 5 s, up to 60 s) and give up on session creation after
-# minutes, not Estimator's 2 hours.
-DEFAULT_MAX_WORKER_DELAY_SECS = 0
-DEFAULT_SESSION_CREATION_TIMEOUT_SECS = 300
+# Estimator's own default when no checkpoint cadence is set.
+DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 
 
 def parse_tf_version(version: str) -> Tuple[int, int]:
@@ -52,13 +50,13 @@ def device_filters(task_type: Optional[str],
   to everyone that trains; the evaluator (not in the cluster) and a
   non-distributed run get no filters.
   """
-  if task_type == CHIEF:
+  if task_type == tf_config.CHIEF:
     return ["/job:ps", "/job:chief"]
-  if task_type == MASTER:
+  if task_type == tf_config.MASTER:
     return ["/job:ps", "/job:master"]
-  if task_type == WORKER:
+  if task_type == tf_config.WORKER:
     return ["/job:ps", "/job:worker/task:%d" % task_id]
-  if task_type == PS:
+  if task_type == tf_config.PS:
     return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
   return None
 
@@ -103,56 +101,51 @@ def shares_cluster_devices(config: tf.compat.v1.ConfigProto) -> bool:
           config.experimental.share_cluster_devices_in_session)
 
 
-def check_settings(*, save_checkpoints_steps: Optional[int],
-                   save_checkpoints_secs: Optional[int],
-                   max_worker_delay_secs: int,
-                   session_creation_timeout_secs: int) -> None:
-  """Raises FlagError for RunConfig settings that cannot work together."""
-  if save_checkpoints_steps and save_checkpoints_secs:
-    raise errors.FlagError(
-        "Give checkpoint cadence in steps (%d) or in seconds (%d), not both." %
-        (save_checkpoints_steps, save_checkpoints_secs))
-  if max_worker_delay_secs < 0:
-    raise errors.FlagError("--max_worker_delay_secs (%d) must be >= 0." %
-                           max_worker_delay_secs)
-  if session_creation_timeout_secs <= 0:
-    raise errors.FlagError(
-        "--session_creation_timeout_secs (%d) must be > 0." %
-        session_creation_timeout_secs)
+@contextlib.contextmanager
+def _environment_tf_config(config: Optional[dict]) -> Iterator[None]:
+  """TF_CONFIG set to `config` (or unset) while RunConfig reads it.
 
-
-def run_config(*, model_dir: str,
-               save_checkpoints_steps: Optional[int] = None,
-               save_checkpoints_secs: Optional[int] = None,
-               keep_checkpoint_max: int = 5,
-               log_step_count_steps: int = 100,
-               max_worker_delay_secs: int = DEFAULT_MAX_WORKER_DELAY_SECS,
-               session_creation_timeout_secs: int = (
-                   DEFAULT_SESSION_CREATION_TIMEOUT_SECS),
-               share_cluster_devices: bool = True,
-               random_seed: Optional[int] = None,
-               tf_version: Optional[str] = None
-               ) -> tf.estimator.RunConfig:
-  """A RunConfig for this process's task, as named in TF_CONFIG.
-
-  RunConfig reads TF_CONFIG itself; the session config is then built for the
-  task it found, keeping Estimator's distributed defaults.
+  RunConfig takes the cluster from the environment only; this hands it the
+  TF_CONFIG this module was given, and puts the environment back after.
   """
-  check_settings(save_checkpoints_steps=save_checkpoints_steps,
-                 save_checkpoints_secs=save_checkpoints_secs,
-                 max_worker_delay_secs=max_worker_delay_secs,
-                 session_creation_timeout_secs=session_creation_timeout_secs)
-  if not (save_checkpoints_steps or save_checkpoints_secs):
-    save_checkpoints_secs = 600  # Estimator's default.
-  base = tf.estimator.RunConfig(
-      model_dir=model_dir,
-      save_checkpoints_steps=save_checkpoints_steps,
-      save_checkpoints_secs=save_checkpoints_secs,
-      keep_checkpoint_max=keep_checkpoint_max,
-      log_step_count_steps=log_step_count_steps,
-      tf_random_seed=random_seed,
-      experimental_max_worker_delay_secs=max_worker_delay_secs,
-      session_creation_timeout_secs=session_creation_timeout_secs)
+  before = os.environ.get(tf_config.ENV)
+  if config is None:
+    os.environ.pop(tf_config.ENV, None)
+  else:
+    os.environ[tf_config.ENV] = json.dumps(config)
+  try:
+    yield
+  finally:
+    if before is None:
+      os.environ.pop(tf_config.ENV, None)
+    else:
+      os.environ[tf_config.ENV] = before
+
+
+def run_config(run: job_lib.RunOptions, cluster: job_lib.ClusterOptions, *,
+               model_dir: str, tf_config_dict: Optional[dict] = None,
+               tf_version: Optional[str] = None) -> tf.estimator.RunConfig:
+  """The RunConfig of the task `tf_config_dict` names (None: one process).
+
+  The session config is built for that task, keeping Estimator's
+  distributed defaults (see the module docstring). The settings are taken
+  as they are: trainer.job.validate checks them.
+  """
+  secs = run.save_checkpoints_secs
+  if not (run.save_checkpoints_steps or secs):
+    secs = DEFAULT_SAVE_CHECKPOINTS_SECS
+  with _environment_tf_config(tf_config_dict):
+    base = tf.estimator.RunConfig(
+        model_dir=model_dir,
+        save_checkpoints_steps=run.save_checkpoints_steps,
+        save_checkpoints_secs=secs,
+        keep_checkpoint_max=run.keep_checkpoint_max,
+        log_step_count_steps=run.log_every_steps,
+        tf_random_seed=run.random_seed,
+        experimental_max_worker_delay_secs=cluster.max_worker_delay_secs,
+        session_creation_timeout_secs=cluster.session_creation_timeout_secs)
+  task = tf_config_dict["task"] if tf_config_dict else None
   return base.replace(session_config=session_config(
-      tf_version, task_type=base.task_type if base.cluster_spec else None,
-      task_id=base.task_id, share_cluster_devices=share_cluster_devices))
+      tf_version, task_type=task["type"] if task else None,
+      task_id=task["index"] if task else 0,
+      share_cluster_devices=cluster.share_cluster_devices))

@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Sequence
 
 import tensorflow as tf
 
-from trainer import errors
+from harness import errors
 
 CSV_SUFFIX = ".csv"
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}
@@ -32,24 +32,25 @@ class Column:
   length: int = 1
 
 
-def expand(patterns: Sequence[str], flag: str) -> List[str]:
-  """Files matched by comma-separated globs, sorted; errors name the glob."""
+def expand(patterns: Sequence[str], name: str) -> List[str]:
+  """Files matched by globs, sorted; errors name the setting `name` (for
+  example 'train_files') and the glob."""
   files = []
   for pattern in patterns:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
-      raise errors.DataError("%s: %s matches no file." % (flag, pattern))
+      raise errors.DataError("`%s`: %s matches no file." % (name, pattern))
     for path in matched:
       if tf.io.gfile.isdir(path):
-        raise errors.DataError("%s: %s is a directory, not a readable file; "
+        raise errors.DataError("`%s`: %s is a directory, not a readable file; "
                                "give a glob of files, e.g. %s/*.csv." %
-                               (flag, path, path.rstrip("/")))
+                               (name, path, path.rstrip("/")))
     files.extend(matched)
   formats = {is_csv(f) for f in files}
   if len(formats) > 1:
     raise errors.DataError(
-        "%s mixes CSV and TFRecord files (%s); use one format." %
-        (flag, ", ".join(files)))
+        "`%s` mixes CSV and TFRecord files (%s); use one format." %
+        (name, ", ".join(files)))
   return files
 
 

@@ -1,104 +1,104 @@
-"""The example models and data sets, built on demand into one directory.
+"""The demo: what the trainer runs when no model is given.
 
-`prepare(root)` builds whatever is missing under `root` and returns the
-paths. Each item is written to a temporary name and renamed when complete,
-so an interrupted build never leaves a half-written model behind.
+The demo is configs/digits.cfg, and nothing else says what it is: run with
+no --module_handle, the trainer (and the launchers, which run it) take every
+flag the user did not set from that file. Its models and data live in
+demo_assets/ of the working directory, as the file says; where they are
+missing, the example kit builds them first, as a command of its own
+(`python -m example_kit --out=demo_assets`), so that the trainer neither
+imports the kit nor needs its dependencies (scikit-learn).
 
-Layout under root:
-  models/digits       TF2 reusable SavedModel, pre-trained on half the digits
-  models/text         TF2 text embedding (vocabulary asset, OOV buckets)
-  models/tf1_hub      the digits model in legacy TF1 Hub format, tags
-                      {foo,bar} and {}
-  data/digits_{train,eval}.{tfrecord,csv}   digits 5-9 of the other half
-  data/text_{train,eval}.csv                NumPy docstrings by submodule
+One setting is not taken from the file: the model directory. Each demo run
+gets a new one (the launcher's RUN_DIR/model, or runs/demo-<time>), so the
+demo can be run again and again.
 """
 
-import dataclasses
 import os
-import shutil
-import tempfile
-from typing import Callable
+import subprocess
+import sys
+from typing import Callable, List
 
-from trainer import datasets
+from absl import flags
 
-# Digits 5-9: a small training set and a large held-out set, so that the
-# benefit of pre-training shows.
-DIGITS_TRAIN_FRACTION = 0.1
-TEXT_TRAIN_FRACTION = 0.7
+from harness import errors
+from trainer import cli
 
-
-@dataclasses.dataclass(frozen=True)
-class DemoAssets:
-  root: str
-
-  def model(self, name: str) -> str:
-    return os.path.join(self.root, "models", name)
-
-  def data(self, name: str) -> str:
-    return os.path.join(self.root, "data", name)
-
-  @property
-  def digits_model(self):
-    return self.model("digits")
-
-  @property
-  def text_model(self):
-    return self.model("text")
-
-  @property
-  def tf1_hub_model(self):
-    return self.model("tf1_hub")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, "configs", "digits.cfg")
+ASSETS = "demo_assets"
+BUILD_COMMAND = (sys.executable, "-m", "example_kit", "--out=" + ASSETS)
+BUILD_TIMEOUT_SECS = 900
+# The flags of the config that name files, made absolute so that the
+# recorded flags rerun the job from any directory.
+PATH_FLAGS = ("module_handle", "train_files", "eval_files")
+NOT_FROM_CONFIG = ("model_dir",)
 
 
-def _build_once(path: str, build: Callable[[str], object],
-                log: Callable[[str], None]) -> None:
-  """Runs build(tmp) and renames tmp to path, unless path exists."""
-  if os.path.exists(path):
-    return
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  log("Building %s" % path)
-  staging = tempfile.mkdtemp(prefix="." + os.path.basename(path) + "-",
-                             dir=parent)
+def wanted(fv: flags.FlagValues) -> bool:
+  """Whether the flags ask for the demo: no model given."""
+  return not fv.module_handle
+
+
+def _absolute(value):
+  if isinstance(value, list):
+    return [os.path.abspath(v) for v in value]
+  return os.path.abspath(value)
+
+
+def config_values() -> dict:
+  """name -> value of every flag configs/digits.cfg sets (paths absolute)."""
+  if not os.path.isfile(CONFIG):
+    raise errors.FlagError(
+        "No model given, and the demo's config %s is missing (the demo runs "
+        "from a clone of the project, installed with pip install -e .); set "
+        "`module_handle` to the directory of a SavedModel." % CONFIG)
+  fv = cli.new_flag_values(["--flagfile=" + CONFIG])
+  values = {name: fv[name].value for name in fv if fv[name].present and
+            name not in NOT_FROM_CONFIG}
+  for name in PATH_FLAGS:
+    values[name] = _absolute(values[name])
+  return values
+
+
+def _missing(values: dict) -> List[str]:
+  """The demo's own files (those its config names) that do not exist."""
+  paths = [values["module_handle"]] + list(values["train_files"]) + list(
+      values["eval_files"])
+  return [path for path in paths if not os.path.exists(path)]
+
+
+def build_assets(log: Callable[[str], None]) -> None:
+  """Runs the example kit to build demo_assets/ (its output shows as is)."""
+  command = list(BUILD_COMMAND)
+  shown = " ".join(["python"] + command[1:])
+  log("Building the demo's models and data: %s" % shown)
   try:
-    target = os.path.join(staging, os.path.basename(path))
-    build(target)
-    os.rename(target, path)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
+    code = subprocess.run(command, stdin=subprocess.DEVNULL,
+                          timeout=BUILD_TIMEOUT_SECS, check=False).returncode
+  except subprocess.TimeoutExpired as e:
+    raise errors.DataError(
+        "Building the demo's models and data (%s) did not finish within "
+        "%d s." % (shown, BUILD_TIMEOUT_SECS)) from e
+  if code != 0:
+    raise errors.DataError(
+        "Building the demo's models and data failed (%s exited with code "
+        "%d; its error is above). The example kit needs scikit-learn: pip "
+        "install -e '.[examples]'." % (shown, code))
 
 
-def _write_data(assets: DemoAssets, log) -> None:
-  def digits_split():
-    return datasets.split(
-        datasets.digits(datasets.TRANSFER_CLASSES, datasets.TRANSFER_HALF),
-        DIGITS_TRAIN_FRACTION)
-
-  def text_split():
-    return datasets.split(datasets.docstrings(), TEXT_TRAIN_FRACTION)
-
-  writers = [
-      ("digits_train.tfrecord", digits_split, 0, datasets.write_tfrecord),
-      ("digits_eval.tfrecord", digits_split, 1, datasets.write_tfrecord),
-      ("digits_train.csv", digits_split, 0, datasets.write_csv),
-      ("digits_eval.csv", digits_split, 1, datasets.write_csv),
-      ("text_train.csv", text_split, 0, datasets.write_csv),
-      ("text_eval.csv", text_split, 1, datasets.write_csv),
-  ]
-  for name, make_split, part, write in writers:
-    _build_once(assets.data(name),
-                lambda path, s=make_split, i=part, w=write: w(s()[i], path),
-                log)
-
-
-def prepare(root: str, log: Callable[[str], None] = print) -> DemoAssets:
-  """Builds the example models and data under `root` where missing."""
-  from trainer import hub_models  # pylint: disable=g-import-not-at-top
-  assets = DemoAssets(os.path.abspath(root))
-  _build_once(assets.digits_model, hub_models.build_digits_model, log)
-  _build_once(assets.text_model, hub_models.build_text_model, log)
-  _build_once(assets.tf1_hub_model,
-              lambda path: hub_models.build_tf1_hub_model(
-                  path, assets.digits_model), log)
-  _write_data(assets, log)
-  return assets
+def apply(fv: flags.FlagValues, log: Callable[[str], None]) -> None:
+  """Fills every flag the user did not set from the demo's config, and
+  builds the demo's models and data where they are missing."""
+  values = config_values()
+  log("No --module_handle: running the demo (%s): fine-tuning a digits "
+      "feature extractor (pre-trained on other images of all ten digits) to "
+      "classify digits 5-9." % os.path.relpath(CONFIG, REPO))
+  for name, value in values.items():
+    if not fv[name].present:
+      fv[name].value = value
+  if _missing(values):
+    build_assets(log)
+    still = _missing(values)
+    if still:
+      raise errors.DataError("The demo's files are still missing after "
+                             "building them: %s." % ", ".join(still))

@@ -1,6 +1,6 @@
 """Which data column feeds which model input.
 
-`--input_map=x1=left,x2=right` maps model input `x1` to column `left`, and
+`input_map=x1=left,x2=right` (the flag --input_map) maps model input `x1` to column `left`, and
 so on. A model input left out is fed by the column of the same name; a
 single-input model whose input has no column of its name is fed by the only
 column that is not the label.
@@ -8,7 +8,7 @@ column that is not the label.
 
 from typing import Dict, Mapping, Sequence
 
-from trainer import errors
+from harness import errors
 
 
 def parse(entries: Sequence[str]) -> Dict[str, str]:
@@ -18,10 +18,10 @@ def parse(entries: Sequence[str]) -> Dict[str, str]:
     name, sep, column = (part.strip() for part in entry.partition("="))
     if not sep or not name or not column:
       raise errors.FlagError(
-          "--input_map entry %r is not of the form MODEL_INPUT=DATA_COLUMN, "
-          "e.g. --input_map=x1=left,x2=right." % entry)
+          "`input_map` entry %r is not of the form MODEL_INPUT=DATA_COLUMN, "
+          "e.g. `input_map`=x1=left,x2=right." % entry)
     if name in mapping:
-      raise errors.FlagError("--input_map names model input %s twice." % name)
+      raise errors.FlagError("`input_map` names model input %s twice." % name)
     mapping[name] = column
   return mapping
 
@@ -37,16 +37,16 @@ def resolve(model_inputs: Sequence[str], columns: Sequence[str],
   model_inputs, columns = list(model_inputs), list(columns)
   if label_key not in columns:
     raise errors.FlagError(
-        "--label_key=%s is not a column of the data; its columns are: %s." %
+        "`label_key`=%s is not a column of the data; its columns are: %s." %
         (label_key, ", ".join(columns)))
   for name, column in input_map.items():
     if name not in model_inputs:
       raise errors.FlagError(
-          "--input_map names model input %s, which the model does not have; "
+          "`input_map` names model input %s, which the model does not have; "
           "its inputs are: %s." % (name, ", ".join(model_inputs)))
     if column not in columns:
       raise errors.FlagError(
-          "--input_map maps %s to column %s, which the data does not have; "
+          "`input_map` maps %s to column %s, which the data does not have; "
           "its columns are: %s." % (name, column, ", ".join(columns)))
   features = [c for c in columns if c != label_key]
   resolved = {}
@@ -59,7 +59,7 @@ def resolve(model_inputs: Sequence[str], columns: Sequence[str],
       resolved[name] = features[0]
     else:
       raise errors.FlagError(
-          "Model input %s has no data column: add %s=COLUMN to --input_map, "
+          "Model input %s has no data column: add %s=COLUMN to `input_map`, "
           "with COLUMN one of: %s." % (name, name, ", ".join(features)))
   if label_key in resolved.values():
     raise errors.FlagError(

@@ -21,38 +21,22 @@ which can put the largest variables on one ps and make it the bottleneck.
 """
 
 import contextlib
-import dataclasses
-from typing import Sequence
 
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+from trainer import job as job_lib
 from trainer import model_spec as model_spec_lib
 from trainer import progress
 
+# The optimizers trainer.job.OPTIMIZERS names, by name.
 OPTIMIZERS = {
     "adam": tf.compat.v1.train.AdamOptimizer,
     "adagrad": tf.compat.v1.train.AdagradOptimizer,
     "rmsprop": tf.compat.v1.train.RMSPropOptimizer,
     "sgd": tf.compat.v1.train.GradientDescentOptimizer,
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadConfig:
-  """The layers on top of the hub model and how they are trained.
-
-  Attributes:
-    n_classes: number of classes; 0 for a regression head.
-    hidden_units: sizes of the ReLU layers between hub model and output.
-    optimizer: a key of OPTIMIZERS.
-    learning_rate: the optimizer's learning rate.
-  """
-  n_classes: int
-  hidden_units: Sequence[int] = ()
-  optimizer: str = "adam"
-  learning_rate: float = 0.01
 
 
 def hub_outputs(layer: hub.KerasLayer, spec: model_spec_lib.ModelSpec,
@@ -114,7 +98,7 @@ def balanced_ps_placement(num_ps: int):
       ps_strategy=GreedyBySize(num_ps))
 
 
-def make_model_fn(spec: model_spec_lib.ModelSpec, head: HeadConfig):
+def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig):
   """Returns a model_fn for `spec` with `head` on top."""
 
   def model_fn(features, labels, mode, config=None):

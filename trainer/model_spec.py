@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
 
-from trainer import errors
+from harness import errors
 
 TFHUB_MODULE_MARKER = "tfhub_module.pb"
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -69,17 +69,17 @@ def _format_tags(tags: Sequence[str]) -> str:
   return "{%s}" % ",".join(sorted(tags)) if tags else "{} (the empty set)"
 
 
-def _tags_flag(tags: Sequence[str]) -> str:
-  return "--tags=" + ",".join(sorted(tags))
+def _tags_setting(tags: Sequence[str]) -> str:
+  return "`tags`=" + ",".join(sorted(tags))
 
 
 def _check_path(handle: str) -> None:
   if not handle:
-    raise errors.ModelCheckError("No model given: set --module_handle to the "
+    raise errors.ModelCheckError("No model given: set `module_handle` to the "
                                  "directory of a SavedModel.")
   if not os.path.exists(handle):
     raise errors.ModelCheckError(
-        "Model path %s does not exist; --module_handle must be the directory "
+        "Model path %s does not exist; `module_handle` must be the directory "
         "of a SavedModel (one that holds saved_model.pb)." % handle)
   if not any(os.path.isfile(os.path.join(handle, f))
              for f in _SAVED_MODEL_FILES):
@@ -100,14 +100,14 @@ def _pick_meta_graph(handle, saved_model, tags, is_tf1_hub_format):
       return None, next(iter(by_tags.values()))
     else:
       raise errors.ModelCheckError(
-          "%s has %d meta graphs, so --tags must pick one; its tag sets are: "
+          "%s has %d meta graphs, so `tags` must pick one; its tag sets are: "
           "%s." % (handle, len(by_tags), available))
   if tags not in by_tags:
     raise errors.ModelCheckError(
-        "--tags=%s matches no meta graph in %s; its tag sets are: %s (give "
+        "`tags`=%s matches no meta graph in %s; its tag sets are: %s (give "
         "them comma-separated, e.g. %s)." %
         (",".join(sorted(tags)), handle, available,
-         _tags_flag(sorted(by_tags, key=len)[-1])))
+         _tags_setting(sorted(by_tags, key=len)[-1])))
   return tags, by_tags[tags]
 
 
@@ -177,27 +177,27 @@ def inspect_model(handle: str, *, trainable: bool = False,
     signature = signature or "default"
   if output_key and signature_outputs_as_dict:
     raise errors.ModelCheckError(
-        "--output_key=%s and --signature_outputs_as_dict contradict each "
+        "`output_key`=%s and `signature_outputs_as_dict` contradict each "
         "other: pick one output, or all of them as a dict." % output_key)
   if signature is None and not has_call:
     raise errors.ModelCheckError(
-        "%s has no __call__ function; choose a signature with --signature, "
+        "%s has no __call__ function; choose a signature with `signature`, "
         "one of: %s." % (handle, ", ".join(signatures) or "(none)"))
   if signature is not None and signature not in signatures:
     raise errors.ModelCheckError(
-        "--signature=%s is not in %s (tags %s); its signatures are: %s." %
+        "`signature`=%s is not in %s (tags %s); its signatures are: %s." %
         (signature, handle, _format_tags(tags or ()),
          ", ".join(signatures) or "(none)"))
   if trainable and (is_tf1 or signature):
     kind = "in TF1 Hub format" if is_tf1 else "called through a signature"
     raise errors.ModelCheckError(
         "%s is %s and cannot be fine-tuned in TF2 (only a TF2 SavedModel's "
-        "__call__ can): drop --trainable to train on top of it frozen." %
+        "__call__ can): drop `trainable` to train on top of it frozen." %
         (handle, kind))
   if signature_outputs_as_dict and not signature:
     raise errors.ModelCheckError(
-        "--signature_outputs_as_dict needs a signature; %s is called through "
-        "__call__. Set --signature (one of: %s) or drop the flag." %
+        "`signature_outputs_as_dict` needs a signature; %s is called through "
+        "__call__. Set `signature` (one of: %s) or drop `signature_outputs_as_dict`." %
         (handle, ", ".join(signatures) or "(none)"))
 
   loaded = _load(handle, tags)
@@ -211,24 +211,24 @@ def inspect_model(handle: str, *, trainable: bool = False,
       output_key = output_key or ("default" if is_tf1 else None)
       if output_key is None:
         raise errors.ModelCheckError(
-            "Signature %s of %s returns a dict: set --output_key to one of "
-            "%s, or --signature_outputs_as_dict." %
+            "Signature %s of %s returns a dict: set `output_key` to one of "
+            "%s, or `signature_outputs_as_dict`." %
             (signature, handle, ", ".join(sorted(outputs))))
       if output_key not in outputs:
         raise errors.ModelCheckError(
-            "--output_key=%s is not an output of signature %s; its outputs "
+            "`output_key`=%s is not an output of signature %s; its outputs "
             "are: %s." % (output_key, signature, ", ".join(sorted(outputs))))
     single_input = False
   else:
     if output_key:
       raise errors.ModelCheckError(
-          "--output_key=%s needs a signature; %s is called through __call__, "
+          "`output_key`=%s needs a signature; %s is called through __call__, "
           "which returns a single tensor." % (output_key, handle))
     inputs, single_input = _call_inputs(loaded)
     if trainable and not getattr(loaded, "trainable_variables", None):
       raise errors.ModelCheckError(
-          "%s has no trainable_variables, so --trainable has nothing to "
-          "fine-tune; drop --trainable." % handle)
+          "%s has no trainable_variables, so `trainable` has nothing to "
+          "fine-tune; drop `trainable`." % handle)
   return ModelSpec(
       handle=handle, is_tf1_hub_format=is_tf1, tags=tags,
       signature=signature, output_key=None if signature_outputs_as_dict

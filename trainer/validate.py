@@ -15,19 +15,20 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import data
-from trainer import errors
+from harness import errors
 
 _TFRECORD_BATCH = 4096
 
 
 def check_files(files: Sequence[str], config: data.InputConfig,
-                n_classes: int, flag: str) -> int:
-  """Checks every example of `files`; returns how many there are."""
+                n_classes: int, name: str) -> int:
+  """Checks every example of `files` (the setting `name`, for example
+  'train_files'); returns how many there are."""
   check = _check_csv if data.is_csv(files[0]) else _check_tfrecord
   total = sum(check(path, config, n_classes) for path in files)
   if total == 0:
-    raise errors.DataError("%s: %s hold no examples." %
-                           (flag, ", ".join(files)))
+    raise errors.DataError("`%s`: %s hold no examples." %
+                           (name, ", ".join(files)))
   return total
 
 
@@ -38,7 +39,7 @@ def _item_size(spec: tf.TensorSpec) -> int:
 def _check_label(value: float, where: str, n_classes: int) -> None:
   if n_classes and not (value == int(value) and 0 <= value < n_classes):
     raise errors.DataError(
-        "%s: label %g is outside [0, %d) (--n_classes=%d); labels must be "
+        "%s: label %g is outside [0, %d) (`n_classes`=%d); labels must be "
         "the integers 0 to %d." % (where, value, n_classes, n_classes,
                                    n_classes - 1))
 

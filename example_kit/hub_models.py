@@ -5,9 +5,9 @@ Three models, each a directory that `hub.KerasLayer` and `hub.load` accept:
 * `build_digits_model`: a TF2 SavedModel following the reusable SavedModel
   conventions (`__call__(inputs, training=...)`, `variables`,
   `trainable_variables`, `regularization_losses`). A feature extractor with
-  batch normalization and an L2 weight regularizer, pre-trained on digits
-  one half of the digit images, so training on the other half is transfer
-  learning.
+  batch normalization and an L2 weight regularizer, pre-trained on one half
+  of the digit images (all ten digits), so training on digits of the other
+  half is transfer learning.
 * `build_text_model`: a TF2 text-embedding SavedModel: string input, a
   vocabulary file stored as an asset, out-of-vocabulary buckets and a
   sqrt-n embedding combiner.
@@ -26,7 +26,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from trainer import datasets
+from example_kit import datasets
 
 DIGITS_HIDDEN = 64
 DIGITS_FEATURES = 32

@@ -24,6 +24,9 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import numpy.polynomial.polynomial
+from sklearn import datasets as sklearn_datasets
+import tensorflow as tf
 
 DIGITS_PIXELS = 64
 TRANSFER_CLASSES = (5, 6, 7, 8, 9)
@@ -55,8 +58,7 @@ def digits(classes: Sequence[int], half: Optional[int] = None) -> Examples:
   Returns:
     Columns `pixels` (float32, [n, 64], values 0-16) and `label` (int64).
   """
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
-  data = load_digits()
+  data = sklearn_datasets.load_digits()
   keep = np.isin(data.target, classes)
   if half is not None:
     in_first = np.random.RandomState(HALVES_SEED).rand(len(data.target)) < 0.5
@@ -72,7 +74,6 @@ def docstrings() -> Examples:
 
   Columns: `text` (str) and `label` (int64, index into DOCSTRING_MODULES).
   """
-  import numpy.polynomial.polynomial  # pylint: disable=g-import-not-at-top
   sources = {"linalg": np.linalg, "fft": np.fft,
              "random": np.random.RandomState, "char": np.char,
              "polynomial": numpy.polynomial.polynomial}
@@ -135,7 +136,6 @@ def write_csv(examples: Examples, path: str) -> str:
 
 def write_tfrecord(examples: Examples, path: str) -> str:
   """Writes `tf.train.Example` records, one feature per column."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   names = list(examples.columns)
   with tf.io.TFRecordWriter(path) as writer:
@@ -148,7 +148,6 @@ def write_tfrecord(examples: Examples, path: str) -> str:
 
 
 def _feature(value):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   values = np.atleast_1d(value)
   if values.dtype.kind == "f":
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))

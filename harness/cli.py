@@ -1,0 +1,58 @@
+"""What the entry points share: flag parsing and errors as one line.
+
+Entry points (python -m trainer.task, python -m cluster.local, ...) parse
+their flags with `parse_flags_or_exit` and report a `HarnessError` with
+`report`; library code never prints, and never reads flags.
+"""
+
+import logging
+import os
+import sys
+from typing import Callable, Collection, Optional
+
+from absl import flags
+
+from harness import errors
+
+
+# TF's C++ log level for entry points: INFO and WARNING notices hidden (the
+# CPU feature guard, "End of sequence" at every evaluation), errors shown.
+# A TF_CPP_MIN_LOG_LEVEL already in the environment wins.
+TF_CPP_MIN_LOG_LEVEL = "2"
+
+
+def quiet_tensorflow() -> None:
+  """For entry points, before TensorFlow loads: TF's C++ notices hidden (its
+  errors shown), and TF's Python logger at ERROR (no deprecation notices).
+
+  It sets TF_CPP_MIN_LOG_LEVEL in the environment (unless set), so the
+  processes an entry point starts inherit it.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def parse_flags_or_exit(argv, fv: flags.FlagValues = flags.FLAGS):
+  """absl's flags parser, but a bad flag is one line and exit status 2."""
+  try:
+    return fv(argv)
+  except flags.Error as e:
+    print("error: %s (see --helpfull)" % e, file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def flag_spelling(*flag_names: Collection[str]
+                  ) -> Callable[[str], Optional[str]]:
+  """A `HarnessError.spelled` speller: a setting named like one of the
+  flags (a FlagValues, or names) is shown as that flag, --NAME."""
+  def spell(name: str) -> Optional[str]:
+    return "--" + name if any(name in names for names in flag_names) else None
+  return spell
+
+
+def report(error: errors.HarnessError, *flag_names: Collection[str]) -> int:
+  """Prints `error` as one line on stderr, its settings spelled as the
+  flags named (see flag_spelling); returns the exit status 1."""
+  message = error.spelled(flag_spelling(*flag_names))
+  print("error: %s" % message, file=sys.stderr, flush=True)
+  return 1

@@ -1,0 +1,128 @@
+"""The package layers import one way, read from the code itself.
+
+  harness      the leaf: imports nothing of ours (and no TensorFlow)
+  trainer      imports harness; never cluster, never example_kit
+  cluster      imports harness; only its entry points import trainer
+  example_kit  imports harness; never trainer, never cluster
+
+Imports sit at the top of modules, except the lazy ones listed in LAZY with
+the reason (each a measured start-up win, see docs/layout.md). And
+importing any module changes nothing in the process: no environment
+variable, no TF class replaced.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OURS = ("harness", "trainer", "cluster", "example_kit")
+# package -> the packages of ours it may import.
+ALLOWED = {
+    "harness": {"harness"},
+    "trainer": {"harness", "trainer"},
+    "cluster": {"harness", "cluster"},
+    "example_kit": {"harness", "example_kit"},
+}
+# The cluster modules that start the trainer (and run its pre-flight).
+CLUSTER_ENTRY_POINTS = {"cluster/local.py"}
+# module -> names imported inside functions, on purpose.
+LAZY = {
+    # TF loads only once flags are parsed: --helpfull and flag errors are
+    # fast, and main() sets TF's C++ log level first.
+    "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
+                        "trainer.train"},
+    # The same for the kit's command.
+    "example_kit/__main__.py": {"example_kit.assets"},
+}
+
+
+def _modules():
+  for package in OURS:
+    for name in sorted(os.listdir(os.path.join(REPO, package))):
+      if name.endswith(".py"):
+        yield package, "%s/%s" % (package, name)
+
+
+def _imports(path):
+  """(imported module, at top level?) for every import of a file."""
+  with open(os.path.join(REPO, path)) as f:
+    tree = ast.parse(f.read(), path)
+  top = set(map(id, tree.body))
+  found = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+      names = ["%s.%s" % (node.module, alias.name) for alias in node.names]
+    else:
+      continue
+    found.extend((name, id(node) in top) for name in names)
+  return found
+
+
+def _package(name):
+  return name.split(".")[0]
+
+
+@pytest.mark.parametrize("package,path", list(_modules()))
+def test_layers_import_one_way(package, path):
+  allowed = set(ALLOWED[package])
+  if path in CLUSTER_ENTRY_POINTS:
+    allowed.add("trainer")
+  for name, _ in _imports(path):
+    if _package(name) in OURS:
+      assert _package(name) in allowed, "%s imports %s" % (path, name)
+
+
+def test_the_leaf_does_not_load_tensorflow():
+  for _, path in _modules():
+    if path.startswith("harness/"):
+      assert not [n for n, _ in _imports(path) if n.startswith("tensorflow")]
+
+
+@pytest.mark.parametrize("package,path", list(_modules()))
+def test_imports_are_at_the_top_unless_listed(package, path):
+  del package  # For the test id only.
+  lazy = {name for name, top in _imports(path) if not top}
+  assert lazy == LAZY.get(path, set()), path
+
+
+def test_the_rule_above_catches_a_cycle(tmp_path, monkeypatch):
+  """The checker itself: a trainer module importing cluster is found."""
+  bad = tmp_path / "trainer"
+  bad.mkdir()
+  (bad / "bad.py").write_text("from cluster import spec\n"
+                              "def f():\n  import trainer.train\n")
+  monkeypatch.setattr(sys.modules[__name__], "REPO", str(tmp_path))
+  assert _imports("trainer/bad.py") == [("cluster.spec", True),
+                                        ("trainer.train", False)]
+  with pytest.raises(AssertionError, match="imports cluster.spec"):
+    test_layers_import_one_way("trainer", "trainer/bad.py")
+
+
+def test_importing_changes_nothing_in_the_process():
+  modules = [path[:-3].replace("/", ".") for _, path in _modules()
+             if not path.endswith("__main__.py")]
+  script = """
+import os, sys
+before = dict(os.environ)
+from tensorflow.python.training import session_manager
+original = session_manager.SessionManager
+for name in sys.argv[1:]:
+  __import__(name)
+changed = {k for k in set(before) | set(os.environ)
+           if before.get(k) != os.environ.get(k)}
+assert not changed, changed
+assert session_manager.SessionManager is original
+print("imported", len(sys.argv) - 1)
+"""
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  proc = subprocess.run([sys.executable, "-c", script] + modules, cwd=REPO,
+                        env=dict(env, PYTHONPATH=REPO), capture_output=True,
+                        text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip() == "imported %d" % len(modules)

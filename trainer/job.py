@@ -1,0 +1,205 @@
+"""What one training job is: plain settings, their defaults, and their check.
+
+A `JobConfig` is built once (by the entry point, from flags) and checked once
+(`validate`), before the model and data are inspected (trainer.preflight).
+Its parts are nested by what uses them, and handed on whole:
+
+* `ModelOptions`: how the hub model is loaded (trainer.model_spec);
+* `HeadConfig`: the layers on top of it and their optimizer (trainer.model);
+* `DataOptions`: the files, columns and batches (trainer.data);
+* `RunOptions`: the Estimator's `RunConfig` and training budget
+  (trainer.config, trainer.train);
+* `ClusterOptions`: what only matters on a cluster (trainer.config,
+  trainer.readiness).
+
+The defaults here are the only ones: the flags take theirs from these
+fields. No TensorFlow is imported, so entry points can check settings fast.
+Errors name a setting in backticks, by its plain name (harness.errors).
+"""
+
+import dataclasses
+import os
+from typing import Mapping, Optional, Sequence
+
+from harness import errors
+
+OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+  """How to load the hub model (see trainer.model_spec.inspect_model).
+
+  Attributes:
+    module_handle: directory of the hub model.
+    trainable: fine-tune its variables (TF2 `__call__` only).
+    tags: tag set of the meta graph to load; None for the default.
+    signature: signature to call instead of `__call__`.
+    output_key: output of the signature to train on.
+    signature_outputs_as_dict: train on all outputs of the signature.
+  """
+  module_handle: str = ""
+  trainable: bool = False
+  tags: Optional[Sequence[str]] = None
+  signature: Optional[str] = None
+  output_key: Optional[str] = None
+  signature_outputs_as_dict: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+  """The layers on top of the hub model and how they are trained.
+
+  Attributes:
+    n_classes: number of classes; 0 for a regression head.
+    hidden_units: sizes of the ReLU layers between hub model and output.
+    optimizer: one of OPTIMIZERS.
+    learning_rate: the optimizer's learning rate.
+  """
+  n_classes: int
+  hidden_units: Sequence[int] = ()
+  optimizer: str = "adam"
+  learning_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+  """Where the examples come from and how they are batched.
+
+  Attributes:
+    train_files, eval_files: globs of CSV or TFRecord files. Without
+      evaluation files the job trains without evaluating.
+    label_key: the label column.
+    input_map: model input name -> data column, where they differ.
+    batch_size: examples per step and task.
+    validate_data: scan every file before training (trainer.validate).
+  """
+  train_files: Sequence[str] = ()
+  eval_files: Sequence[str] = ()
+  label_key: str = "label"
+  input_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  batch_size: int = 32
+  validate_data: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+  """The training budget and the Estimator's RunConfig settings."""
+  train_steps: int = 1000
+  eval_steps: Optional[int] = None
+  save_checkpoints_steps: Optional[int] = None
+  save_checkpoints_secs: Optional[int] = None
+  keep_checkpoint_max: int = 5
+  log_every_steps: int = 100
+  eval_throttle_secs: int = 10
+  eval_start_delay_secs: int = 0
+  random_seed: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterOptions:
+  """Settings that matter only when TF_CONFIG names a cluster.
+
+  Attributes:
+    share_cluster_devices: set share_cluster_devices_in_session (only turned
+      off to show the failure it prevents).
+    max_worker_delay_secs: longest deliberate start delay of a worker
+      (Estimator: 60; here 0, for small clusters).
+    session_creation_timeout_secs: how long a worker waits for the chief's
+      session (Estimator: 7200).
+    readiness_poll_secs: how often a waiting worker checks whether the chief
+      made the model ready (TF: 30).
+  """
+  share_cluster_devices: bool = True
+  max_worker_delay_secs: int = 0
+  session_creation_timeout_secs: int = 300
+  readiness_poll_secs: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+  """Everything one training job needs, as plain values."""
+  model: ModelOptions
+  head: HeadConfig
+  data: DataOptions
+  model_dir: str
+  run: RunOptions = RunOptions()
+  cluster: ClusterOptions = ClusterOptions()
+  export_dir: str = ""
+
+  @property
+  def resolved_export_dir(self) -> str:
+    return self.export_dir or os.path.join(self.model_dir, "export")
+
+
+def default(options_class, name: str):
+  """The default of one setting, e.g. default(RunOptions, 'train_steps')."""
+  field, = [f for f in dataclasses.fields(options_class) if f.name == name]
+  if field.default_factory is not dataclasses.MISSING:
+    return field.default_factory()
+  return field.default
+
+
+def _positive(values: Mapping[str, Optional[float]]) -> None:
+  for name, value in values.items():
+    if value is not None and value <= 0:
+      raise errors.FlagError("`%s` (%s) must be positive." % (name, value))
+
+
+def _positive_integers(values: Mapping[str, Optional[int]]) -> None:
+  for name, value in values.items():
+    if value is not None and value <= 0:
+      raise errors.FlagError("`%s` (%d) must be a positive integer." %
+                             (name, value))
+
+
+def validate(job: JobConfig) -> JobConfig:
+  """Checks every setting that can be checked without the model or data.
+
+  Raises:
+    errors.FlagError: naming the setting, its value and what would be valid.
+  """
+  if not job.model.module_handle:
+    raise errors.ModelCheckError(
+        "No model given: set `module_handle` to the directory of a "
+        "SavedModel.")
+  if not job.data.train_files:
+    raise errors.FlagError(
+        "`train_files` is required: comma-separated globs of training files "
+        "(*.csv with a header row, or TFRecord files of tf.train.Example).")
+  if not job.model_dir:
+    raise errors.FlagError("`model_dir` is required: where checkpoints go.")
+  head, run, cluster = job.head, job.run, job.cluster
+  _positive_integers({"batch_size": job.data.batch_size,
+                      "train_steps": run.train_steps,
+                      "log_every_steps": run.log_every_steps,
+                      "eval_steps": run.eval_steps,
+                      "keep_checkpoint_max": run.keep_checkpoint_max,
+                      "save_checkpoints_steps": run.save_checkpoints_steps,
+                      "save_checkpoints_secs": run.save_checkpoints_secs})
+  _positive({"learning_rate": head.learning_rate,
+             "readiness_poll_secs": cluster.readiness_poll_secs,
+             "session_creation_timeout_secs":
+                 cluster.session_creation_timeout_secs})
+  if head.n_classes < 0 or head.n_classes == 1:
+    raise errors.FlagError(
+        "`n_classes` (%d) must be 0 (regression) or at least 2." %
+        head.n_classes)
+  if head.optimizer not in OPTIMIZERS:
+    raise errors.FlagError("`optimizer`=%s is not one of: %s." % (
+        head.optimizer, ", ".join(OPTIMIZERS)))
+  if any(units <= 0 for units in head.hidden_units):
+    raise errors.FlagError("`hidden_units` (%s) must all be positive." %
+                           ",".join(map(str, head.hidden_units)))
+  if run.save_checkpoints_steps and run.save_checkpoints_secs:
+    raise errors.FlagError(
+        "Give checkpoint cadence in steps (%d) or in seconds (%d), not both." %
+        (run.save_checkpoints_steps, run.save_checkpoints_secs))
+  for name in ("eval_throttle_secs", "eval_start_delay_secs"):
+    if getattr(run, name) < 0:
+      raise errors.FlagError("`%s` (%d) must be >= 0." %
+                             (name, getattr(run, name)))
+  if cluster.max_worker_delay_secs < 0:
+    raise errors.FlagError("`max_worker_delay_secs` (%d) must be >= 0." %
+                           cluster.max_worker_delay_secs)
+  return job

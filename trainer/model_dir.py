@@ -1,0 +1,60 @@
+"""The model-directory guard: never train on top of another model's run.
+
+A model directory that holds a checkpoint is resumed, as Estimator does,
+but only when its flags.txt records the same model (the settings that
+define the variables: trainer.cli.MODEL_FLAGS). Otherwise `conflict` says
+why, and `settle` refuses, or, when asked to overwrite, moves the old
+directory aside (MODEL_DIR.old-TIME) so nothing is lost.
+"""
+
+import datetime
+import os
+from typing import Callable, Dict
+
+import tensorflow as tf
+
+from harness import errors
+from trainer import cli
+
+
+def conflict(model_dir: str, settings: Dict,
+             recorded_model: Callable[[str], Dict]) -> str:
+  """Why `model_dir`'s checkpoint is not of the model `settings` define;
+  empty if it is, or if there is none.
+
+  Args:
+    model_dir: the model directory.
+    settings: the model's defining settings (trainer.cli.model_settings).
+    recorded_model: reads the same settings from a flags.txt.
+  """
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if not checkpoint:
+    return ""
+  recorded_path = os.path.join(model_dir, cli.FLAGS_FILE)
+  if not tf.io.gfile.exists(recorded_path):
+    return ("it holds a checkpoint (%s) but no %s, so it may belong to "
+            "another model" % (checkpoint, cli.FLAGS_FILE))
+  recorded = recorded_model(recorded_path)
+  changes = ["`%s` was %r, now %r" % (name, recorded[name], settings[name])
+             for name in settings if recorded.get(name) != settings[name]]
+  if changes:
+    return "it holds a checkpoint (%s) of a different model: %s" % (
+        checkpoint, "; ".join(changes))
+  return ""
+
+
+def settle(model_dir: str, why: str, overwrite: bool,
+           log: Callable[[str], None]) -> None:
+  """Acts on a conflict: refuses, or with `overwrite` moves the directory
+  aside (and says where). Nothing to do when `why` is empty."""
+  if not why:
+    return
+  if not overwrite:
+    raise errors.FlagError(
+        "`model_dir`=%s: %s. Use a new `model_dir`, or `overwrite_model_dir` "
+        "to move the old one aside." % (model_dir, why))
+  aside = "%s.old-%s" % (model_dir.rstrip("/"),
+                         datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  tf.io.gfile.rename(model_dir, aside)
+  log("%s: %s; moved it to %s (overwrite_model_dir)." % (model_dir, why,
+                                                          aside))

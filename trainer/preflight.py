@@ -1,0 +1,111 @@
+"""The pre-flight: the model, the data and how they fit, checked once.
+
+`check(job, task)` inspects the hub model, expands and reads the data files,
+maps data columns to model inputs, scans every example (unless
+`validate_data` is off) and, for the task that writes them, checks the
+model and export directories. It writes nothing; a problem is a
+`HarnessError` naming it. The result, a `Plan`, is what trainer.train runs.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Optional, Sequence
+
+import tensorflow as tf
+
+from harness import errors
+from harness import tf_config
+from trainer import data
+from trainer import input_map as input_map_lib
+from trainer import job as job_lib
+from trainer import model_dir as model_dir_lib
+from trainer import model_spec as model_spec_lib
+from trainer import validate
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """A checked job: the model, the files, and the input pipeline config.
+
+  Attributes:
+    model_dir_conflict: why the model directory holds another model's
+      checkpoint; empty when it is new or this model's (see
+      trainer.model_dir.settle).
+  """
+  job: job_lib.JobConfig
+  spec: model_spec_lib.ModelSpec
+  train_files: Sequence[str]
+  eval_files: Sequence[str]
+  inputs: data.InputConfig
+  train_examples: Optional[int] = None  # Counted when the data is checked.
+  eval_examples: Optional[int] = None
+  model_dir_conflict: str = ""
+
+
+def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
+  return model_spec_lib.inspect_model(
+      options.module_handle, trainable=options.trainable, tags=options.tags,
+      signature=options.signature, output_key=options.output_key,
+      signature_outputs_as_dict=options.signature_outputs_as_dict)
+
+
+def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
+          recorded_model: Optional[Callable[[str], Dict]] = None,
+          model_settings: Optional[Dict] = None) -> Plan:
+  """Checks the job before anything is written or trained.
+
+  Args:
+    job: the job, validated (trainer.job.validate).
+    task: this process's task from TF_CONFIG; None for a single process.
+    recorded_model, model_settings: see trainer.model_dir.conflict; without
+      them the model directory is not compared with its flags.txt.
+
+  Raises:
+    errors.HarnessError: with a message that names the problem.
+  """
+  job_lib.validate(job)
+  spec = _inspect(job.model)
+  data.check_shapes(spec.inputs)
+  train_files = data.expand(job.data.train_files, "train_files")
+  columns = data.read_columns(train_files)
+  eval_files = []
+  if job.data.eval_files:
+    eval_files = data.expand(job.data.eval_files, "eval_files")
+    eval_columns = data.read_columns(eval_files)
+    if set(eval_columns) != set(columns):
+      raise errors.DataError(
+          "Eval data columns (%s) differ from train data columns (%s)." %
+          (", ".join(eval_columns), ", ".join(columns)))
+  elif task is not None and task.type == tf_config.EVALUATOR:
+    raise errors.FlagError(
+        "TF_CONFIG makes this task the evaluator, but `eval_files` is empty: "
+        "there is nothing to evaluate.")
+  mapping = input_map_lib.resolve(list(spec.inputs), list(columns),
+                                  job.data.input_map, job.data.label_key)
+  label_dtype = tf.int64 if job.head.n_classes else tf.float32
+  inputs = data.InputConfig(inputs=spec.inputs, input_map=mapping,
+                            columns=columns, label_key=job.data.label_key,
+                            label_dtype=label_dtype)
+  counts = {}
+  if job.data.validate_data:
+    counts["train_examples"] = validate.check_files(
+        train_files, inputs, job.head.n_classes, "train_files")
+    if eval_files:
+      counts["eval_examples"] = validate.check_files(
+          eval_files, inputs, job.head.n_classes, "eval_files")
+  conflict = ""
+  if tf_config.is_chief(task):
+    if recorded_model is not None:
+      conflict = model_dir_lib.conflict(job.model_dir, model_settings,
+                                        recorded_model)
+    export_dir = job.resolved_export_dir
+    # Inside another model's directory, the export goes with it when that
+    # directory is moved aside: the conflict is what to report then.
+    moves_aside = conflict and export_dir.startswith(
+        job.model_dir.rstrip("/") + "/")
+    if tf.io.gfile.exists(export_dir) and not moves_aside:
+      raise errors.FlagError(
+          "Export directory %s already exists; remove it or set "
+          "`export_dir` to a new path." % job.resolved_export_dir)
+  return Plan(job=job, spec=spec, train_files=train_files,
+              eval_files=eval_files, inputs=inputs,
+              model_dir_conflict=conflict, **counts)
