@@ -27,18 +27,22 @@ setuptools.setup(
         "absl-py>=1.0",
         "portpicker>=1.5",
         "numpy<2",
+        # The Kubernetes manifests (python -m cluster.tfjob).
+        "pyyaml>=6",
     ],
     extras_require={
         # The example kit (python -m example_kit, the demo's models and
         # data): the handwritten digits ship with scikit-learn.
         "examples": ["scikit-learn>=1.3"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.3"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.3",
+                 "jsonschema>=4"],
         "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
     },
     entry_points={
         "console_scripts": [
             "hub-trainer=trainer.task:console_main",
             "hub-cluster=cluster.local:console_main",
+            "hub-tfjob=cluster.tfjob:console_main",
         ],
     },
 )

@@ -42,6 +42,7 @@ from typing import List, Sequence
 from absl import app
 from absl import flags
 
+from cluster import job_flags
 from cluster import netns
 from cluster import ports as ports_lib
 from cluster import restart
@@ -64,15 +65,7 @@ CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  flags.DEFINE_integer("num_workers", 2, "Workers besides the chief.",
-                       flag_values=fv)
-  flags.DEFINE_integer("num_ps", 1, "Parameter-server tasks.", flag_values=fv)
-  flags.DEFINE_bool("evaluator", True, "Run an evaluator task (not part of "
-                    "the training cluster); needs the trainer's "
-                    "--eval_files.", flag_values=fv)
-  flags.DEFINE_integer("deadline_secs", 900, "Stop everything and fail if "
-                       "the cluster has not finished after this long.",
-                       flag_values=fv)
+  job_flags.define(fv)
   flags.DEFINE_string("run_dir", "", "Where logs, the trainer flags and (by "
                       "default) the model go. Empty: runs/cluster-<time>.",
                       flag_values=fv)
@@ -83,9 +76,6 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
       "exit_code,evaluator=never. exit_code retries kills and preemptions "
       "(exit codes 128-255, signals) but not errors (1-127).",
       flag_values=fv)
-  flags.DEFINE_integer("max_restarts", restart.DEFAULT_MAX_RESTARTS,
-                       "Restarts allowed per task before the cluster stops.",
-                       flag_values=fv)
   flags.DEFINE_bool("isolate", True, "Run the cluster in a private network "
                     "namespace (unshare -n as root, unshare -rn otherwise), "
                     "so no other machine can reach its ports.",
@@ -233,8 +223,8 @@ def main(argv):
   run_dir = os.path.abspath(run_dir)
   started = time.monotonic()
   try:
+    job_flags.check(fv)
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
-    spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
     flagfile, plan = prepare_trainer(argv[1:], run_dir,
                                      evaluator=fv.evaluator)
     print("Restart policy: %s" % restart.describe(policies), flush=True)

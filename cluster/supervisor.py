@@ -4,7 +4,8 @@
   (`[worker-1] ...`) and is kept in LOG_DIR/worker-1.log.
 * Success: the chief exits 0, then the workers and the evaluator exit 0 by
   themselves (the evaluator after evaluating the final checkpoint); the ps
-  tasks, which never exit on their own, are then stopped.
+  tasks end by themselves once the chief's export exists (trainer.job_end),
+  and any still serving then are stopped.
 * A task that dies (exits non-zero, or a ps that exits at all) is
   restarted as its type's restart policy allows (cluster.restart: a kill or
   preemption is retried within a budget, an error is not), and the restart
@@ -227,8 +228,6 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
 
 def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
   """Restarts a task that died, or raises TaskFailed naming it."""
-  if code == 0:  # Only a ps gets here.
-    raise task.failure(" (a ps task never exits on its own)")
   if policies is None:
     raise task.failure()
   policy = policies[task.task.type]
@@ -249,16 +248,18 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
   finishers = [t for t in running if t.task.type != tf_config.PS]
   chief_done = False
   while True:
-    for task in running:
-      code = task.poll()
-      if code is not None and (code != 0 or task.task.type == tf_config.PS):
-        _handle_exit(task, code, policies, on_event)
     exited = [t for t in finishers if t.poll() == 0]
     if not chief_done and any(t.task.type == tf_config.CHIEF for t in exited):
       chief_done = True  # Said once.
       on_event("chief finished")
+    for task in running:
+      code = task.poll()
+      # A ps exits 0 only once the chief's final export exists (see
+      # trainer.job_end): it is done, like a finished worker.
+      if code is not None and code != 0:
+        _handle_exit(task, code, policies, on_event)
     if len(exited) == len(finishers):
-      on_event("all tasks finished; stopping the ps tasks")
+      on_event("all tasks finished; stopping the ps tasks still serving")
       codes = {t.task.name: t.poll() for t in finishers}
       for ps in ps_tasks:
         ps.stop(stop_grace_secs)

@@ -5,6 +5,13 @@ one chief, workers and parameter servers; an evaluator, when there is one,
 is not part of it (as Estimator expects): its TF_CONFIG names the training
 cluster and itself as task `evaluator`.
 
+TF_CONFIG is accepted as the engines write it (../ENGINES facts, in
+docs/engines.md): Kubeflow's TFJob lists the evaluator inside "cluster" for
+every task and adds "environment": "cloud"; AI Platform adds "job" and a
+task's "trial"; hosts are DNS names. The evaluator is taken out of the
+cluster (kept as `TfConfig.evaluator`), every other key is kept, and
+`for_estimator()` is the TF_CONFIG Estimator is given.
+
 `parse(text)` checks a TF_CONFIG string and says what is wrong with it;
 `from_environ(environ)` does the same for the TF_CONFIG of an environment,
 and returns None where there is none (a single process). Both return a
@@ -92,26 +99,42 @@ def validate_cluster(cluster: Mapping[str, List[str]]) -> ClusterDict:
   return {job: list(cluster[job]) for job in CLUSTER_JOBS if job in cluster}
 
 
-def validate_task(cluster: ClusterDict, task: Task) -> Task:
-  """Checks that `task` is one of `cluster` (or its evaluator)."""
+def _jobs(cluster: Mapping[str, List[str]]) -> str:
+  return ", ".join("%s (%d)" % (job, len(addresses))
+                   for job, addresses in cluster.items())
+
+
+def validate_task(cluster: ClusterDict, task: Task,
+                  evaluators: int = 1) -> Task:
+  """Checks that TF_CONFIG's `task` is one of `cluster`, or an evaluator
+  (of which there are `evaluators`, outside the cluster)."""
   if task.type not in TASK_TYPES:
-    raise errors.ClusterError("Unknown task type %r; task types are: %s." %
-                              (task.type, ", ".join(TASK_TYPES)))
-  if not isinstance(task.index, int) or task.index < 0:
-    raise errors.ClusterError("Task index %r must be an integer >= 0." %
-                              (task.index,))
-  if task.type == EVALUATOR:
-    if task.index != 0:
-      raise errors.ClusterError(
-          "Task index %d is out of range: there is one evaluator, index 0." %
-          task.index)
-  elif task.index >= len(cluster.get(task.type, [])):
     raise errors.ClusterError(
-        "Task index %d is out of range: the cluster has %d %s task(s), "
-        "indices 0 to %d." % (task.index, len(cluster.get(task.type, [])),
-                               task.type,
-                               len(cluster.get(task.type, [])) - 1))
-  return task
+        "TF_CONFIG names task type %r; task types are: %s." %
+        (task.type, ", ".join(TASK_TYPES)))
+  if not isinstance(task.index, int) or task.index < 0:
+    raise errors.ClusterError(
+        "TF_CONFIG names task index %r; it must be an integer >= 0." %
+        (task.index,))
+  count = evaluators if task.type == EVALUATOR else len(
+      cluster.get(task.type, []))
+  if task.index < count:
+    return task
+  if task.type == EVALUATOR:
+    raise errors.ClusterError(
+        "TF_CONFIG names task evaluator %d, but there is one evaluator, "
+        "index 0." % task.index)
+  if not count:
+    raise errors.ClusterError(
+        "TF_CONFIG names task %s %d, but its cluster has no %s tasks; its "
+        "jobs are: %s." % (task.type, task.index, task.type,
+                            _jobs(cluster)))
+  indices = "index 0" if count == 1 else "indices 0 to %d" % (count - 1)
+  raise errors.ClusterError(
+      "TF_CONFIG names task %s %d, but its cluster has %d %s task%s (%s); "
+      "its jobs are: %s." % (task.type, task.index, count, task.type,
+                             "" if count == 1 else "s", indices,
+                             _jobs(cluster)))
 
 
 def is_chief(task: Optional[Task]) -> bool:
@@ -132,22 +155,41 @@ class TfConfig:
   """A checked TF_CONFIG.
 
   Attributes:
-    cluster: the training cluster (chief, workers, ps).
+    cluster: the training cluster (chief, workers, ps), without evaluator.
     task: this process's task.
+    evaluator: the evaluator's address where TF_CONFIG lists one in its
+      cluster (TFJob does, for every task); None where it does not.
     extra: the other top-level keys, as given (e.g. "environment").
+    task_extra: the other keys of "task", as given (e.g. "trial").
   """
   cluster: ClusterDict
   task: Task
+  evaluator: Optional[str] = None
   extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+  task_extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
   def for_estimator(self) -> dict:
-    """The TF_CONFIG dict Estimator's RunConfig is given."""
-    return dict(self.extra, cluster=self.cluster,
-                task={"type": self.task.type, "index": self.task.index})
+    """The TF_CONFIG Estimator's RunConfig is given: the evaluator outside
+    the cluster, everything else as it came."""
+    task = dict(self.task_extra, type=self.task.type, index=self.task.index)
+    return dict(self.extra, cluster=self.cluster, task=task)
+
+
+def _split_evaluator(cluster) -> Tuple[Mapping, List[str]]:
+  """(the training cluster, the evaluator addresses TF_CONFIG lists)."""
+  if not isinstance(cluster, Mapping) or EVALUATOR not in cluster:
+    return cluster, []
+  evaluators = cluster[EVALUATOR]
+  if (not isinstance(evaluators, list) or len(evaluators) != 1):
+    raise errors.ClusterError(
+        "TF_CONFIG's cluster lists evaluator %r; Estimator runs one "
+        "evaluator: list one HOST:PORT, or none." % (evaluators,))
+  parse_address(evaluators[0])
+  return {k: v for k, v in cluster.items() if k != EVALUATOR}, evaluators
 
 
 def parse(text: str) -> TfConfig:
-  """Checks a TF_CONFIG string."""
+  """Checks a TF_CONFIG string, as any engine writes it."""
   try:
     config = json.loads(text)
   except ValueError as e:
@@ -155,16 +197,25 @@ def parse(text: str) -> TfConfig:
                               (e, text[:200])) from e
   if not isinstance(config, dict) or "cluster" not in config:
     raise errors.ClusterError(
-        "TF_CONFIG needs \"cluster\" and \"task\" keys; got %r." % text[:200])
-  cluster = validate_cluster(config["cluster"])
+        "TF_CONFIG needs \"cluster\" and \"task\" keys; it holds %r." %
+        text[:200])
+  cluster, evaluators = _split_evaluator(config["cluster"])
+  try:
+    cluster = validate_cluster(cluster)
+  except errors.ClusterError as e:
+    raise errors.ClusterError("TF_CONFIG's cluster: %s" % e) from e
   task = config.get("task")
   if not isinstance(task, dict) or "type" not in task:
     raise errors.ClusterError(
-        "TF_CONFIG's \"task\" must be {\"type\": ..., \"index\": ...}; got "
-        "%r." % (task,))
-  task = validate_task(cluster, Task(task["type"], task.get("index", 0)))
-  extra = {k: v for k, v in config.items() if k not in ("cluster", "task")}
-  return TfConfig(cluster, task, extra)
+        "TF_CONFIG's \"task\" must be {\"type\": ..., \"index\": ...}; it "
+        "is %r." % (task,))
+  checked = validate_task(cluster, Task(task["type"], task.get("index", 0)),
+                          evaluators=max(len(evaluators), 1))
+  return TfConfig(
+      cluster, checked, evaluator=evaluators[0] if evaluators else None,
+      extra={k: v for k, v in config.items() if k not in ("cluster", "task")},
+      task_extra={k: v for k, v in task.items() if k not in ("type",
+                                                             "index")})
 
 
 def from_environ(environ: Mapping[str, str]) -> Optional[TfConfig]:

@@ -35,6 +35,44 @@ def test_evaluator_tf_config_names_training_cluster_without_itself():
   assert "evaluator" not in config["cluster"]
 
 
+# TF_CONFIG as the engines write it (docs/engines.md).
+TFJOB_WORKER = {
+    "cluster": {"chief": ["job-chief-0.default.svc:2222"],
+                "worker": ["job-worker-0.default.svc:2222",
+                           "job-worker-1.default.svc:2222"],
+                "ps": ["job-ps-0.default.svc:2222"],
+                "evaluator": ["job-evaluator-0.default.svc:2222"]},
+    "task": {"type": "worker", "index": 1}, "environment": "cloud"}
+
+
+def test_tfjob_tf_config_keeps_all_but_the_evaluator_in_the_cluster():
+  parsed = tf_config.parse(json.dumps(TFJOB_WORKER))
+  assert parsed.task == tf_config.Task("worker", 1)
+  assert parsed.evaluator == "job-evaluator-0.default.svc:2222"
+  expected = json.loads(json.dumps(TFJOB_WORKER))
+  del expected["cluster"]["evaluator"]
+  assert parsed.for_estimator() == expected
+
+
+def test_tfjob_evaluator_is_the_evaluator_outside_the_cluster():
+  config = dict(TFJOB_WORKER, task={"type": "evaluator", "index": 0})
+  parsed = tf_config.parse(json.dumps(config))
+  assert parsed.task == tf_config.Task("evaluator", 0)
+  assert "evaluator" not in parsed.for_estimator()["cluster"]
+  with pytest.raises(errors.ClusterError, match="one evaluator, index 0"):
+    tf_config.parse(json.dumps(dict(config, task={"type": "evaluator",
+                                                  "index": 1})))
+
+
+def test_ai_platform_keys_are_kept():
+  config = {"cluster": {"chief": ["10.0.0.1:2222"], "ps": ["10.0.0.2:2222"]},
+            "task": {"type": "ps", "index": 0, "trial": "3"},
+            "job": {"job_name": "x"}, "environment": "cloud"}
+  parsed = tf_config.parse(json.dumps(config))
+  assert parsed.evaluator is None
+  assert parsed.for_estimator() == config
+
+
 def test_tf_config_round_trip():
   cluster = _cluster()
   text = json.dumps(tf_config.make(cluster, tf_config.Task("worker", 1)))
@@ -52,16 +90,24 @@ def test_tf_config_round_trip():
     ('{"cluster": {"chief": ["h:1", "h:2"], "ps": ["h:3"]}, "task": '
      '{"type": "chief", "index": 0}}', "has 2 chiefs (h:1, h:2)"),
     ('{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, "task": {"type": '
-     '"ps", "index": 3}}', "Task index 3 is out of range: the cluster has 1 "
-     "ps task(s), indices 0 to 0"),
+     '"ps", "index": 3}}', "TF_CONFIG names task ps 3, but its cluster has 1 "
+     "ps task (index 0); its jobs are: chief (1), ps (1)."),
+    ('{"cluster": {"chief": ["h:1"], "worker": ["h:2", "h:3"]}, "task": '
+     '{"type": "worker", "index": 2}}', "TF_CONFIG names task worker 2, but "
+     "its cluster has 2 worker tasks (indices 0 to 1)"),
+    # The issue's own example: no worker job at all.
+    ('{"cluster": {"chief": ["h:1"]}, "task": {"type": "worker", "index": '
+     '3}}', "TF_CONFIG names task worker 3, but its cluster has no worker "
+     "tasks; its jobs are: chief (1)."),
     ('{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, "task": {"type": '
-     '"boss", "index": 0}}', "Unknown task type 'boss'"),
+     '"boss", "index": 0}}', "TF_CONFIG names task type 'boss'"),
+    ('{"cluster": {"chief": ["h:1"], "evaluator": ["h:2", "h:3"]}, "task": '
+     '{"type": "chief"}}', "TF_CONFIG's cluster lists evaluator ['h:2', "
+     "'h:3']; Estimator runs one evaluator"),
     ('{"cluster": {"chief": ["h:x1"], "ps": ["h:2"]}, "task": {"type": '
      '"chief", "index": 0}}', "Port 'x1' of address 'h:x1' is not a number"),
     ('{"cluster": {"chief": ["h:1"], "master": ["h:2"]}, "task": {"type": '
      '"chief"}}', "Unknown job 'master'"),
-    ('{"cluster": {"chief": ["h:1"], "evaluator": ["h:2"]}, "task": '
-     '{"type": "chief"}}', "evaluator is not part of the training cluster"),
     ('{"cluster": {"chief": ["h:1"], "ps": ["h:1"]}, "task": {"type": '
      '"chief"}}', "chief-0 and ps-0 both use h:1"),
     ('{"cluster": {"chief": ["h:1"]}, "task": "chief"}',

@@ -8,7 +8,6 @@ namespaces cannot be made.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,87 +17,22 @@ import tensorflow as tf
 from cluster import supervisor
 from harness import tf_config
 from tests import launcher
+from tests import netns_hosts
 from tests import processes
 
 pytestmark = pytest.mark.cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "run_task.py")
-SUBNET = "10.231.%d"
 PORT = 2222
-
-
-def _ip(*args):
-  subprocess.run(["ip"] + list(args), check=True, capture_output=True,
-                 timeout=30)
-
-
-def _why_no_netns():
-  if os.geteuid() != 0:
-    return "making network namespaces with ip netns needs root"
-  if not shutil.which("ip"):
-    return "the ip command (iproute2) is not installed"
-  probe = "hhprobe%d" % os.getpid()
-  try:
-    _ip("netns", "add", probe)
-  except subprocess.CalledProcessError as e:
-    return "ip netns add failed: %s" % e.stderr.decode().strip()
-  _ip("netns", "del", probe)
-  return None
-
-
-class NamespaceHosts:
-  """Namespaces ns-0..ns-N plus a switch namespace holding a bridge."""
-
-  def __init__(self, count: int):
-    tag = os.getpid() % 100000
-    self.subnet = SUBNET % (tag % 250)
-    self.switch = "hhsw%d" % tag
-    self.names = ["hh%d-%d" % (tag, i) for i in range(count)]
-    self._created = []
-    try:
-      self._wire()
-    except Exception:
-      self.remove()
-      raise
-
-  def _wire(self):
-    tag = os.getpid() % 100000
-    self._add(self.switch)
-    _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
-    _ip("-n", self.switch, "link", "set", "br0", "up")
-    for i, name in enumerate(self.names):
-      self._add(name)
-      inside, outside = "hv%d-%da" % (tag, i), "hv%d-%db" % (tag, i)
-      _ip("link", "add", inside, "type", "veth", "peer", "name", outside)
-      _ip("link", "set", inside, "netns", name)
-      _ip("link", "set", outside, "netns", self.switch)
-      _ip("-n", self.switch, "link", "set", outside, "master", "br0")
-      _ip("-n", self.switch, "link", "set", outside, "up")
-      _ip("-n", name, "addr", "add", "%s/24" % self.address(i), "dev",
-          inside)
-      _ip("-n", name, "link", "set", inside, "up")
-      _ip("-n", name, "link", "set", "lo", "up")
-
-  def _add(self, name):
-    _ip("netns", "add", name)
-    self._created.append(name)
-
-  def address(self, i: int) -> str:
-    return "%s.%d" % (self.subnet, i + 1)
-
-  def remove(self):
-    for name in reversed(self._created):
-      subprocess.run(["ip", "netns", "del", name], capture_output=True,
-                     check=False, timeout=30)
 
 
 @pytest.fixture
 def hosts():
-  reason = _why_no_netns()
+  reason = netns_hosts.why_not()
   if reason:
     pytest.skip("no network namespaces here: %s" % reason)
-  made = NamespaceHosts(3)
+  made = netns_hosts.NamespaceHosts(3)
   yield made
   made.remove()
 
@@ -115,7 +49,7 @@ def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
       "--model_dir=" + model_dir, "--train_steps=40",
       "--save_checkpoints_steps=20", "--log_every_steps=20"]
   launches = [supervisor.Launch(
-      task, ["ip", "netns", "exec", hosts.names[i], sys.executable, SCRIPT,
+      task, hosts.exec_prefix(i) + [sys.executable, SCRIPT,
              "--cluster=" + cluster_flag, "--task=%s:%d" % (task.type,
                                                              task.index),
              "--"] + trainer_flags, dict(os.environ))

@@ -277,6 +277,20 @@ def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
       demo_job.data.train_files)
 
 
+def test_check_only_describes_the_run_and_writes_nothing(assets, tmp_path):
+  proc = _run_cli(_good_args(assets, tmp_path) + ["--check_only"], tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = proc.stdout.splitlines()
+  assert out[0] == "Pre-flight passed; nothing was written."
+  assert out[1] == ("Task: local: a single process (no TF_CONFIG): trains, "
+                    "evaluates and exports.")
+  assert out[2] == ("Model: %s: SavedModel, called through __call__, "
+                    "frozen." % assets.digits_model)
+  assert out[3] == "Inputs: inputs <- column pixels (float32 (None, 64))."
+  assert "Model directory: %s: new." % (tmp_path / "model") in out
+  assert not os.path.exists(tmp_path / "model")
+
+
 def test_a_single_process_without_eval_files_trains_and_exports(
     assets, tmp_path):
   args = [a for a in _good_args(assets, tmp_path)

@@ -157,6 +157,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "readiness_poll_secs", _d(_Cluster, "readiness_poll_secs"), "How often "
       "a worker checks whether the chief has made the model ready (TF's "
       "default: 30).", flag_values=fv)
+  flags.DEFINE_integer(
+      "final_evaluation_wait_secs", _d(_Cluster, "final_evaluation_wait_secs"),
+      "Where TF_CONFIG lists an evaluator in the cluster (Kubeflow's TFJob "
+      "does), how long the chief waits after its export for the evaluator's "
+      "final evaluation, so that ending the job with the chief does not cut "
+      "it off.", flag_values=fv)
+  # What the entry point does.
+  flags.DEFINE_bool(
+      "check_only", False, "Run the whole pre-flight (flags, TF_CONFIG, "
+      "model, data, model directory), print what this task would do, write "
+      "nothing, and exit: 0 when it would run, 1 with the problem.",
+      flag_values=fv)
   return sorted(set(fv) - before)
 
 
@@ -205,9 +217,13 @@ def job_config(fv: flags.FlagValues) -> job_lib.JobConfig:
       model_dir=fv.model_dir, export_dir=fv.export_dir)
 
 
-def flag_lines(fv: flags.FlagValues) -> List[str]:
-  """The trainer's flags in `fv` as flagfile lines (at a default: none)."""
-  lines = (fv[name].serialize() for name in FLAG_NAMES)
+def flag_lines(fv: flags.FlagValues, only_set: bool = False) -> List[str]:
+  """The trainer's flags in `fv` as flagfile lines: every flag with a value
+  (a record that reruns the job), or, `only_set`, those given (directly or
+  in a flagfile) or filled by the demo."""
+  lines = (fv[name].serialize() for name in FLAG_NAMES
+           if not only_set or fv[name].present or
+           fv[name].value != fv[name].default)
   return [line for line in lines if line]
 
 

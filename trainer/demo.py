@@ -86,9 +86,11 @@ def build_assets(log: Callable[[str], None]) -> None:
         "install -e '.[examples]'." % (shown, code))
 
 
-def apply(fv: flags.FlagValues, log: Callable[[str], None]) -> None:
+def apply(fv: flags.FlagValues, log: Callable[[str], None],
+          build: bool = True) -> None:
   """Fills every flag the user did not set from the demo's config, and
-  builds the demo's models and data where they are missing."""
+  builds the demo's models and data where they are missing (or, without
+  `build`, says they are)."""
   values = config_values()
   log("No --module_handle: running the demo (%s): fine-tuning a digits "
       "feature extractor (pre-trained on other images of all ten digits) to "
@@ -96,6 +98,11 @@ def apply(fv: flags.FlagValues, log: Callable[[str], None]) -> None:
   for name, value in values.items():
     if not fv[name].present:
       fv[name].value = value
+  if _missing(values) and not build:
+    raise errors.DataError(
+        "The demo's models and data are missing (%s); build them with "
+        "python -m example_kit --out=%s." % (", ".join(_missing(values)),
+                                            ASSETS))
   if _missing(values):
     build_assets(log)
     still = _missing(values)

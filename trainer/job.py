@@ -109,11 +109,15 @@ class ClusterOptions:
       session (Estimator: 7200).
     readiness_poll_secs: how often a waiting worker checks whether the chief
       made the model ready (TF: 30).
+    final_evaluation_wait_secs: where TF_CONFIG lists an evaluator in the
+      cluster (TFJob), how long the chief waits after its export for the
+      evaluator's final evaluation (trainer.job_end).
   """
   share_cluster_devices: bool = True
   max_worker_delay_secs: int = 0
   session_creation_timeout_secs: int = 300
   readiness_poll_secs: float = 1.0
+  final_evaluation_wait_secs: int = 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +184,9 @@ def validate(job: JobConfig) -> JobConfig:
   _positive({"learning_rate": head.learning_rate,
              "readiness_poll_secs": cluster.readiness_poll_secs,
              "session_creation_timeout_secs":
-                 cluster.session_creation_timeout_secs})
+                 cluster.session_creation_timeout_secs,
+             "final_evaluation_wait_secs":
+                 cluster.final_evaluation_wait_secs})
   if head.n_classes < 0 or head.n_classes == 1:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %

@@ -44,17 +44,25 @@ def conflict(model_dir: str, settings: Dict,
 
 
 def settle(model_dir: str, why: str, overwrite: bool,
-           log: Callable[[str], None]) -> None:
+           log: Callable[[str], None], dry_run: bool = False) -> str:
   """Acts on a conflict: refuses, or with `overwrite` moves the directory
-  aside (and says where). Nothing to do when `why` is empty."""
+  aside (and says where). Nothing to do when `why` is empty.
+
+  Returns what it did (or, with `dry_run`, would do), for a report.
+  """
   if not why:
-    return
+    if tf.train.latest_checkpoint(model_dir):
+      return "resumes from %s" % tf.train.latest_checkpoint(model_dir)
+    return "new" if not tf.io.gfile.exists(model_dir) else "no checkpoint yet"
   if not overwrite:
     raise errors.FlagError(
         "`model_dir`=%s: %s. Use a new `model_dir`, or `overwrite_model_dir` "
         "to move the old one aside." % (model_dir, why))
   aside = "%s.old-%s" % (model_dir.rstrip("/"),
                          datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  if dry_run:
+    return "%s; would be moved to %s (overwrite_model_dir)" % (why, aside)
   tf.io.gfile.rename(model_dir, aside)
   log("%s: %s; moved it to %s (overwrite_model_dir)." % (model_dir, why,
                                                           aside))
+  return "moved aside to %s" % aside

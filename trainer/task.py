@@ -20,7 +20,7 @@ start it (cluster/):
 import datetime
 import os
 import sys
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -39,13 +39,14 @@ from trainer import job as job_lib
 
 
 def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
-                   log: Callable[[str], None] = logging.info
-                   ) -> job_lib.JobConfig:
+                   log: Callable[[str], None] = logging.info,
+                   build_demo: bool = True) -> job_lib.JobConfig:
   """The job the flags describe: the demo's settings where no model is
-  given, `default_model_dir` where no --model_dir is."""
+  given (its files built where missing, with `build_demo`),
+  `default_model_dir` where no --model_dir is."""
   is_demo = demo.wanted(fv)
   if is_demo:
-    demo.apply(fv, log=log)
+    demo.apply(fv, log=log, build=build_demo)
   if not fv.model_dir:
     if not default_model_dir and is_demo:
       default_model_dir = os.path.join(
@@ -57,30 +58,111 @@ def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
 
 def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
-            log: Callable[[str], None] = logging.info):
+            log: Callable[[str], None] = logging.info,
+            build_demo: bool = True):
   """Flags -> a checked trainer.preflight.Plan, for the task `task`.
 
-  Writes nothing but the demo's models and data (where missing).
+  Writes nothing but the demo's models and data (where missing, and
+  `build_demo`).
   """
-  job = job_from_flags(fv, default_model_dir=default_model_dir, log=log)
+  job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
+                       build_demo=build_demo)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
   return preflight.check(job, task, recorded_model=cli.recorded_model,
                          model_settings=cli.model_settings(fv))
 
 
+def check_flags_only(trainer_args) -> Tuple[flags.FlagValues,
+                                            job_lib.JobConfig]:
+  """The trainer's checks that need neither the model nor the data, for the
+  job generators (cluster/tfjob.py, cluster/slurm.py): those files are
+  where the job runs. Unknown flags, bad values, contradictions.
+
+  Raises:
+    errors.HarnessError: the one-line problem.
+  """
+  fv = cli.new_flag_values(trainer_args)
+  if demo.wanted(fv):
+    raise errors.FlagError(
+        "`module_handle` is required: the demo runs on this machine only "
+        "(python -m cluster.local); give the hub model's path as the job's "
+        "tasks will see it.")
+  job = cli.job_config(fv)
+  job_lib.validate(job)
+  return fv, job
+
+
 def settle_model_dir(plan, overwrite: bool,
-                     log: Callable[[str], None] = logging.info) -> None:
+                     log: Callable[[str], None] = logging.info,
+                     dry_run: bool = False) -> str:
   """Refuses another model's directory, or moves it aside (see
-  trainer.model_dir); for the chief's pre-flight."""
+  trainer.model_dir); for the chief's pre-flight. Returns what it did
+  (with `dry_run`: would do)."""
   from trainer import model_dir  # pylint: disable=g-import-not-at-top
-  model_dir.settle(plan.job.model_dir, plan.model_dir_conflict, overwrite,
-                   log=log)
+  return model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
+                          overwrite, log=log, dry_run=dry_run)
 
 
 def last_evaluation(model_dir: str) -> Optional[dict]:
   """The metrics of the latest evaluation written under `model_dir`."""
   from trainer import train  # pylint: disable=g-import-not-at-top
   return train.last_eval_metrics(os.path.join(model_dir, "eval"))
+
+
+_ROLES = {
+    None: "a single process (no TF_CONFIG): trains, evaluates and exports",
+    tf_config.CHIEF: "trains, writes checkpoints and summaries, exports when "
+                     "done",
+    tf_config.WORKER: "trains; its variables live on the ps tasks",
+    tf_config.PS: "holds the variables; ends once the chief's export exists",
+    tf_config.EVALUATOR: "evaluates each new checkpoint until the last",
+}
+
+
+def _model_kind(spec) -> str:
+  kind = "TF1 Hub format" if spec.is_tf1_hub_format else "SavedModel"
+  tags = "" if spec.tags is None else ", tags {%s}" % ",".join(
+      sorted(spec.tags))
+  if spec.signature:
+    call = "signature %s (%s)" % (spec.signature, "all outputs" if
+                                  spec.signature_outputs_as_dict else
+                                  "output " + spec.output_key)
+  else:
+    call = "__call__"
+  return "%s%s, called through %s, %s" % (
+      kind, tags, call, "fine-tuned" if spec.trainable else "frozen")
+
+
+def describe(plan, config: Optional[tf_config.TfConfig],
+             model_dir_state: str) -> str:
+  """What this task would do (--check_only): its role, cluster, model,
+  inputs, data and outputs."""
+  task = config.task if config else None
+  lines = ["Pre-flight passed; nothing was written.",
+           "Task: %s: %s." % (task.name if task else "local",
+                              _ROLES[task.type if task else None])]
+  if config:
+    jobs = ", ".join("%s (%d)" % (job, len(addresses))
+                     for job, addresses in config.cluster.items())
+    evaluator = (" + evaluator %s, outside the training cluster" %
+                 config.evaluator if config.evaluator else "")
+    lines.append("Cluster: %s%s." % (jobs, evaluator))
+  job, spec = plan.job, plan.spec
+  lines.append("Model: %s: %s." % (job.model.module_handle, _model_kind(spec)))
+  lines.append("Inputs: %s." % ", ".join(
+      "%s <- column %s (%s %s)" % (name, plan.inputs.input_map[name],
+                                   spec.inputs[name].dtype.name,
+                                   spec.inputs[name].shape)
+      for name in spec.inputs))
+  counted = lambda n: " (%d examples)" % n if n is not None else ""
+  lines.append("Train data: %d file(s)%s; eval data: %s." % (
+      len(plan.train_files), counted(plan.train_examples),
+      "%d file(s)%s" % (len(plan.eval_files), counted(plan.eval_examples))
+      if plan.eval_files else "none (no evaluation)"))
+  lines.append("Model directory: %s: %s." % (job.model_dir, model_dir_state))
+  if tf_config.is_chief(task):
+    lines.append("Export: %s." % job.resolved_export_dir)
+  return "\n".join(lines)
 
 
 def summary(result, plan) -> str:
@@ -109,11 +191,16 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   try:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
-    plan = prepare(fv, task)
+    plan = prepare(fv, task, build_demo=not fv.check_only)
+    model_dir_state = "the chief's"
     if tf_config.is_chief(task):
-      settle_model_dir(plan, fv.overwrite_model_dir)
+      model_dir_state = settle_model_dir(plan, fv.overwrite_model_dir,
+                                         dry_run=fv.check_only)
   except errors.HarnessError as e:
     return harness_cli.report(e, cli.FLAG_NAMES)
+  if fv.check_only:
+    print(describe(plan, parsed, model_dir_state), flush=True)
+    return 0
   job = plan.job
   if tf_config.is_chief(task):
     cli.write_flags(cli.flag_lines(fv),

@@ -19,6 +19,7 @@ import tensorflow as tf
 from harness import tf_config
 from trainer import config as config_lib
 from trainer import data
+from trainer import job_end
 from trainer import model as model_lib
 from trainer import preflight
 from trainer import progress
@@ -97,6 +98,11 @@ def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
   return latest or None
 
 
+def _evaluated_step(eval_dir: str) -> Optional[int]:
+  metrics = last_eval_metrics(eval_dir)
+  return int(metrics["global_step"]) if metrics else None
+
+
 # How often the evaluator starts over after losing a checkpoint it chose.
 EVALUATOR_RETRIES = 20
 
@@ -136,8 +142,23 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     log: receives progress lines.
   """
   job = p.job
-  task_type = config.task.type if config else None
+  task = config.task if config else None
+  task_type = task.type if task else None
   estimator = estimator_for(p, config.for_estimator() if config else None)
+  if task_type == tf_config.PS:
+    job_end.serve_until_done(estimator.config,
+                             export_dir=job.resolved_export_dir,
+                             model_dir=job.model_dir, log=log)
+    return Result(task_type=task_type, metrics=None, checkpoint=None,
+                  export_dir=None)
+  if task_type == tf_config.WORKER and tf.io.gfile.exists(
+      job.resolved_export_dir):
+    log("The chief's final export exists: training is over, nothing to do.")
+    job_end.mark_finished(job.model_dir, task, job.run.train_steps)
+    return Result(task_type=task_type, metrics=None,
+                  checkpoint=estimator.latest_checkpoint(), export_dir=None)
+  if task_type in (tf_config.CHIEF, tf_config.MASTER):
+    job_end.clear_markers(job.model_dir)
   train_input, eval_input = input_fns(p)
   hook = progress.ProgressHook(batch_size=job.data.batch_size,
                                every_n_steps=job.run.log_every_steps,
@@ -164,8 +185,14 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
       if isinstance(outcome, tuple):  # Local: (metrics, export results).
         metrics = {k: float(v) for k, v in outcome[0].items()}
   export_dir = None
-  if tf_config.is_chief(config.task if config else None):
+  if task_type == tf_config.WORKER:
+    job_end.mark_finished(job.model_dir, task, job.run.train_steps)
+  if tf_config.is_chief(task):
     export_dir = export(estimator, p, job.resolved_export_dir)
+    if config and config.evaluator:
+      job_end.wait_for_final_evaluation(
+          lambda: _evaluated_step(estimator.eval_dir()), job.run.train_steps,
+          timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
   return Result(task_type=task_type, metrics=metrics,
                 checkpoint=estimator.latest_checkpoint(),
                 export_dir=export_dir)

@@ -1,0 +1,47 @@
+"""The flags that describe a job's cluster, the same on every engine.
+
+`python -m cluster.local`, `python -m cluster.tfjob` and `python -m
+cluster.slurm` take these flags before `--`, and the trainer's flags after
+it. Each engine adds only what is its own (an image, a partition, ...).
+"""
+
+from absl import flags
+
+from cluster import restart
+from harness import errors
+
+
+def define(fv: flags.FlagValues = flags.FLAGS, *, num_workers: int = 2,
+           evaluator: bool = True, deadline_secs=900) -> None:
+  """Defines num_workers, num_ps, evaluator, max_restarts, deadline_secs."""
+  flags.DEFINE_integer("num_workers", num_workers, "Workers besides the "
+                       "chief.", flag_values=fv)
+  flags.DEFINE_integer("num_ps", 1, "Parameter-server tasks.", flag_values=fv)
+  flags.DEFINE_bool("evaluator", evaluator, "Run an evaluator task (not part "
+                    "of the training cluster); needs the trainer's "
+                    "--eval_files.", flag_values=fv)
+  flags.DEFINE_integer("max_restarts", restart.DEFAULT_MAX_RESTARTS,
+                       "Restarts allowed (per task here; per job on "
+                       "Kubernetes, where it is the TFJob's backoffLimit) "
+                       "before the job fails.", flag_values=fv)
+  flags.DEFINE_integer("deadline_secs", deadline_secs, "Stop everything "
+                       "and fail if the job has not finished after this "
+                       "long%s." % ("" if deadline_secs else
+                                    "; unset: no deadline"), flag_values=fv)
+
+
+def check(fv: flags.FlagValues, *, min_workers: int = 0) -> None:
+  """Raises FlagError for a cluster shape no engine can run."""
+  if fv.num_workers < min_workers:
+    raise errors.FlagError(
+        "`num_workers` (%d) must be >= %d." % (fv.num_workers, min_workers))
+  if fv.num_ps < 1:
+    raise errors.FlagError(
+        "`num_ps` (%d) must be >= 1: parameter-server training keeps its "
+        "variables on ps tasks." % fv.num_ps)
+  if fv.max_restarts < 0:
+    raise errors.FlagError("`max_restarts` (%d) must be >= 0." %
+                           fv.max_restarts)
+  if fv.deadline_secs is not None and fv.deadline_secs <= 0:
+    raise errors.FlagError("`deadline_secs` (%d) must be positive." %
+                           fv.deadline_secs)

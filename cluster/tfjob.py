@@ -1,0 +1,291 @@
+r"""Writes the job as a Kubeflow TFJob, and a NetworkPolicy that guards it.
+
+  python -m cluster.tfjob --name=digits --image=registry.example/harness:1 \
+      --num_workers=2 --num_ps=1 --evaluator --volume=training:/mnt/shared \
+      -- --module_handle=/mnt/shared/models/digits --trainable \
+         --train_files=/mnt/shared/data/train.tfrecord \
+         --eval_files=/mnt/shared/data/eval.tfrecord --n_classes=5 \
+         --model_dir=/mnt/shared/runs/digits | kubectl apply -f -
+
+Flags before `--` describe the cluster (the same as python -m cluster.local,
+plus what Kubernetes needs: a name, an image, volumes); flags after it are
+the trainer's, checked here as far as they can be without the model and
+data (which are where the pods run). Stdout gets the YAML and nothing else;
+a problem is one line on stderr and exit status 1.
+
+What maps where (facts of training-operator v1.9.0, docs/engines.md):
+* one replica spec per role: Chief 1, Worker N, PS M, Evaluator 0 or 1;
+  each a container named `tensorflow` running `python -m trainer.task` with
+  the trainer flags, on port 2222 named `tfjob-port`; the operator writes
+  each pod's TF_CONFIG, and the trainer accepts it as it is;
+* restarts: `restartPolicy: ExitCode` for every role, the local launcher's
+  default rule (exit codes 128-255, kills and preemptions, are retried;
+  1-127, errors, are not); `runPolicy.backoffLimit` = --max_restarts (for
+  the whole job), `activeDeadlineSeconds` = --deadline_secs;
+* the end: the job succeeds when the chief does, and `cleanPodPolicy:
+  Running` deletes the pods still running then. The ps end by themselves
+  once the chief's export exists, and the chief waits for the evaluator's
+  final evaluation before it exits (trainer/job_end.py), so nothing is cut
+  off;
+* storage: every pod writes the model directory (the ps run the save ops),
+  so --model_dir (and --export_dir) must be on a volume mounted in every pod
+  (--volume=CLAIM:PATH) or a remote file system (gs://, s3://, hdfs://);
+* security: TF's gRPC port has no authentication; the NetworkPolicy admits
+  traffic to the job's pods on that port only from the job's own pods.
+"""
+
+import dataclasses
+import os
+import re
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+from absl import app
+from absl import flags
+import yaml
+
+from cluster import job_flags
+from harness import cli as harness_cli
+from harness import errors
+from harness import tf_config
+from trainer import cli as trainer_cli
+from trainer import task as trainer_task
+
+API_VERSION = "kubeflow.org/v1"
+PORT = 2222
+PORT_NAME = "tfjob-port"
+CONTAINER = "tensorflow"  # The operator requires this name.
+JOB_LABEL = "training.kubeflow.org/job-name"
+TYPE_LABEL = "training.kubeflow.org/replica-type"
+# TFJob's replica types, by our task types.
+REPLICA_TYPES = {tf_config.CHIEF: "Chief", tf_config.WORKER: "Worker",
+                 tf_config.PS: "PS", tf_config.EVALUATOR: "Evaluator"}
+# A DNS-1035 label: what the operator's webhook accepts as a job name.
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_MAX = 63
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+  """A persistent volume claim mounted at the same path in every pod."""
+  claim: str
+  mount_path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+  """What the TFJob is made of, besides the trainer's flags."""
+  name: str
+  image: str
+  namespace: str = "default"
+  num_workers: int = 2
+  num_ps: int = 1
+  evaluator: bool = True
+  max_restarts: int = 3
+  deadline_secs: Optional[int] = None
+  volumes: Tuple[Volume, ...] = ()
+  python: str = "python"
+  cpu: str = ""
+  memory: str = ""
+
+  def replicas(self) -> List[Tuple[str, int]]:
+    """(task type, count) of every role the job has."""
+    roles = [(tf_config.CHIEF, 1), (tf_config.WORKER, self.num_workers),
+             (tf_config.PS, self.num_ps)]
+    return roles + ([(tf_config.EVALUATOR, 1)] if self.evaluator else [])
+
+
+def parse_volume(text: str) -> Volume:
+  claim, sep, path = text.partition(":")
+  if not sep or not claim or not path.startswith("/"):
+    raise errors.FlagError(
+        "`volume`=%s is not CLAIM:/MOUNT/PATH, e.g. "
+        "`volume`=training-data:/mnt/shared." % text)
+  return Volume(claim, path.rstrip("/") or "/")
+
+
+def check(spec: JobSpec) -> None:
+  """The TFJob rules our flags can break (the webhook's, and ours)."""
+  if not (_DNS_1035.match(spec.name) and len(spec.name) <= _DNS_1035_MAX):
+    raise errors.FlagError(
+        "`name`=%r is not a DNS-1035 label (lower-case letters, digits and "
+        "'-', starting with a letter, not ending with '-', at most %d "
+        "characters), which Kubernetes requires of a TFJob's name." %
+        (spec.name, _DNS_1035_MAX))
+  if not _DNS_1035.match(spec.namespace):
+    raise errors.FlagError("`namespace`=%r is not a DNS-1035 label." %
+                           spec.namespace)
+  if not spec.image:
+    raise errors.FlagError("`image` is required: the container image with "
+                           "this project and its Python environment.")
+  if spec.num_workers < 1:
+    raise errors.FlagError(
+        "`num_workers` (%d) must be >= 1 on Kubernetes." % spec.num_workers)
+
+
+def check_shared(path: str, setting: str, volumes: Sequence[Volume]) -> None:
+  """Refuses a path that not every pod sees: it must be on a mounted
+  volume or a remote file system."""
+  if _REMOTE.match(path):
+    return
+  if not os.path.isabs(path):
+    raise errors.FlagError(
+        "`%s`=%s is relative: every pod writes there (the ps tasks run the "
+        "save ops), so it must be on shared storage: a path under a "
+        "`volume` mount, or gs://..." % (setting, path))
+  for volume in volumes:
+    if path == volume.mount_path or path.startswith(
+        volume.mount_path.rstrip("/") + "/"):
+      return
+  mounts = ", ".join(v.mount_path for v in volumes) or "none"
+  raise errors.FlagError(
+      "`%s`=%s is local to each pod: every pod writes there (the ps tasks "
+      "run the save ops), so it must be under a `volume` mount (mounted: "
+      "%s) or on a remote file system such as gs://." %
+      (setting, path, mounts))
+
+
+def _container(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
+  container = {
+      "name": CONTAINER,
+      "image": spec.image,
+      "command": [spec.python, "-m", "trainer.task"],
+      "args": list(trainer_args),
+      "ports": [{"name": PORT_NAME, "containerPort": PORT}],
+      "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+  }
+  if spec.volumes:
+    container["volumeMounts"] = [
+        {"name": "volume-%d" % i, "mountPath": v.mount_path}
+        for i, v in enumerate(spec.volumes)]
+  requests = {k: v for k, v in (("cpu", spec.cpu), ("memory", spec.memory))
+              if v}
+  if requests:
+    container["resources"] = {"requests": requests}
+  return container
+
+
+def _pod(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
+  pod = {"containers": [_container(spec, trainer_args)]}
+  if spec.volumes:
+    pod["volumes"] = [
+        {"name": "volume-%d" % i,
+         "persistentVolumeClaim": {"claimName": v.claim}}
+        for i, v in enumerate(spec.volumes)]
+  return pod
+
+
+def tfjob(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
+  """The TFJob object, as data."""
+  run_policy = {"cleanPodPolicy": "Running",
+                "backoffLimit": spec.max_restarts}
+  if spec.deadline_secs:
+    run_policy["activeDeadlineSeconds"] = spec.deadline_secs
+  return {
+      "apiVersion": API_VERSION,
+      "kind": "TFJob",
+      "metadata": {"name": spec.name, "namespace": spec.namespace},
+      "spec": {
+          "runPolicy": run_policy,
+          "tfReplicaSpecs": {
+              REPLICA_TYPES[kind]: {
+                  "replicas": count,
+                  "restartPolicy": "ExitCode",
+                  "template": {"spec": _pod(spec, trainer_args)},
+              } for kind, count in spec.replicas()},
+      },
+  }
+
+
+def network_policy(spec: JobSpec) -> dict:
+  """Only the job's own pods reach its pods, and only on the gRPC port."""
+  own_pods = {
+      "matchLabels": {JOB_LABEL: spec.name},
+      "matchExpressions": [{
+          "key": TYPE_LABEL, "operator": "In",
+          "values": sorted(kind for kind, _ in spec.replicas())}],
+  }
+  return {
+      "apiVersion": "networking.k8s.io/v1",
+      "kind": "NetworkPolicy",
+      "metadata": {"name": spec.name + "-grpc", "namespace": spec.namespace},
+      "spec": {
+          "podSelector": {"matchLabels": {JOB_LABEL: spec.name}},
+          "policyTypes": ["Ingress"],
+          "ingress": [{"from": [{"podSelector": own_pods}],
+                       "ports": [{"protocol": "TCP", "port": PORT}]}],
+      },
+  }
+
+
+def manifest(spec: JobSpec, trainer_args: Sequence[str]) -> str:
+  """The TFJob and the NetworkPolicy, as one multi-document YAML."""
+  return yaml.safe_dump_all([tfjob(spec, trainer_args),
+                             network_policy(spec)], sort_keys=False)
+
+
+def trainer_flags(trainer_args: Sequence[str],
+                  spec: JobSpec) -> List[str]:
+  """The trainer's flags, checked (without model or data) and resolved."""
+  fv, job = trainer_task.check_flags_only(trainer_args)
+  check_shared(job.model_dir, "model_dir", spec.volumes)
+  if job.export_dir:
+    check_shared(job.export_dir, "export_dir", spec.volumes)
+  if spec.evaluator and not job.data.eval_files:
+    raise errors.FlagError(
+        "`eval_files` is empty, so an evaluator would have nothing to "
+        "evaluate: give the trainer `eval_files`, or --noevaluator.")
+  return trainer_cli.flag_lines(fv, only_set=True)
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  flags.DEFINE_string("name", "", "The TFJob's name: a DNS-1035 label "
+                      "(lower-case letters, digits, '-').", flag_values=fv)
+  flags.DEFINE_string("image", "", "Container image holding this project "
+                      "and its Python environment.", flag_values=fv)
+  flags.DEFINE_string("namespace", "default", "Kubernetes namespace.",
+                      flag_values=fv)
+  job_flags.define(fv, deadline_secs=None)
+  flags.DEFINE_multi_string(
+      "volume", [], "CLAIM:MOUNT_PATH: a persistent volume claim mounted at "
+      "MOUNT_PATH in every pod (repeat for several). The model directory "
+      "must be under one, or on gs://.", flag_values=fv)
+  flags.DEFINE_string("python", "python", "The Python command in the "
+                      "image.", flag_values=fv)
+  flags.DEFINE_string("cpu", "", "CPU request of each pod, e.g. 2.",
+                      flag_values=fv)
+  flags.DEFINE_string("memory", "", "Memory request of each pod, e.g. 4Gi.",
+                      flag_values=fv)
+
+
+def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
+  job_flags.check(fv, min_workers=1)
+  spec = JobSpec(
+      name=fv.name, image=fv.image, namespace=fv.namespace,
+      num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
+      max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
+      volumes=tuple(parse_volume(v) for v in fv.volume), python=fv.python,
+      cpu=fv.cpu, memory=fv.memory)
+  check(spec)
+  return spec
+
+
+def main(argv):
+  fv = flags.FLAGS
+  try:
+    spec = spec_from_flags(fv)
+    args = trainer_flags(argv[1:], spec)
+  except errors.HarnessError as e:
+    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
+  sys.stdout.write(manifest(spec, args))
+  return 0
+
+
+def console_main():
+  define_flags()
+  app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
+
+
+if __name__ == "__main__":
+  console_main()

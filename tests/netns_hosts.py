@@ -1,0 +1,100 @@
+"""Test hosts: network namespaces with their own addresses on a bridge.
+
+`NamespaceHosts(n)` makes namespaces, each with its own IPv4 address, all
+joined by a bridge that lives in a namespace of its own (the machine's
+network is untouched). `hosts_file` gives a namespace its own /etc/hosts
+(`ip netns exec` mounts /etc/netns/NAME/hosts over /etc/hosts), so names
+such as Kubernetes service names resolve there. `remove()` takes all of it
+away. Making namespaces needs root; `why_not()` says why not, for a skip.
+"""
+
+import itertools
+import os
+import shutil
+import subprocess
+from typing import Mapping, Optional
+
+SUBNET = "10.231.%d"
+_COUNTER = itertools.count()
+
+
+def ip(*args):
+  subprocess.run(["ip"] + list(args), check=True, capture_output=True,
+                 timeout=30)
+
+
+def why_not() -> Optional[str]:
+  """None where network namespaces can be made here, else why not."""
+  if os.geteuid() != 0:
+    return "making network namespaces with ip netns needs root"
+  if not shutil.which("ip"):
+    return "the ip command (iproute2) is not installed"
+  probe = "hhprobe%d" % os.getpid()
+  try:
+    ip("netns", "add", probe)
+  except subprocess.CalledProcessError as e:
+    return "ip netns add failed: %s" % e.stderr.decode().strip()
+  ip("netns", "del", probe)
+  return None
+
+
+class NamespaceHosts:
+  """Namespaces hh<tag>-0..N plus a switch namespace holding a bridge."""
+
+  def __init__(self, count: int):
+    tag = (os.getpid() * 7 + next(_COUNTER)) % 100000
+    self.tag = tag
+    self.subnet = SUBNET % (tag % 250)
+    self.switch = "hhsw%d" % tag
+    self.names = ["hh%d-%d" % (tag, i) for i in range(count)]
+    self._created = []
+    self._etc = []
+    try:
+      self._wire()
+    except Exception:
+      self.remove()
+      raise
+
+  def _wire(self):
+    self._add(self.switch)
+    ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+    ip("-n", self.switch, "link", "set", "br0", "up")
+    for i, name in enumerate(self.names):
+      self._add(name)
+      inside, outside = "hv%d-%da" % (self.tag, i), "hv%d-%db" % (self.tag, i)
+      ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+      ip("link", "set", inside, "netns", name)
+      ip("link", "set", outside, "netns", self.switch)
+      ip("-n", self.switch, "link", "set", outside, "master", "br0")
+      ip("-n", self.switch, "link", "set", outside, "up")
+      ip("-n", name, "addr", "add", "%s/24" % self.address(i), "dev", inside)
+      ip("-n", name, "link", "set", inside, "up")
+      ip("-n", name, "link", "set", "lo", "up")
+
+  def _add(self, name):
+    ip("netns", "add", name)
+    self._created.append(name)
+
+  def address(self, i: int) -> str:
+    return "%s.%d" % (self.subnet, i + 1)
+
+  def hosts_file(self, i: int, names: Mapping[str, str]) -> None:
+    """Host name -> address, as /etc/hosts inside namespace `i`."""
+    etc = os.path.join("/etc/netns", self.names[i])
+    os.makedirs(etc, exist_ok=True)
+    self._etc.append(etc)
+    lines = ["127.0.0.1 localhost"] + ["%s %s" % (address, name)
+                                        for name, address in names.items()]
+    with open(os.path.join(etc, "hosts"), "w") as f:
+      f.write("\n".join(lines) + "\n")
+
+  def exec_prefix(self, i: int):
+    """The command prefix that runs a command inside namespace `i`."""
+    return ["ip", "netns", "exec", self.names[i]]
+
+  def remove(self):
+    for etc in self._etc:
+      shutil.rmtree(etc, ignore_errors=True)
+    for name in reversed(self._created):
+      subprocess.run(["ip", "netns", "del", name], capture_output=True,
+                     check=False, timeout=30)

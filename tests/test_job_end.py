@@ -1,0 +1,76 @@
+"""trainer.job_end: how a distributed job ends by itself, with a fake clock."""
+
+import os
+
+from harness import tf_config
+from trainer import job_end
+
+
+class FakeTime:
+  """A clock that moves only when slept on; runs `on_sleep` each sleep."""
+
+  def __init__(self, on_sleep=lambda now: None):
+    self.now = 0.0
+    self.on_sleep = on_sleep
+
+  def clock(self):
+    return self.now
+
+  def sleep(self, seconds):
+    self.now += seconds
+    self.on_sleep(self.now)
+
+
+def test_markers_are_written_read_and_cleared(tmp_path):
+  model_dir = str(tmp_path)
+  assert job_end.finished_workers(model_dir) == set()
+  job_end.mark_finished(model_dir, tf_config.Task("worker", 1), 60)
+  job_end.mark_finished(model_dir, tf_config.Task("worker", 0), 60)
+  assert job_end.finished_workers(model_dir) == {"worker-0", "worker-1"}
+  job_end.clear_markers(model_dir)
+  assert job_end.finished_workers(model_dir) == set()
+
+
+def test_ps_waits_for_the_export_then_for_every_worker(tmp_path):
+  model_dir, export = str(tmp_path), str(tmp_path / "export")
+  events = {3.0: lambda: os.mkdir(export),
+            5.0: lambda: job_end.mark_finished(
+                model_dir, tf_config.Task("worker", 0), 9),
+            8.0: lambda: job_end.mark_finished(
+                model_dir, tf_config.Task("worker", 1), 9)}
+  fake = FakeTime(lambda now: events.pop(now, lambda: None)())
+  missing = job_end.wait_until_done(
+      export_dir=export, model_dir=model_dir, num_workers=2,
+      log=print, clock=fake.clock, sleep=fake.sleep, poll_secs=1.0)
+  assert missing == set() and fake.now == 8.0
+
+
+def test_ps_stops_anyway_when_a_worker_never_reports(tmp_path):
+  model_dir, export = str(tmp_path), str(tmp_path / "export")
+  os.mkdir(export)
+  job_end.mark_finished(model_dir, tf_config.Task("worker", 0), 9)
+  fake, lines = FakeTime(), []
+  missing = job_end.wait_until_done(
+      export_dir=export, model_dir=model_dir, num_workers=2,
+      log=lines.append, clock=fake.clock, sleep=fake.sleep,
+      marker_wait_secs=10.0)
+  assert missing == {"worker-1"} and 10.0 < fake.now <= 11.0
+  assert "worker-1 left no finish marker within 10 s" in lines[0]
+
+
+def test_chief_waits_for_the_final_evaluation():
+  steps = iter([None, 30, 30, 60])
+  fake, lines = FakeTime(), []
+  assert job_end.wait_for_final_evaluation(
+      lambda: next(steps), 60, timeout_secs=100, log=lines.append,
+      clock=fake.clock, sleep=fake.sleep)
+  assert fake.now == 3.0 and lines[-1] == "The evaluator evaluated step 60."
+
+
+def test_chief_gives_up_on_a_missing_final_evaluation():
+  fake, lines = FakeTime(), []
+  assert not job_end.wait_for_final_evaluation(
+      lambda: 30, 60, timeout_secs=5, log=lines.append, clock=fake.clock,
+      sleep=fake.sleep)
+  assert 5.0 < fake.now <= 6.0
+  assert lines[-1].startswith("warning: no evaluation of step 60 within 5 s")

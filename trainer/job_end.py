@@ -1,0 +1,144 @@
+"""How a distributed job ends by itself, on any engine.
+
+Estimator's ps tasks serve forever (`server.join()`), and engines end a job
+in their own ways: the local launcher stops the ps when everyone else is
+done; Kubeflow's TFJob marks the job done when the chief succeeds and then
+deletes the pods still running (`cleanPodPolicy: Running`), an evaluator in
+its final evaluation included; a Slurm step ends only when every task has
+exited. So that one rule works everywhere:
+
+* a worker that has finished training leaves a marker,
+  MODEL_DIR/finished/worker-N (the chief clears them when it starts);
+* a ps serves until the chief's final export exists and every worker has
+  left its marker (or `WORKER_MARKER_WAIT_SECS` after the export, for a
+  worker that died meanwhile), then exits 0;
+* where TF_CONFIG lists an evaluator in the cluster (TFJob does), the chief
+  waits after its export until the evaluator has evaluated the final
+  checkpoint (at most `final_evaluation_wait_secs`), so the engine does not
+  cut the evaluation off by ending the job with the chief;
+* the evaluator ends after evaluating the final checkpoint (Estimator).
+
+The ps's wait for the export has no deadline of its own: it lasts as long
+as the job, whose deadline is the engine's (--deadline_secs,
+activeDeadlineSeconds, Slurm's --time).
+"""
+
+import json
+import os
+import time
+from typing import Callable, Optional, Set
+
+import tensorflow as tf
+
+from harness import tf_config
+
+MARKERS = "finished"
+WORKER_MARKER_WAIT_SECS = 60.0
+POLL_SECS = 1.0
+
+
+def marker_dir(model_dir: str) -> str:
+  return os.path.join(model_dir, MARKERS)
+
+
+def clear_markers(model_dir: str) -> None:
+  """The chief, starting: no worker of this run has finished yet."""
+  if tf.io.gfile.exists(marker_dir(model_dir)):
+    tf.io.gfile.rmtree(marker_dir(model_dir))
+
+
+def mark_finished(model_dir: str, task: tf_config.Task, step: int) -> None:
+  """A worker that has finished training says so."""
+  tf.io.gfile.makedirs(marker_dir(model_dir))
+  path = os.path.join(marker_dir(model_dir), task.name)
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    f.write(json.dumps({"task": task.name, "global_step": step}))
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def finished_workers(model_dir: str) -> Set[str]:
+  """Names of the workers that left a marker ('worker-0', ...)."""
+  if not tf.io.gfile.exists(marker_dir(model_dir)):
+    return set()
+  return {name for name in tf.io.gfile.listdir(marker_dir(model_dir))
+          if not name.endswith(".tmp")}
+
+
+def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
+                    log: Callable[[str], None],
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep,
+                    poll_secs: float = POLL_SECS,
+                    marker_wait_secs: float = WORKER_MARKER_WAIT_SECS
+                    ) -> Set[str]:
+  """A ps's wait: until the export exists and every worker finished.
+
+  Returns the workers that did not leave a marker within `marker_wait_secs`
+  of the export (empty when all did).
+  """
+  while not tf.io.gfile.exists(export_dir):
+    sleep(poll_secs)
+  workers = {tf_config.Task(tf_config.WORKER, i).name
+             for i in range(num_workers)}
+  deadline = clock() + marker_wait_secs
+  while True:
+    missing = workers - finished_workers(model_dir)
+    if not missing or clock() > deadline:
+      break
+    sleep(poll_secs)
+  if missing:
+    log("The chief's final export exists, but %s left no finish marker "
+        "within %d s; stopping anyway." % (", ".join(sorted(missing)),
+                                           marker_wait_secs))
+  return missing
+
+
+def serve_until_done(run_config: tf.estimator.RunConfig, *, export_dir: str,
+                     model_dir: str, log: Callable[[str], None]) -> None:
+  """Starts this ps's server as Estimator does, and serves until the job
+  is done (see wait_until_done); then returns, and the process exits 0."""
+  server = tf.distribute.Server(
+      run_config.cluster_spec, job_name=run_config.task_type,
+      task_index=run_config.task_id,
+      config=tf.compat.v1.ConfigProto(
+          log_device_placement=False,
+          gpu_options=run_config.session_config.gpu_options),
+      protocol=run_config.protocol, start=True)
+  del server  # Serves in its own threads until the process exits.
+  num_workers = len(run_config.cluster_spec.as_dict().get(
+      tf_config.WORKER, []))
+  log("Serving; stopping once %s exists and %d worker(s) finished." %
+      (export_dir, num_workers))
+  wait_until_done(export_dir=export_dir, model_dir=model_dir,
+                  num_workers=num_workers, log=log)
+  log("The job is done (the chief's final export exists); stopping.")
+
+
+def wait_for_final_evaluation(
+    read_step: Callable[[], Optional[int]], final_step: int, *,
+    timeout_secs: float, log: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_secs: float = POLL_SECS) -> bool:
+  """The chief's wait for the evaluator's evaluation of `final_step`.
+
+  Args:
+    read_step: the global step of the latest evaluation, or None.
+    final_step: the step of the final checkpoint.
+
+  Returns:
+    Whether the final evaluation happened within `timeout_secs`.
+  """
+  log("Waiting (at most %d s) for the evaluator's final evaluation, of step "
+      "%d, before ending the job." % (timeout_secs, final_step))
+  deadline = clock() + timeout_secs
+  while True:
+    step = read_step()
+    if step is not None and step >= final_step:
+      log("The evaluator evaluated step %d." % step)
+      return True
+    if clock() > deadline:
+      log("warning: no evaluation of step %d within %d s (latest: %s); "
+          "ending anyway." % (final_step, timeout_secs, step))
+      return False
+    sleep(poll_secs)
