@@ -43,6 +43,7 @@ setuptools.setup(
             "hub-trainer=trainer.task:console_main",
             "hub-cluster=cluster.local:console_main",
             "hub-tfjob=cluster.tfjob:console_main",
+            "hub-slurm=cluster.slurm:console_main",
         ],
     },
 )

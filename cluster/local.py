@@ -56,12 +56,7 @@ from harness import tf_config
 from trainer import cli as trainer_cli
 from trainer import task as trainer_task
 
-TRAINER_FLAGS_FILE = "trainer_flags.txt"
 PORT_ATTEMPTS = 3
-# What the tasks are told after the launcher's pre-flight: it scanned the
-# data, and settled the model directory (a restarted chief must resume, not
-# move its own work aside).
-CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -134,32 +129,6 @@ def isolate_or_warn(isolate: bool, argv, environ=os.environ, log=print):
   os.execvpe(command[0], command, env)
 
 
-def prepare_trainer(trainer_args, run_dir: str, *, evaluator: bool = False,
-                    log=print):
-  """Runs the trainer's pre-flight once, as the chief, and writes the
-  trainer flags every task reads.
-
-  Returns (path of the trainer flagfile, the checked plan).
-  """
-  try:
-    fv = trainer_cli.new_flag_values(trainer_args)
-  except errors.FlagError as e:
-    raise errors.FlagError("trainer flags: %s" % e) from e
-  plan = trainer_task.prepare(
-      fv, tf_config.Task(tf_config.CHIEF),
-      default_model_dir=os.path.join(run_dir, "model"), log=log)
-  if evaluator and not plan.eval_files:
-    raise errors.FlagError(
-        "`eval_files` is empty, so an evaluator would have nothing to "
-        "evaluate: give the trainer `eval_files`, or run the cluster with "
-        "--noevaluator.")
-  trainer_task.settle_model_dir(plan, fv.overwrite_model_dir, log=log)
-  lines = trainer_cli.flag_lines(fv) + list(CHECKED_ONCE)
-  path = trainer_cli.write_flags(lines, os.path.join(run_dir,
-                                                     TRAINER_FLAGS_FILE))
-  return path, plan
-
-
 def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
   """One Launch per task: the trainer with that task's TF_CONFIG."""
   argv = [sys.executable, "-m", "trainer.task", "--flagfile=" + flagfile]
@@ -225,8 +194,9 @@ def main(argv):
   try:
     job_flags.check(fv)
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
-    flagfile, plan = prepare_trainer(argv[1:], run_dir,
-                                     evaluator=fv.evaluator)
+    flagfile, plan = trainer_task.prepare_tasks(argv[1:], run_dir,
+                                                evaluator=fv.evaluator,
+                                                log=print)
     print("Restart policy: %s" % restart.describe(policies), flush=True)
     codes = run_cluster(
         num_workers=fv.num_workers, num_ps=fv.num_ps,

@@ -189,8 +189,8 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
               clock: Callable[[], float] = time.monotonic,
               on_event: Optional[Callable[[str], None]] = None,
               stop_grace_secs: float = STOP_GRACE_SECS,
-              policies: Optional[Mapping[str, restart.RestartPolicy]] = None
-              ) -> Dict[str, int]:
+              policies: Optional[Mapping[str, restart.RestartPolicy]] = None,
+              wait_for_ps: bool = False) -> Dict[str, int]:
   """Runs the tasks until the cluster succeeds or fails.
 
   Args:
@@ -202,6 +202,9 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     on_event: receives the supervisor's own messages (restarts, the end).
     stop_grace_secs: how long a task may take to exit after SIGTERM.
     policies: task type -> RestartPolicy; None: restart nothing.
+    wait_for_ps: wait for the ps tasks to end by themselves too, instead of
+      stopping them once every other task has finished (for one task of a
+      job, whose other tasks run elsewhere: cluster/slurm_task.py).
 
   Returns:
     Each task's name -> exit code (the ps tasks: the code of being stopped).
@@ -220,7 +223,7 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     for launch in launches:
       running.append(RunningTask(launch, log_dir, printer))
     return _watch(running, start + deadline_secs, deadline_secs, clock,
-                  on_event, stop_grace_secs, policies)
+                  on_event, stop_grace_secs, policies, wait_for_ps)
   finally:
     for task in running:
       task.stop(stop_grace_secs)
@@ -243,9 +246,10 @@ def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
 
 
 def _watch(running, deadline, deadline_secs, clock, on_event,
-           stop_grace_secs, policies):
-  ps_tasks = [t for t in running if t.task.type == tf_config.PS]
-  finishers = [t for t in running if t.task.type != tf_config.PS]
+           stop_grace_secs, policies, wait_for_ps):
+  ps_tasks = [t for t in running
+              if t.task.type == tf_config.PS and not wait_for_ps]
+  finishers = [t for t in running if t not in ps_tasks]
   chief_done = False
   while True:
     exited = [t for t in finishers if t.poll() == 0]
@@ -259,7 +263,8 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
       if code is not None and code != 0:
         _handle_exit(task, code, policies, on_event)
     if len(exited) == len(finishers):
-      on_event("all tasks finished; stopping the ps tasks still serving")
+      on_event("all tasks finished" + ("; stopping the ps tasks still "
+                                       "serving" if ps_tasks else ""))
       codes = {t.task.name: t.poll() for t in finishers}
       for ps in ps_tasks:
         ps.stop(stop_grace_secs)

@@ -28,7 +28,8 @@ ALLOWED = {
     "example_kit": {"harness", "example_kit"},
 }
 # The cluster modules that start the trainer (and run its pre-flight).
-CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py"}
+CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
+                        "cluster/slurm.py"}
 # module -> names imported inside functions, on purpose.
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are

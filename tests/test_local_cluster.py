@@ -20,6 +20,7 @@ from cluster import ports as ports_lib
 from cluster import restart
 from tests import launcher
 from tests import processes
+from trainer import task as trainer_task
 from trainer import train
 
 pytestmark = pytest.mark.cluster
@@ -146,9 +147,9 @@ def test_port_taken_before_binding_is_retried(demo_cwd, monkeypatch):
   monkeypatch.chdir(demo_cwd)
   run_dir = str(demo_cwd / "run")
   try:
-    flagfile, _ = local.prepare_trainer(
+    flagfile, _ = trainer_task.prepare_tasks(
         ["--train_steps=20", "--save_checkpoints_steps=10"], run_dir,
-        log=lambda line: None)
+        evaluator=False, log=lambda line: None)
     events = []
     codes = local.run_cluster(
         num_workers=0, num_ps=1, evaluator=False, flagfile=flagfile,

@@ -72,6 +72,41 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
                          model_settings=cli.model_settings(fv))
 
 
+# Where a launcher writes the trainer flags its tasks read, and what it tells
+# them after its pre-flight: it scanned the data, and settled the model
+# directory (a restarted chief must resume, not move its own work aside).
+TASK_FLAGS_FILE = "trainer_flags.txt"
+CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
+
+
+def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
+                  log: Callable[[str], None] = logging.info):
+  """A launcher's pre-flight (cluster/local.py, cluster/slurm.py): the
+  trainer's whole check, once, as the chief, before any task starts; then
+  the resolved trainer flags, for every task, in RUN_DIR/trainer_flags.txt.
+
+  Returns (path of that flagfile, the checked plan).
+
+  Raises:
+    errors.HarnessError: the one-line problem (trainer flags named as such).
+  """
+  try:
+    fv = cli.new_flag_values(trainer_args)
+  except errors.FlagError as e:
+    raise errors.FlagError("trainer flags: %s" % e) from e
+  plan = prepare(fv, tf_config.Task(tf_config.CHIEF),
+                 default_model_dir=os.path.join(run_dir, "model"), log=log)
+  if evaluator and not plan.eval_files:
+    raise errors.FlagError(
+        "`eval_files` is empty, so an evaluator would have nothing to "
+        "evaluate: give the trainer `eval_files`, or run the cluster with "
+        "--noevaluator.")
+  settle_model_dir(plan, fv.overwrite_model_dir, log=log)
+  path = cli.write_flags(cli.flag_lines(fv) + list(CHECKED_ONCE),
+                         os.path.join(run_dir, TASK_FLAGS_FILE))
+  return path, plan
+
+
 def check_flags_only(trainer_args) -> Tuple[flags.FlagValues,
                                             job_lib.JobConfig]:
   """The trainer's checks that need neither the model nor the data, for the
@@ -84,9 +119,10 @@ def check_flags_only(trainer_args) -> Tuple[flags.FlagValues,
   fv = cli.new_flag_values(trainer_args)
   if demo.wanted(fv):
     raise errors.FlagError(
-        "`module_handle` is required: the demo runs on this machine only "
-        "(python -m cluster.local); give the hub model's path as the job's "
-        "tasks will see it.")
+        "`module_handle` is required here: give the hub model's path as "
+        "the job's tasks will see it (the demo runs only where its "
+        "pre-flight runs: python -m cluster.local, or python -m "
+        "cluster.slurm --submit).")
   job = cli.job_config(fv)
   job_lib.validate(job)
   return fv, job
@@ -174,7 +210,8 @@ def summary(result, plan) -> str:
     lines.append("Eval on %s after step %d: %s" % (
         ",".join(plan.job.data.eval_files),
         result.metrics.get("global_step", 0), shown))
-  lines.append("Checkpoint: %s" % result.checkpoint)
+  if result.checkpoint:
+    lines.append("Checkpoint: %s" % result.checkpoint)
   if result.export_dir:
     lines.append("Export: %s" % result.export_dir)
   return "\n".join(lines)

@@ -1,0 +1,290 @@
+"""python -m cluster.slurm: the batch script (pure), bad input, and the job
+on a real 3-node Slurm cluster that the tests start and tear down.
+
+The cluster (tests/slurm_cluster.py) is Debian's Slurm, installed with
+apt-get where missing; each daemon runs in its own network namespace with
+its own address and host name, or, where namespaces cannot be made, one
+node on 127.0.0.1. Where Slurm cannot be installed, the live tests skip
+with the reason.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cluster import slurm
+from harness import errors
+from tests import flagged
+from tests import processes
+from tests import slurm_cluster
+from trainer import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=REPO)
+DEMO = ["--train_steps=100", "--save_checkpoints_steps=50",
+        "--log_every_steps=25"]
+
+
+def _spec(**overrides):
+  settings = dict(run_dir="/shared/run", workdir="/home/me/project",
+                  nodes=3, num_workers=2, num_ps=1, evaluator=True,
+                  time_limit="15", python="/opt/venv/bin/python")
+  settings.update(overrides)
+  return slurm.JobSpec(**settings)
+
+
+def test_batch_script_lines_and_step():
+  script = slurm.batch_script(
+      _spec(partition="gpu"), ["--flagfile=/shared/run/trainer_flags.txt"],
+      ["python", "-m", "cluster.slurm", "--nodes=3"])
+  lines = script.splitlines()
+  assert lines[0] == "#!/bin/bash"
+  assert lines[1] == "# Written by: python -m cluster.slurm --nodes=3"
+  assert [l for l in lines if l.startswith("#SBATCH")] == [
+      "#SBATCH --job-name=hub-harness", "#SBATCH --nodes=3",
+      "#SBATCH --ntasks=5", "#SBATCH --output=/shared/run/slurm-%j.out",
+      "#SBATCH --time=15", "#SBATCH --partition=gpu"]
+  assert "cd /home/me/project" in lines
+  step = script.split("exec ", 1)[1].replace("\\\n", " ").split()
+  assert step == [
+      "srun", "--kill-on-bad-exit=1", "--distribution=block", "--nodes=3",
+      "--ntasks=5", "/opt/venv/bin/python", "-m", "cluster.slurm_task",
+      "--num_workers=2", "--num_ps=1", "--evaluator", "--max_restarts=3",
+      "--restart_policy=exit_code", "--port_base=8888",
+      "--run_dir=/shared/run", "--",
+      "--flagfile=/shared/run/trainer_flags.txt"]
+
+
+def test_arguments_with_spaces_are_quoted():
+  script = slurm.batch_script(_spec(), ["--label_key=my label"], ["x"])
+  assert "'--label_key=my label'" in script
+
+
+@pytest.mark.parametrize("flag,deadline,expected", [
+    ("1:30:00", None, "1:30:00"), ("", 900, "15"), ("", 901, "16"),
+    ("", None, ""), ("2-12", None, "2-12")])
+def test_time_limit(flag, deadline, expected):
+  assert slurm.time_limit(flag, deadline) == expected
+
+
+@pytest.mark.parametrize("limit,seconds", [
+    ("15", 900), ("15:30", 930), ("1:00:00", 3600), ("2-12", 216000),
+    ("1-00:30", 88200), ("1-00:00:05", 86405), ("", None)])
+def test_time_limit_in_seconds(limit, seconds):
+  assert slurm._seconds(limit) == seconds  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(nodes=0), "--nodes (0) must be >= 1"),
+    (dict(num_workers=0), "--num_workers (0) must be >= 1 on Slurm"),
+    (dict(nodes=6), "--nodes=6 is more than the job's 5 tasks"),
+])
+def test_bad_shape(overrides, message):
+  with flagged.raises(errors.FlagError, match=re.escape(message)):
+    slurm.check(_spec(**overrides))
+
+
+def _cli(args, trainer_args=(), cwd=None, env=None, timeout=300):
+  return subprocess.run(
+      [sys.executable, "-m", "cluster.slurm"] + list(args) + ["--"] +
+      list(trainer_args), capture_output=True, text=True, cwd=cwd,
+      env=env or ENV, timeout=timeout, check=False)
+
+
+TRAINER = ["--module_handle=/m", "--train_files=/t", "--eval_files=/e",
+           "--n_classes=5", "--model_dir=/shared/m"]
+
+
+@pytest.mark.parametrize("args,trainer_args,env,message", [
+    (["--nodes=0"], TRAINER, {}, "--nodes (0) must be >= 1"),
+    (["--num_workers=0"], TRAINER, {}, "--num_workers (0) must be >= 1"),
+    (["--time=soon"], TRAINER, {}, "--time=soon is not a Slurm time limit"),
+    ([], TRAINER + ["--bogus=1"], {},
+     "Unknown command line flag 'bogus'"),
+    ([], TRAINER[1:], {}, "--module_handle is required here"),
+    (["--submit"], TRAINER, {"PATH": "/nonexistent"},
+     "--submit needs Slurm's sbatch, which is not on PATH"),
+    (["--submit"], TRAINER, {"SLURM_CONF": ""},
+     "--submit: SLURM_CONF is not set"),
+])
+def test_bad_input_is_one_line(tmp_path, args, trainer_args, env, message):
+  if "SLURM_CONF" in env and os.path.exists(slurm.DEFAULT_SLURM_CONF):
+    pytest.skip("this machine has %s" % slurm.DEFAULT_SLURM_CONF)
+  if env.get("SLURM_CONF") == "" and not shutil.which("sbatch"):
+    pytest.skip("no sbatch here: the PATH case covers it")
+  environ = dict(ENV, **env)
+  if env.get("SLURM_CONF") == "":
+    del environ["SLURM_CONF"]
+  proc = _cli(["--run_dir=%s" % (tmp_path / "run")] + args, trainer_args,
+              env=environ)
+  assert proc.returncode == 1, proc.stderr
+  assert proc.stdout == ""
+  lines = [l for l in proc.stderr.strip().splitlines()
+           if not re.match(r"[IWEF]\d{4} \d", l)]
+  assert len(lines) == 1 and lines[0].startswith("error: "), lines
+  assert message in lines[0], lines
+  assert not os.path.exists(tmp_path / "run")
+
+
+# The live tests: one Slurm cluster for all of them.
+
+
+@pytest.fixture(scope="module")
+def cluster():
+  reason = slurm_cluster.install_or_why_not()
+  if reason:
+    pytest.skip("no Slurm here: %s" % reason)
+  # Not under pytest's temporary folder: munged runs as user munge, which
+  # cannot enter it.
+  root = tempfile.mkdtemp(prefix="harness-slurm-")
+  try:
+    started = slurm_cluster.SlurmCluster.start(root, nodes=3)
+    yield started
+    started.stop()
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+  # Nothing of it is left: daemons, job processes, namespaces, bridge.
+  assert not processes.pids_mentioning(root)
+  namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                              text=True, check=False).stdout
+  assert not [ns for ns in started.namespaces if ns in namespaces]
+  if started.isolated:
+    assert subprocess.run(["ip", "link", "show", started.bridge],
+                          capture_output=True, check=False).returncode != 0
+
+
+@pytest.fixture
+def workdir(cluster, demo_cwd):
+  """Where the submit runs: the demo's assets, and the job's RUN_DIR."""
+  del cluster  # Started first.
+  return demo_cwd
+
+
+def _submit(cluster, workdir, args=(), trainer_args=DEMO, background=None):
+  command = [sys.executable, "-m", "cluster.slurm",
+             "--nodes=%d" % len(cluster.node_names),
+             "--submit", "--run_dir=%s" % (workdir / "run"), "--time=10",
+             "--port_base=%d" % (9000 + os.getpid() % 500)] + list(args) + [
+                 "--"] + list(trainer_args)
+  env = dict(cluster.env, PYTHONPATH=REPO)
+  if background:
+    return subprocess.Popen(command, cwd=str(workdir), env=env,
+                            stdout=background, stderr=subprocess.STDOUT)
+  return subprocess.run(command, cwd=str(workdir), env=env,
+                        capture_output=True, text=True, timeout=400,
+                        check=False)
+
+
+def _job_id(output):
+  return re.search(r"slurm: submitted job (\d+)", output).group(1)
+
+
+# The live tests share one Slurm cluster: one xdist worker runs them all
+# (pytest.ini: --dist loadgroup).
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+def test_the_demo_trains_on_three_nodes(cluster, workdir):
+  proc = _submit(cluster, workdir)
+  out = proc.stdout
+  assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
+  job_id = _job_id(out)
+  assert "slurm: job %s COMPLETED" % job_id in out
+  # Every role ran, on the nodes Slurm gave it.
+  for name in ("chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"):
+    assert "[%s] slurm_task: TF_CONFIG=" % name in out
+  if cluster.isolated:
+    assert re.search(r'"worker": \["node\d:\d+", "node\d:\d+"\]', out)
+  model_dir = str(workdir / "run" / "model")
+  step = tf.train.load_variable(model_dir, "global_step")
+  assert step >= 100
+  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  assert metrics["global_step"] >= 100  # The final checkpoint's evaluation.
+  assert "Final evaluation (step %d)" % metrics["global_step"] in out
+  exported = tf.saved_model.load(os.path.join(model_dir, "export"))
+  probabilities = exported.signatures["serving_default"](
+      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+  assert cluster.queue() == []
+  state = cluster.job_state(job_id)
+  assert state.get("JobState", "COMPLETED") == "COMPLETED"
+
+
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+def test_a_killed_task_is_restarted_and_the_job_succeeds(cluster, workdir):
+  output_path = workdir / "submit.out"
+  with open(output_path, "w") as output:
+    submitter = _submit(cluster, workdir,
+                        trainer_args=["--train_steps=2000",
+                                      "--save_checkpoints_steps=200",
+                                      "--log_every_steps=200"],
+                        background=output)
+    try:
+      pid_file = workdir / "run" / "logs" / "worker-1.pid"
+      log = workdir / "run" / "logs" / "worker-1.log"
+      assert processes.wait_until(
+          lambda: log.exists() and "first training step" in log.read_text()
+          or submitter.poll() is not None, 240)
+      assert submitter.poll() is None, output_path.read_text()[-3000:]
+      os.kill(int(pid_file.read_text()), signal.SIGKILL)
+      submitter.wait(400)
+    finally:
+      submitter.kill()
+  out = output_path.read_text()
+  assert submitter.returncode == 0, out[-4000:]
+  assert re.search(r"\[worker-1\] slurm_task: worker-1 was killed by SIGKILL "
+                   r"\(exit code 137\); restarting it \(restart 1 of at "
+                   r"most 3\)", out), out[-4000:]
+  assert tf.train.load_variable(str(workdir / "run" / "model"),
+                                "global_step") >= 2000
+  assert cluster.queue() == []
+
+
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+def test_a_bad_trainer_flag_fails_before_anything_is_queued(cluster,
+                                                            workdir):
+  before = subprocess.run(["scontrol", "show", "jobs", "-o"],
+                          env=cluster.env, capture_output=True,
+                          text=True, check=False).stdout
+  proc = _submit(cluster, workdir, trainer_args=DEMO + ["--n_classes=3"])
+  assert proc.returncode == 1
+  lines = [l for l in proc.stderr.strip().splitlines()
+           if l.startswith("error: ")]
+  assert lines == ["error: %s: record 1: label 4 is outside [0, 3) "
+                   "(--n_classes=3); labels must be the integers 0 to 2." %
+                   os.path.join(str(workdir), "demo_assets", "data",
+                                "digits_train.tfrecord")], proc.stderr
+  assert "submitted job" not in proc.stdout
+  after = subprocess.run(["scontrol", "show", "jobs", "-o"], env=cluster.env,
+                         capture_output=True, text=True, check=False).stdout
+  assert after == before and cluster.queue() == []
+
+
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+@pytest.mark.parametrize("args,message", [
+    (["--num_workers=12"], "The job's 15 tasks do not fit on {nodes} node(s) "
+     "of the default partition: they hold {cpus} tasks"),
+    (["--partition=nope"], "sbatch refused the job: sbatch: error: invalid "
+     "partition specified: nope; sbatch: error: Batch job submission "
+     "failed: Invalid partition name specified"),
+])
+def test_what_slurm_cannot_run_is_one_line(cluster, workdir, args, message):
+  nodes = len(cluster.node_names)
+  message = message.format(nodes=nodes,
+                           cpus=nodes * slurm_cluster.NODE_CPUS)
+  proc = _submit(cluster, workdir, args=args)
+  assert proc.returncode == 1, proc.stdout[-3000:]
+  lines = [l for l in proc.stderr.strip().splitlines()
+           if l.startswith("error: ")]
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+  assert cluster.queue() == []
