@@ -54,6 +54,7 @@ from harness import tf_config
 # TF-free: the trainer's TensorFlow modules load only when the pre-flight
 # runs (trainer/task.py), i.e. inside the namespace.
 from trainer import cli as trainer_cli
+from trainer import handles
 from trainer import task as trainer_task
 
 PORT_ATTEMPTS = 3
@@ -129,6 +130,19 @@ def isolate_or_warn(isolate: bool, argv, environ=os.environ, log=print):
   os.execvpe(command[0], command, env)
 
 
+def prefetch_handle(trainer_args, environ=os.environ, log=print) -> None:
+  """Fetches a URL or archive hub handle into the cache before the cluster
+  is isolated: inside its network namespace nothing can be reached. The
+  pre-flight then finds it there, and every task is given that directory
+  (trainer.task.prepare_tasks): one download, however many tasks."""
+  try:
+    fv = trainer_cli.new_flag_values(trainer_args)
+  except errors.FlagError:
+    return  # The pre-flight says what is wrong with the flags.
+  if handles.needs_fetching(fv.module_handle):
+    handles.resolve(fv.module_handle, handles.default_cache_dir(environ), log)
+
+
 def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
   """One Launch per task: the trainer with that task's TF_CONFIG."""
   argv = [sys.executable, "-m", "trainer.task", "--flagfile=" + flagfile]
@@ -184,6 +198,11 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
 
 def main(argv):
   fv = flags.FLAGS
+  if not os.environ.get(netns.INSIDE_ENV):  # Not yet re-executed inside.
+    try:
+      prefetch_handle(argv[1:])
+    except errors.HarnessError as e:
+      return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   isolate_or_warn(fv.isolate, sys.argv)
   harness_cli.quiet_tensorflow()  # Before TF loads, in the pre-flight.
   signal.signal(signal.SIGTERM, _on_sigterm)

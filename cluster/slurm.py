@@ -54,6 +54,7 @@ from cluster import slurm_status
 from harness import cli as harness_cli
 from harness import errors
 from trainer import cli as trainer_cli
+from trainer import handles
 from trainer import task as trainer_task
 
 SCRIPT_FILE = "job.sbatch"
@@ -125,9 +126,21 @@ def step_command(spec: JobSpec, trainer_args: Sequence[str]) -> List[str]:
           list(trainer_args))
 
 
+def shared_cache_dir(spec: JobSpec, environ: Mapping[str, str]) -> str:
+  """Where a hub handle is fetched for the job: TFHUB_CACHE_DIR, which must
+  then be on storage every node sees, else RUN_DIR/hub_cache."""
+  return environ.get(handles.CACHE_ENV) or os.path.join(spec.run_dir,
+                                                        "hub_cache")
+
+
 def batch_script(spec: JobSpec, trainer_args: Sequence[str],
-                 written_by: Sequence[str]) -> str:
-  """The sbatch script (pure): #SBATCH lines and the step."""
+                 written_by: Sequence[str],
+                 fetch: Optional[Sequence[str]] = None) -> str:
+  """The sbatch script (pure): #SBATCH lines, and the step.
+
+  `fetch`: (handle, cache directory) to fetch once, on the batch host,
+  before the step (the tasks are then given the directory).
+  """
   lines = [
       "#!/bin/bash",
       "# Written by: %s" % " ".join(shlex.quote(a) for a in written_by),
@@ -147,7 +160,14 @@ def batch_script(spec: JobSpec, trainer_args: Sequence[str],
       " ".join(shlex.quote(a) for a in part) for part in _wrap(
           step_command(spec, trainer_args)))
   lines += ["set -eu", "cd %s" % shlex.quote(spec.workdir),
-            "export PYTHONUNBUFFERED=1", "exec " + command]
+            "export PYTHONUNBUFFERED=1"]
+  if fetch:
+    handle, cache_dir = fetch
+    lines += ["# The hub handle, fetched once for every task:",
+              " ".join(shlex.quote(a) for a in [
+                  spec.python, "-m", "trainer.fetch",
+                  "--module_handle=" + handle, "--cache_dir=" + cache_dir])]
+  lines.append("exec " + command)
   return "\n".join(lines) + "\n"
 
 
@@ -364,7 +384,8 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
   check_submit_environment(environ)
   check_fit(spec, environ)
   flagfile, plan = trainer_task.prepare_tasks(
-      trainer_args, spec.run_dir, evaluator=spec.evaluator, log=_print_line)
+      trainer_args, spec.run_dir, evaluator=spec.evaluator, log=_print_line,
+      cache_dir=shared_cache_dir(spec, environ))
   script = os.path.join(spec.run_dir, SCRIPT_FILE)
   with open(script, "w") as f:
     f.write(batch_script(spec, ["--flagfile=" + flagfile], argv))
@@ -428,9 +449,15 @@ def main(argv):
           "evaluate: give the trainer `eval_files`, or --noevaluator.")
     trainer_args = trainer_cli.flag_lines(
         trainer_cli.new_flag_values(argv[1:]), only_set=True)
+    fetch = None
+    if handles.needs_fetching(job.model.module_handle):
+      cache_dir = shared_cache_dir(spec, os.environ)
+      fetch = (job.model.module_handle, cache_dir)
+      trainer_args.append("--module_handle=" + handles.cache_path(
+          job.model.module_handle, cache_dir))
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(batch_script(spec, trainer_args, _written_by()))
+  sys.stdout.write(batch_script(spec, trainer_args, _written_by(), fetch))
   return 0
 
 

@@ -49,6 +49,7 @@ from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
 from trainer import cli as trainer_cli
+from trainer import handles
 from trainer import task as trainer_task
 
 API_VERSION = "kubeflow.org/v1"
@@ -64,6 +65,9 @@ REPLICA_TYPES = {tf_config.CHIEF: "Chief", tf_config.WORKER: "Worker",
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035_MAX = 63
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+# Where a pod fetches a URL or archive hub handle: its own cache (an
+# emptyDir), so the pods never race for one directory.
+HUB_CACHE = "/var/cache/tfhub"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +92,7 @@ class JobSpec:
   python: str = "python"
   cpu: str = ""
   memory: str = ""
+  fetches_handle: bool = False
 
   def replicas(self) -> List[Tuple[str, int]]:
     """(task type, count) of every role the job has."""
@@ -155,10 +160,13 @@ def _container(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
       "ports": [{"name": PORT_NAME, "containerPort": PORT}],
       "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
   }
-  if spec.volumes:
-    container["volumeMounts"] = [
-        {"name": "volume-%d" % i, "mountPath": v.mount_path}
-        for i, v in enumerate(spec.volumes)]
+  mounts = [{"name": "volume-%d" % i, "mountPath": v.mount_path}
+            for i, v in enumerate(spec.volumes)]
+  if spec.fetches_handle:
+    container["env"].append({"name": handles.CACHE_ENV, "value": HUB_CACHE})
+    mounts.append({"name": "hub-cache", "mountPath": HUB_CACHE})
+  if mounts:
+    container["volumeMounts"] = mounts
   requests = {k: v for k, v in (("cpu", spec.cpu), ("memory", spec.memory))
               if v}
   if requests:
@@ -168,11 +176,13 @@ def _container(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
 
 def _pod(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
   pod = {"containers": [_container(spec, trainer_args)]}
-  if spec.volumes:
-    pod["volumes"] = [
-        {"name": "volume-%d" % i,
-         "persistentVolumeClaim": {"claimName": v.claim}}
-        for i, v in enumerate(spec.volumes)]
+  volumes = [{"name": "volume-%d" % i,
+              "persistentVolumeClaim": {"claimName": v.claim}}
+             for i, v in enumerate(spec.volumes)]
+  if spec.fetches_handle:
+    volumes.append({"name": "hub-cache", "emptyDir": {}})
+  if volumes:
+    pod["volumes"] = volumes
   return pod
 
 
@@ -226,8 +236,9 @@ def manifest(spec: JobSpec, trainer_args: Sequence[str]) -> str:
 
 
 def trainer_flags(trainer_args: Sequence[str],
-                  spec: JobSpec) -> List[str]:
-  """The trainer's flags, checked (without model or data) and resolved."""
+                  spec: JobSpec) -> Tuple[List[str], JobSpec]:
+  """The trainer's flags, checked (without model or data) and resolved;
+  and the spec, with a per-pod hub cache where the handle is fetched."""
   fv, job = trainer_task.check_flags_only(trainer_args)
   check_shared(job.model_dir, "model_dir", spec.volumes)
   if job.export_dir:
@@ -236,7 +247,9 @@ def trainer_flags(trainer_args: Sequence[str],
     raise errors.FlagError(
         "`eval_files` is empty, so an evaluator would have nothing to "
         "evaluate: give the trainer `eval_files`, or --noevaluator.")
-  return trainer_cli.flag_lines(fv, only_set=True)
+  spec = dataclasses.replace(spec, fetches_handle=handles.needs_fetching(
+      job.model.module_handle))
+  return trainer_cli.flag_lines(fv, only_set=True), spec
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -274,8 +287,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
 def main(argv):
   fv = flags.FLAGS
   try:
-    spec = spec_from_flags(fv)
-    args = trainer_flags(argv[1:], spec)
+    args, spec = trainer_flags(argv[1:], spec_from_flags(fv))
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   sys.stdout.write(manifest(spec, args))

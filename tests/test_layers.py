@@ -36,6 +36,9 @@ LAZY = {
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
                         "trainer.train"},
+    # TF only to read an archive on its file systems: the launcher fetches
+    # URL handles before it loads TF.
+    "trainer/handles.py": {"tensorflow"},
     # The same for the kit's command.
     "example_kit/__main__.py": {"example_kit.assets"},
 }

@@ -11,6 +11,7 @@ from example_kit import datasets
 from harness import tf_config
 from trainer import cli
 from trainer import job as job_lib
+from trainer import model_dir as model_dir_lib
 from trainer import preflight
 from trainer import task
 from trainer import train
@@ -102,8 +103,8 @@ def _other_models_checkpoint(model_dir, assets, flags_txt=True):
   if flags_txt:
     fv = _flags(["--module_handle=" + assets.digits_model, "--n_classes=0",
                  "--model_dir=" + str(model_dir)])
-    cli.write_flags(cli.flag_lines(fv),
-                    os.path.join(model_dir, cli.FLAGS_FILE))
+    model_dir_lib.write_record(cli.flag_lines(fv),
+                               os.path.join(model_dir, cli.FLAGS_FILE))
 
 
 BAD_INPUTS = [

@@ -11,12 +11,11 @@ A flag has the name of its setting, so a settings error of the library
 by the entry point (harness.cli.report).
 
 The resolved flags are written next to the model as a flagfile
-(`write_flags`), which reruns the job; `recorded_model` reads the settings
-that define the model back from such a file.
+(trainer.model_dir.write_record), which reruns the job; `recorded_model`
+reads the settings that define the model back from such a file.
 """
 
 import dataclasses
-import os
 from typing import Dict, Iterable, List
 
 from absl import flags
@@ -227,24 +226,9 @@ def flag_lines(fv: flags.FlagValues, only_set: bool = False) -> List[str]:
   return [line for line in lines if line]
 
 
-def write_flags(lines: Iterable[str], path: str) -> str:
-  """Writes flagfile lines to `path`; the file reruns the job."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return path
-
-
-def _model_value(fv: flags.FlagValues, name: str):
-  value = fv[name].value
-  if name == "module_handle" and value:
-    return os.path.abspath(value)
-  return value
-
-
 def model_settings(fv: flags.FlagValues) -> Dict[str, object]:
   """The settings that define the model a checkpoint belongs to."""
-  return {name: _model_value(fv, name) for name in MODEL_FLAGS}
+  return {name: fv[name].value for name in MODEL_FLAGS}
 
 
 def recorded_model(path: str) -> Dict[str, object]:

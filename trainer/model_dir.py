@@ -1,4 +1,8 @@
-"""The model-directory guard: never train on top of another model's run.
+"""The model directory's record and guard: never train on another model's run.
+
+`write_record` writes the run's flags (flags.txt, a flagfile that reruns the
+job) there, with tf.io.gfile, so a gs:// model directory works too.
+
 
 A model directory that holds a checkpoint is resumed, as Estimator does,
 but only when its flags.txt records the same model (the settings that
@@ -9,12 +13,27 @@ directory aside (MODEL_DIR.old-TIME) so nothing is lost.
 
 import datetime
 import os
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterable
 
 import tensorflow as tf
 
 from harness import errors
 from trainer import cli
+from trainer import handles
+
+
+def write_record(lines: Iterable[str], path: str) -> str:
+  """Writes flagfile lines to `path` (any tf.io.gfile path)."""
+  tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def _comparable(settings: Dict) -> Dict:
+  """A fetched model is the handle it came from; a local one, its path."""
+  return dict(settings, module_handle=handles.identity(
+      settings.get("module_handle") or ""))
 
 
 def conflict(model_dir: str, settings: Dict,
@@ -34,7 +53,8 @@ def conflict(model_dir: str, settings: Dict,
   if not tf.io.gfile.exists(recorded_path):
     return ("it holds a checkpoint (%s) but no %s, so it may belong to "
             "another model" % (checkpoint, cli.FLAGS_FILE))
-  recorded = recorded_model(recorded_path)
+  recorded = _comparable(recorded_model(recorded_path))
+  settings = _comparable(settings)
   changes = ["`%s` was %r, now %r" % (name, recorded[name], settings[name])
              for name in settings if recorded.get(name) != settings[name]]
   if changes:

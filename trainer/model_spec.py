@@ -77,11 +77,11 @@ def _check_path(handle: str) -> None:
   if not handle:
     raise errors.ModelCheckError("No model given: set `module_handle` to the "
                                  "directory of a SavedModel.")
-  if not os.path.exists(handle):
+  if not tf.io.gfile.exists(handle):
     raise errors.ModelCheckError(
         "Model path %s does not exist; `module_handle` must be the directory "
         "of a SavedModel (one that holds saved_model.pb)." % handle)
-  if not any(os.path.isfile(os.path.join(handle, f))
+  if not any(tf.io.gfile.exists(os.path.join(handle, f))
              for f in _SAVED_MODEL_FILES):
     raise errors.ModelCheckError(
         "%s is not a SavedModel: it holds neither saved_model.pb nor "
@@ -162,7 +162,7 @@ def inspect_model(handle: str, *, trainable: bool = False,
     errors.ModelCheckError: naming what is wrong and what would be valid.
   """
   _check_path(handle)
-  is_tf1 = os.path.isfile(os.path.join(handle, TFHUB_MODULE_MARKER))
+  is_tf1 = tf.io.gfile.exists(os.path.join(handle, TFHUB_MODULE_MARKER))
   try:
     saved_model = loader_impl.parse_saved_model(handle)
   except (IOError, OSError, ValueError) as e:

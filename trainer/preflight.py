@@ -1,6 +1,8 @@
 """The pre-flight: the model, the data and how they fit, checked once.
 
-`check(job, task)` inspects the hub model, expands and reads the data files,
+`check(job, task)` resolves the hub handle (a URL or an archive is fetched
+once into the cache: trainer.handles), inspects the hub model, expands and
+reads the data files,
 maps data columns to model inputs, scans every example (unless
 `validate_data` is off) and, for the task that writes them, checks the
 model and export directories. It writes nothing; a problem is a
@@ -15,6 +17,7 @@ import tensorflow as tf
 from harness import errors
 from harness import tf_config
 from trainer import data
+from trainer import handles
 from trainer import input_map as input_map_lib
 from trainer import job as job_lib
 from trainer import model_dir as model_dir_lib
@@ -30,6 +33,8 @@ class Plan:
     model_dir_conflict: why the model directory holds another model's
       checkpoint; empty when it is new or this model's (see
       trainer.model_dir.settle).
+    resolution: where the hub handle resolved to; `job` names that
+      directory.
   """
   job: job_lib.JobConfig
   spec: model_spec_lib.ModelSpec
@@ -39,6 +44,7 @@ class Plan:
   train_examples: Optional[int] = None  # Counted when the data is checked.
   eval_examples: Optional[int] = None
   model_dir_conflict: str = ""
+  resolution: Optional[handles.Resolution] = None
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
@@ -50,19 +56,29 @@ def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
 
 def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
           recorded_model: Optional[Callable[[str], Dict]] = None,
-          model_settings: Optional[Dict] = None) -> Plan:
-  """Checks the job before anything is written or trained.
+          model_settings: Optional[Dict] = None, *,
+          cache_dir: Optional[str] = None,
+          log: Callable[[str], None] = print) -> Plan:
+  """Checks the job before anything is trained; writes nothing but what
+  fetching the hub handle puts into the cache.
 
   Args:
-    job: the job, validated (trainer.job.validate).
+    job: the job (validated here, trainer.job.validate).
     task: this process's task from TF_CONFIG; None for a single process.
     recorded_model, model_settings: see trainer.model_dir.conflict; without
       them the model directory is not compared with its flags.txt.
+    cache_dir: where a URL or archive handle is fetched to (default:
+      TFHUB_CACHE_DIR, else hub's default).
+    log: receives download progress.
 
   Raises:
     errors.HarnessError: with a message that names the problem.
   """
   job_lib.validate(job)
+  resolution = handles.resolve(
+      job.model.module_handle, cache_dir or handles.default_cache_dir(), log)
+  job = dataclasses.replace(job, model=dataclasses.replace(
+      job.model, module_handle=resolution.path))
   spec = _inspect(job.model)
   data.check_shapes(spec.inputs)
   train_files = data.expand(job.data.train_files, "train_files")
@@ -108,4 +124,4 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
           "`export_dir` to a new path." % job.resolved_export_dir)
   return Plan(job=job, spec=spec, train_files=train_files,
               eval_files=eval_files, inputs=inputs,
-              model_dir_conflict=conflict, **counts)
+              model_dir_conflict=conflict, resolution=resolution, **counts)

@@ -20,7 +20,7 @@ start it (cluster/):
 import datetime
 import os
 import sys
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -31,6 +31,7 @@ from harness import errors
 from harness import tf_config
 from trainer import cli
 from trainer import demo
+from trainer import handles
 from trainer import job as job_lib
 # The modules that load TensorFlow (trainer.preflight, .model_dir, .train)
 # are imported where first used, on purpose: --helpfull and a bad flag answer
@@ -59,17 +60,31 @@ def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
 def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
             log: Callable[[str], None] = logging.info,
-            build_demo: bool = True):
+            build_demo: bool = True, cache_dir: Optional[str] = None):
   """Flags -> a checked trainer.preflight.Plan, for the task `task`.
 
   Writes nothing but the demo's models and data (where missing, and
-  `build_demo`).
+  `build_demo`) and what fetching a hub handle puts into `cache_dir`
+  (default: TFHUB_CACHE_DIR, else hub's default).
   """
   job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
                        build_demo=build_demo)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
-  return preflight.check(job, task, recorded_model=cli.recorded_model,
-                         model_settings=cli.model_settings(fv))
+  return preflight.check(
+      job, task, recorded_model=cli.recorded_model,
+      model_settings=cli.model_settings(fv),
+      cache_dir=cache_dir or handles.default_cache_dir(os.environ), log=log)
+
+
+def recorded_flags(lines: List[str], resolution) -> List[str]:
+  """flags.txt's lines: the module handle as the user gave it, and, as a
+  comment, the directory it resolved to (with the archive's size and
+  sha256), so that a run can be reproduced and audited."""
+  if not (resolution and resolution.in_cache):
+    return lines
+  return [line for line in lines if not line.startswith("--module_handle=")
+         ] + ["--module_handle=" + resolution.handle,
+              "# " + resolution.describe()]
 
 
 # Where a launcher writes the trainer flags its tasks read, and what it tells
@@ -80,10 +95,13 @@ CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
 
 
 def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
-                  log: Callable[[str], None] = logging.info):
+                  log: Callable[[str], None] = logging.info,
+                  cache_dir: Optional[str] = None):
   """A launcher's pre-flight (cluster/local.py, cluster/slurm.py): the
   trainer's whole check, once, as the chief, before any task starts; then
   the resolved trainer flags, for every task, in RUN_DIR/trainer_flags.txt.
+  A hub handle that must be fetched is fetched here, once, into `cache_dir`
+  (which every task must see), and the tasks are given the directory.
 
   Returns (path of that flagfile, the checked plan).
 
@@ -95,15 +113,21 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
   except errors.FlagError as e:
     raise errors.FlagError("trainer flags: %s" % e) from e
   plan = prepare(fv, tf_config.Task(tf_config.CHIEF),
-                 default_model_dir=os.path.join(run_dir, "model"), log=log)
+                 default_model_dir=os.path.join(run_dir, "model"), log=log,
+                 cache_dir=cache_dir)
   if evaluator and not plan.eval_files:
     raise errors.FlagError(
         "`eval_files` is empty, so an evaluator would have nothing to "
         "evaluate: give the trainer `eval_files`, or run the cluster with "
         "--noevaluator.")
   settle_model_dir(plan, fv.overwrite_model_dir, log=log)
-  path = cli.write_flags(cli.flag_lines(fv) + list(CHECKED_ONCE),
-                         os.path.join(run_dir, TASK_FLAGS_FILE))
+  lines = cli.flag_lines(fv) + list(CHECKED_ONCE)
+  if plan.resolution.in_cache:  # Every task loads the one fetched copy.
+    lines += ["# %s, once, by the launcher" % plan.resolution.describe(),
+              "--module_handle=" + plan.resolution.path]
+  from trainer import model_dir  # pylint: disable=g-import-not-at-top
+  path = model_dir.write_record(lines, os.path.join(run_dir,
+                                                    TASK_FLAGS_FILE))
   return path, plan
 
 
@@ -184,6 +208,8 @@ def describe(plan, config: Optional[tf_config.TfConfig],
                  config.evaluator if config.evaluator else "")
     lines.append("Cluster: %s%s." % (jobs, evaluator))
   job, spec = plan.job, plan.spec
+  if plan.resolution and plan.resolution.in_cache:
+    lines.append("Model handle: %s." % plan.resolution.describe())
   lines.append("Model: %s: %s." % (job.model.module_handle, _model_kind(spec)))
   lines.append("Inputs: %s." % ", ".join(
       "%s <- column %s (%s %s)" % (name, plan.inputs.input_map[name],
@@ -224,7 +250,10 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     fv: the parsed trainer flags.
     environ: the environment whose TF_CONFIG names this task.
   """
-  from trainer import train  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from trainer import model_dir
+  from trainer import train
+  # pylint: enable=g-import-not-at-top
   try:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
@@ -240,8 +269,9 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     return 0
   job = plan.job
   if tf_config.is_chief(task):
-    cli.write_flags(cli.flag_lines(fv),
-                    os.path.join(job.model_dir, cli.FLAGS_FILE))
+    model_dir.write_record(recorded_flags(cli.flag_lines(fv),
+                                          plan.resolution),
+                           os.path.join(job.model_dir, cli.FLAGS_FILE))
   logging.info("Training %s on %s%s for %d steps; model_dir %s",
                job.model.module_handle, ",".join(plan.train_files),
                " (%d examples)" % plan.train_examples

@@ -10,8 +10,7 @@ The plan comes from trainer.preflight.check.
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
+import uuid
 from typing import Callable, Dict, Optional
 
 import tensorflow as tf
@@ -72,16 +71,21 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
 
   Estimator writes into a timestamped folder; it is written next to the
   target first and renamed, so a failed export leaves nothing half-written.
+  Any tf.io.gfile path whose file system renames directories works (local,
+  gs://, hdfs://); Estimator's own export needs that too. (TF's in-memory
+  ram:// does not: its renames lose a directory's files.)
   """
-  parent = os.path.dirname(os.path.abspath(export_dir))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  staging = "%s.staging-%s" % (export_dir.rstrip("/"), uuid.uuid4().hex[:8])
+  tf.io.gfile.makedirs(staging)
   try:
     written = estimator.export_saved_model(
         staging, data.serving_input_receiver_fn(p.spec.inputs))
-    os.rename(written, export_dir)
+    if isinstance(written, bytes):
+      written = written.decode()
+    tf.io.gfile.rename(written, export_dir)
   finally:
-    shutil.rmtree(staging, ignore_errors=True)
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
   return export_dir
 
 
