@@ -188,24 +188,41 @@ class TextEmbedding(tf.Module):
 
   def __call__(self, inputs):
     ids = self.table.lookup(tokenize(inputs))
-    vectors = tf.gather(self.embeddings, ids)
+    # Gather the flat ids, then make them ragged again: a gather with ragged
+    # ids would first read the whole table as a dense tensor, every call
+    # (docs/performance.md); this one reads only the rows it needs.
+    vectors = ids.with_flat_values(tf.gather(self.embeddings,
+                                             ids.flat_values))
     total = tf.reduce_sum(vectors, axis=1)
     counts = tf.cast(ids.row_lengths(), tf.float32)[:, tf.newaxis]
     return total / tf.sqrt(tf.maximum(counts, 1.0))
 
 
 def build_text_model(path: str, texts: Optional[Sequence[str]] = None,
-                     vocab_size: int = 2000, seed: int = 0) -> str:
-  """Builds the text-embedding SavedModel; vocabulary from `texts`."""
+                     vocab_size: int = 2000, seed: int = 0,
+                     table_rows: Optional[int] = None,
+                     dim: int = TEXT_EMBEDDING_DIM) -> str:
+  """Builds the text-embedding SavedModel; vocabulary from `texts`.
+
+  `table_rows`: make the embedding table this large (vocabulary plus OOV
+  buckets), the vocabulary padded with filler tokens that no text holds:
+  a large hub text model, whose steps touch only the rows of their words.
+  """
   if texts is None:
     texts = list(datasets.docstrings().columns["text"])
   vocab = vocabulary(texts, vocab_size)
+  if table_rows is not None:
+    filler = table_rows - TEXT_OOV_BUCKETS - len(vocab)
+    if filler < 0:
+      raise ValueError("table_rows (%d) is below the vocabulary's %d rows" %
+                       (table_rows, len(vocab) + TEXT_OOV_BUCKETS))
+    vocab += ["~filler%d" % i for i in range(filler)]
   os.makedirs(path, exist_ok=True)
   vocab_file = os.path.join(path, "..", os.path.basename(path) + ".vocab.txt")
   with open(vocab_file, "w") as f:
     f.write("\n".join(vocab) + "\n")
-  module = TextEmbedding(vocab_file, len(vocab), TEXT_EMBEDDING_DIM,
-                         TEXT_OOV_BUCKETS, seed=seed)
+  module = TextEmbedding(vocab_file, len(vocab), dim, TEXT_OOV_BUCKETS,
+                         seed=seed)
   save_reusable(module, path, [tf.TensorSpec([None], tf.string)],
                 has_training_argument=False)
   os.remove(vocab_file)  # The SavedModel holds its own copy as an asset.

@@ -13,21 +13,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "benchmark.py")
 
 
-def _load_benchmark():
-  """scripts/benchmark.py as a module (it defines its flags only in main)."""
-  spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+def _load(name):
+  """A scripts/ module by path (benchmark.py defines its flags only in
+  main)."""
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(REPO, "scripts", name + ".py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
-benchmark = _load_benchmark()
+bench_cluster = _load("bench_cluster")
 
-FIGURES = ["raw_examples_per_s", "estimator_examples_per_s",
-           "estimator_startup_s", "estimator_final_save_s",
-           "cluster_1w_examples_per_s", "cluster_2w_examples_per_s",
-           "cluster_first_step_s", "cluster_total_s", "chief_death_detect_s",
-           "estimator_vs_raw", "cluster_vs_estimator", "scaling_2w_vs_1w"]
+FIGURES = ["raw_examples_per_s", "raw_tight_examples_per_s",
+           "estimator_examples_per_s", "estimator_startup_s",
+           "estimator_final_save_s", "cluster_1w_examples_per_s",
+           "cluster_2w_examples_per_s", "cluster_first_step_s",
+           "cluster_total_s", "chief_death_detect_s", "estimator_vs_raw",
+           "estimator_vs_raw_tight", "cluster_vs_estimator",
+           "scaling_2w_vs_1w", "embedding_1m_vs_10k",
+           "embedding_dense_adam_1m_vs_10k", "embedding_cluster_1m_vs_10k"]
 
 
 @pytest.mark.cluster
@@ -42,6 +47,13 @@ def test_smoke_run_produces_every_figure(tmp_path):
   figures = json.loads(path.read_text())
   for key in FIGURES:
     assert isinstance(figures[key], float), (key, figures[key], proc.stdout[-3000:])
+  assert figures["embedding_table_sizes"] == [10000, 1000000]
+  for rows in ("10000", "1000000"):
+    assert isinstance(figures["embedding_steps_per_s"][rows], float)
+    assert set(figures["embedding_phases"][rows]) == {
+        "startup_s", "final_save_s", "export_s", "eval_s",
+        "checkpoint_save_s", "checkpoint_restore_s"}
+    assert set(figures["embedding_ps_bytes"][rows]) == {"ps-0", "ps-1"}
   assert figures["statistic"] == "median" and figures["repeats"] == 1
   assert figures["cores"] >= 1 and figures["tf_version"].startswith("2.15")
   assert "figure (median of 1 runs)" in proc.stdout
@@ -53,11 +65,12 @@ def test_log_times_and_steady_rate():
           "noise\n"
           "I1125 10:00:02.500000 1 progress.py:64] step 60/100  loss 1\n"
           "I1125 10:00:05.000000 1 progress.py:64] step 110/100  loss 1\n")
-  parsed = list(benchmark.parse_log_times(text, year))
+  parsed = list(bench_cluster.parse_log_times(text, year))
   assert [m for _, m in parsed] == ["step 10/100  loss 1",
                                     "step 60/100  loss 1",
                                     "step 110/100  loss 1"]
   assert parsed[1][0] - parsed[0][0] == pytest.approx(2.5)
-  points = [(t, int(benchmark._STEP.match(m).group(1))) for t, m in parsed]
-  assert benchmark.steady_rate(points, skip=1) == pytest.approx(20.0)
-  assert benchmark.steady_rate(points[:1]) is None
+  points = [(t, int(bench_cluster.STEP.match(m).group(1)))
+            for t, m in parsed]
+  assert bench_cluster.steady_rate(points, skip=1) == pytest.approx(20.0)
+  assert bench_cluster.steady_rate(points[:1]) is None

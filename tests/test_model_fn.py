@@ -10,11 +10,13 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from example_kit import datasets
+from example_kit import hub_models
 from trainer import job
 from trainer import model
 from trainer import model_spec
 
 ModeKeys = tf.estimator.ModeKeys
+SLOT = "/LazyAdam"  # The default optimizer's first slot (m), by variable.
 HUB_KERNEL = "dense1/kernel:0"
 MOVING_MEAN = "batch_norm/moving_mean:0"
 
@@ -138,19 +140,22 @@ def test_only_layer_and_head_variables_are_trained(assets, batch):
   # ... yet the optimizer got the hub model's trainable variables, and not
   # its batch-norm moving statistics.
   slots = {v.name for v in g.graph.get_collection("variables")
-           if "/Adam" in v.name}
-  assert "dense1/kernel/Adam:0" in slots
-  assert "logits/kernel/Adam:0" in slots
+           if SLOT in v.name}
+  assert "dense1/kernel%s:0" % SLOT in slots
+  assert "logits/kernel%s:0" % SLOT in slots
   assert not any("moving_mean" in name for name in slots)
 
 
 class _TwoPsConfig:
+  """What the model_fn reads of a RunConfig with two ps tasks."""
   num_ps_replicas = 2
+  save_checkpoints_steps = save_checkpoints_secs = None
 
 
-def _ps_placement(handle, balanced):
+def _ps_placement(handle, balanced, slots=False, inputs=None):
   """Variable -> (ps task, bytes) when the model_fn runs under Estimator's
-  own round-robin replica_device_setter with two ps tasks."""
+  own round-robin replica_device_setter with two ps tasks (the optimizer's
+  slots too, with `slots`)."""
   spec = model_spec.inspect_model(handle, trainable=True)
   cluster = tf.train.ClusterSpec({"ps": ["h:1", "h:2"], "chief": ["h:3"]})
   with tf.Graph().as_default() as graph:
@@ -159,12 +164,13 @@ def _ps_placement(handle, balanced):
     with tf.compat.v1.device(outer):
       tf.compat.v1.train.get_or_create_global_step()
       model_fn = model.make_model_fn(spec, job.HeadConfig(n_classes=5))
-      pixels = tf.zeros([4, 64])
-      model_fn({"inputs": pixels}, tf.zeros([4], tf.int64), ModeKeys.TRAIN,
+      features = {"inputs": tf.zeros([4, 64]) if inputs is None
+                  else tf.constant(inputs)}
+      model_fn(features, tf.zeros([4], tf.int64), ModeKeys.TRAIN,
                _TwoPsConfig() if balanced else None)
   placed = {}
   for op in graph.get_operations():
-    if op.type == "VarHandleOp" and "/Adam" not in op.name:
+    if op.type == "VarHandleOp" and (slots or "Adam" not in op.name):
       shape = tf.TensorShape(op.get_attr("shape"))
       placed[op.name] = (tf.DeviceSpec.from_string(op.device).task,
                          shape.num_elements() * 4)
@@ -183,3 +189,26 @@ def test_variables_are_balanced_over_ps_tasks_by_size(assets):
   print("bytes per ps: balanced %s, round-robin %s" % (load, rr_load))
   assert max(load) <= max(rr_load)
   assert max(load) / sum(load) < 0.65
+
+
+def test_a_table_that_dominates_gets_a_ps_of_its_own(tmp_path):
+  """Variables cannot be split, so two ps share a model evenly only where
+  its variables allow: a text model whose embedding table dominates gets
+  one ps for the table and its optimizer slots (3 times the table's
+  bytes), the other ps for everything else."""
+  path = str(tmp_path / "text")
+  hub_models.build_text_model(path, table_rows=20000, dim=32)
+  placed = _ps_placement(path, balanced=True, slots=True,
+                         inputs=["eigenvalues of a matrix"] * 4)
+  table = [name for name in placed if name.startswith("embeddings")]
+  assert sorted(table) == ["embeddings", "embeddings/LazyAdam",
+                           "embeddings/LazyAdam_1"]
+  table_task = {placed[name][0] for name in table}
+  assert len(table_task) == 1
+  head = {placed[name][0] for name in placed if name.startswith("logits")}
+  assert len(head) == 1 and table_task.isdisjoint(head)  # Slots included.
+  others = [name for name in placed if name not in table and
+            not name.startswith("logits")]
+  assert all(placed[name][1] <= 8 for name in others)  # Scalars only.
+  table_bytes = sum(placed[name][1] for name in table)
+  assert table_bytes == 3 * 20000 * 32 * 4

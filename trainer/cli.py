@@ -97,8 +97,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
   flags.DEFINE_list("hidden_units", [], "Sizes of hidden ReLU layers "
                     "between the hub model and the output, e.g. 64,32.",
                     flag_values=fv)
-  flags.DEFINE_enum("optimizer", _d(_Head, "optimizer"),
-                    list(job_lib.OPTIMIZERS), "Optimizer.", flag_values=fv)
+  flags.DEFINE_enum(
+      "optimizer", _d(_Head, "optimizer"), list(job_lib.OPTIMIZERS),
+      "Optimizer. lazy_adam (the default) is Adam whose sparse updates (a "
+      "hub text model's embedding rows) touch only the rows of the batch, so "
+      "a step costs what the batch costs, not what the table does; adam "
+      "updates every row of every table on every step (README, "
+      "'Choosing --optimizer').", flag_values=fv)
   flags.DEFINE_float("learning_rate", _d(_Head, "learning_rate"),
                      "Learning rate.", flag_values=fv)
   # Budget and checkpoints.

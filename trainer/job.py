@@ -23,7 +23,9 @@ from typing import Mapping, Optional, Sequence
 
 from harness import errors
 
-OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
+# trainer.optimizers.OPTIMIZERS: the first is the default. lazy_adam is Adam
+# whose sparse updates (embedding rows) touch only the rows of the batch.
+OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +55,12 @@ class HeadConfig:
   Attributes:
     n_classes: number of classes; 0 for a regression head.
     hidden_units: sizes of the ReLU layers between hub model and output.
-    optimizer: one of OPTIMIZERS.
+    optimizer: one of OPTIMIZERS (lazy_adam: see trainer.optimizers).
     learning_rate: the optimizer's learning rate.
   """
   n_classes: int
   hidden_units: Sequence[int] = ()
-  optimizer: str = "adam"
+  optimizer: str = OPTIMIZERS[0]
   learning_rate: float = 0.01
 
 

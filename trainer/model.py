@@ -26,17 +26,12 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+from trainer import checkpoints
 from trainer import job as job_lib
 from trainer import model_spec as model_spec_lib
+from trainer import optimizers
 from trainer import progress
 
-# The optimizers trainer.job.OPTIMIZERS names, by name.
-OPTIMIZERS = {
-    "adam": tf.compat.v1.train.AdamOptimizer,
-    "adagrad": tf.compat.v1.train.AdagradOptimizer,
-    "rmsprop": tf.compat.v1.train.RMSPropOptimizer,
-    "sgd": tf.compat.v1.train.GradientDescentOptimizer,
-}
 
 
 def hub_outputs(layer: hub.KerasLayer, spec: model_spec_lib.ModelSpec,
@@ -162,13 +157,15 @@ def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig):
     var_list = list(layer.trainable_weights)
     for head_layer in head_layers:
       var_list.extend(head_layer.trainable_weights)
-    optimizer = OPTIMIZERS[head.optimizer](head.learning_rate)
+    optimizer = optimizers.OPTIMIZERS[head.optimizer](head.learning_rate)
     update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
     with tf.control_dependencies(update_ops):
       train_op = optimizer.minimize(
           loss, var_list=var_list,
           global_step=tf.compat.v1.train.get_or_create_global_step())
     tf.compat.v1.summary.scalar("regularization_loss", regularization)
-    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+    return tf.estimator.EstimatorSpec(
+        mode, loss=loss, train_op=train_op,
+        training_chief_hooks=checkpoints.saver_hooks(config))
 
   return model_fn

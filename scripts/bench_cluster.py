@@ -1,0 +1,129 @@
+"""Benchmark parts that launch local clusters (python -m cluster.local).
+
+Each run is the launcher as a user runs it, in the work directory (which
+holds demo_assets/). Its rate comes from the training tasks' progress lines:
+the global step is shared, so the lines of all of them form one series of
+(time, global step).
+"""
+
+import datetime
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from cluster import local
+from trainer import progress
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# absl log line: I1125 18:33:40.483590 1399... file.py:64] message
+_LOG_LINE = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+) .*?\] "
+                       r"(.*)$")
+STEP = re.compile(r"^step (\d+)/\d+ ")
+
+
+def parse_log_times(text: str, year: int):
+  """(seconds since the epoch, message) for each absl log line of `text`."""
+  for line in text.splitlines():
+    match = _LOG_LINE.match(line)
+    if match:
+      month, day, hour, minute, second, message = match.groups()
+      stamp = datetime.datetime(year, int(month), int(day), int(hour),
+                                int(minute)) + datetime.timedelta(
+                                    seconds=float(second))
+      yield stamp.timestamp(), message
+
+
+def steady_rate(points, skip: int = 1):
+  """Steps per second between the first report after `skip` and the last.
+
+  `points` are (time, global step) pairs in order; the first `skip` reports
+  are warm-up.
+  """
+  points = points[skip:]
+  if len(points) < 2 or points[-1][0] <= points[0][0]:
+    return None
+  return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
+
+def launch_cluster(work_dir, name, num_workers, steps, batch_size,
+                   extra=(), num_ps=1, trainer_args=()):
+  """The demo (or `trainer_args`' job) as a cluster, run in `work_dir`."""
+  run_dir = os.path.join(work_dir, name)
+  shutil.rmtree(run_dir, ignore_errors=True)  # The benchmark's scratch.
+  command = local.command_line(
+      run_dir=run_dir, num_workers=num_workers, num_ps=num_ps,
+      evaluator=False, deadline_secs=900, extra=extra,
+      trainer_args=[
+          "--train_steps=%d" % steps, "--batch_size=%d" % batch_size,
+          "--log_every_steps=%d" % max(steps // 30, 5),
+          "--save_checkpoints_steps=%d" % max(steps // 2, 1)] + list(
+              trainer_args))  # Later flags win: the caller's.
+  output = open(os.path.join(work_dir, name + ".out"), "w")
+  started = time.time()
+  process = subprocess.Popen(command, cwd=work_dir, stdout=output,
+                             stderr=subprocess.STDOUT,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+  return process, run_dir, started, output
+
+
+def task_log(run_dir, task_name):
+  path = os.path.join(run_dir, "logs", task_name + ".log")
+  if not os.path.exists(path):
+    return ""
+  with open(path) as f:
+    return f.read()
+
+
+def training_logs(run_dir):
+  """The logs of every training task (chief and workers)."""
+  names = sorted(n[:-4] for n in os.listdir(os.path.join(run_dir, "logs"))
+                 if n.endswith(".log") and n.startswith(("chief", "worker")))
+  return [task_log(run_dir, name) for name in names]
+
+
+def cluster_figures(work_dir, name, num_workers, steps, batch_size,
+                    num_ps=1, trainer_args=()):
+  """Cluster examples/s (steady), time to first step and to the end."""
+  process, run_dir, started, output = launch_cluster(
+      work_dir, name, num_workers, steps, batch_size, num_ps=num_ps,
+      trainer_args=trainer_args)
+  code = process.wait(900)
+  ended = time.time()
+  output.close()
+  if code != 0:
+    raise RuntimeError("cluster %s failed (exit %d); see %s" % (
+        name, code, os.path.join(work_dir, name + ".out")))
+  year = datetime.date.today().year
+  log = sorted(entry for text in training_logs(run_dir)
+               for entry in parse_log_times(text, year))
+  first = min(t for t, m in log if m.startswith(progress.FIRST_STEP))
+  points = [(t, int(STEP.match(m).group(1))) for t, m in log
+            if STEP.match(m)]
+  # Warm-up (the first fifth) and the last report (written after the
+  # final checkpoint save, a phase of its own) are not the steady state.
+  rate = steady_rate(points[:-1], skip=max(1, len(points) // 5))
+  return {"examples_per_s": rate * batch_size if rate else None,
+          "first_step_s": first - started, "total_s": ended - started}
+
+
+def chief_death_detect(work_dir, name, steps, batch_size):
+  """Seconds from SIGKILL of the chief to the launcher's exit."""
+  process, run_dir, _, output = launch_cluster(
+      work_dir, name, 1, steps, batch_size,
+      extra=["--restart_policy=never"])
+  deadline = time.monotonic() + 300
+  while progress.FIRST_STEP not in task_log(run_dir, "chief-0"):
+    if time.monotonic() > deadline or process.poll() is not None:
+      raise RuntimeError("cluster %s never started training" % name)
+    time.sleep(0.05)  # A poll, with the deadline above.
+  with open(os.path.join(run_dir, "logs", "chief-0.pid")) as f:
+    pid = int(f.read())
+  os.kill(pid, signal.SIGKILL)
+  killed = time.monotonic()
+  process.wait(300)
+  detected = time.monotonic() - killed
+  output.close()
+  return detected
