@@ -35,7 +35,9 @@ setuptools.setup(
         # data): the handwritten digits ship with scikit-learn.
         "examples": ["scikit-learn>=1.3"],
         "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.3",
-                 "jsonschema>=4"],
+                 "jsonschema>=4",
+                 # TensorBoard's profile plugin: the test of --profile_steps.
+                 "tensorboard-plugin-profile>=2.15,<2.16"],
         "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
     },
     entry_points={

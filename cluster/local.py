@@ -190,6 +190,7 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
     lines.append("Final evaluation (step %d): %s" % (
         metrics.pop("global_step"),
         ", ".join("%s %.4f" % kv for kv in sorted(metrics.items()))))
+  lines += trainer_task.run_notes(job.model_dir)
   lines += ["Model: %s" % job.model_dir,
             "Export: %s" % job.resolved_export_dir,
             "Logs: %s" % log_dir]

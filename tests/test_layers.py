@@ -35,7 +35,8 @@ LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
-                        "trainer.train"},
+                        "trainer.train", "trainer.best_export",
+                        "trainer.early_stopping"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/handles.py": {"tensorflow"},

@@ -132,6 +132,35 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
                        _d(_Run, "eval_start_delay_secs"), "Seconds the "
                        "evaluator waits before its first evaluation.",
                        flag_values=fv)
+  # Warm start, best export, early stopping, profiling.
+  flags.DEFINE_string(
+      "warm_start_from", _d(_Run, "warm_start_from"), "Start from another "
+      "run's weights: its model directory (its latest checkpoint) or a "
+      "checkpoint prefix. The global step and the optimizer's slots start "
+      "afresh.", flag_values=fv)
+  flags.DEFINE_string(
+      "warm_start_vars", _d(_Run, "warm_start_vars"), "Regular expression: "
+      "which of the model's variables to warm-start (by name, e.g. "
+      "dense1/kernel, logits/kernel). Default: all of them. A head with "
+      "another number of classes: '^(?!logits)'.", flag_values=fv)
+  flags.DEFINE_string(
+      "export_best", _d(_Run, "export_best"), "Also keep a serving export of "
+      "the checkpoint with the best evaluation of this metric so far, in "
+      "MODEL_DIR/export_best: accuracy (higher is better), or loss, "
+      "data_loss, rmse, mae (lower is better). Empty: none.", flag_values=fv)
+  flags.DEFINE_string(
+      "early_stopping_metric", _d(_Run, "early_stopping_metric"), "Stop "
+      "training when this metric (as for --export_best) has not improved "
+      "for --early_stopping_patience evaluations; on a cluster every task "
+      "then ends as at the last step. Empty: never.", flag_values=fv)
+  flags.DEFINE_integer(
+      "early_stopping_patience", _d(_Run, "early_stopping_patience"),
+      "Evaluations without improvement before stopping early.",
+      flag_values=fv)
+  flags.DEFINE_list(
+      "profile_steps", [], "FIRST,LAST: write a TF profile of these global "
+      "steps under MODEL_DIR/plugins/profile (TensorBoard's profile "
+      "plugin lists it). Empty: none.", flag_values=fv)
   # Outputs.
   flags.DEFINE_string(
       "model_dir", "", "Directory for checkpoints, events and flags.txt. "
@@ -211,13 +240,19 @@ def job_config(fv: flags.FlagValues) -> job_lib.JobConfig:
   except ValueError as e:
     raise errors.FlagError("`hidden_units`=%s must be integers, e.g. 64,32." %
                            ",".join(fv.hidden_units)) from e
+  try:
+    profile_steps = tuple(int(s) for s in fv.profile_steps)
+  except ValueError as e:
+    raise errors.FlagError("`profile_steps`=%s must be two global steps, "
+                           "e.g. 100,110." % ",".join(fv.profile_steps)) from e
   return job_lib.JobConfig(
       model=_fill(_Model, fv),
       head=_fill(_Head, fv, hidden_units=hidden_units),
       data=_fill(_Data, fv, train_files=tuple(fv.train_files),
                  eval_files=tuple(fv.eval_files),
                  input_map=input_map_lib.parse(fv.input_map)),
-      run=_fill(_Run, fv), cluster=_fill(_Cluster, fv),
+      run=_fill(_Run, fv, profile_steps=profile_steps),
+      cluster=_fill(_Cluster, fv),
       model_dir=fv.model_dir, export_dir=fv.export_dir)
 
 

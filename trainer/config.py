@@ -141,6 +141,7 @@ def run_config(run: job_lib.RunOptions, cluster: job_lib.ClusterOptions, *,
         save_checkpoints_secs=secs,
         keep_checkpoint_max=run.keep_checkpoint_max,
         log_step_count_steps=run.log_every_steps,
+        save_summary_steps=run.log_every_steps,
         tf_random_seed=run.random_seed,
         experimental_max_worker_delay_secs=cluster.max_worker_delay_secs,
         session_creation_timeout_secs=cluster.session_creation_timeout_secs)

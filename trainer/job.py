@@ -19,13 +19,17 @@ Errors name a setting in backticks, by its plain name (harness.errors).
 
 import dataclasses
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 from harness import errors
 
 # trainer.optimizers.OPTIMIZERS: the first is the default. lazy_adam is Adam
 # whose sparse updates (embedding rows) touch only the rows of the batch.
 OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
+# The metrics each head reports (trainer.model), for --export_best and
+# --early_stopping_metric.
+CLASSIFICATION_METRICS = ("accuracy", "loss", "data_loss")
+REGRESSION_METRICS = ("rmse", "mae", "loss", "data_loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +90,20 @@ class DataOptions:
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-  """The training budget and the Estimator's RunConfig settings."""
+  """The training budget, the Estimator's RunConfig settings, and what the
+  run does besides training.
+
+  Attributes:
+    warm_start_from: a model directory or checkpoint to start from
+      (trainer.warm_start); empty: none.
+    warm_start_vars: a regular expression choosing which of the model's
+      variables to take from it.
+    export_best: a metric: keep an export of its best evaluation
+      (trainer.best_export); empty: none.
+    early_stopping_metric, early_stopping_patience: stop once the metric
+      has not improved for that many evaluations (trainer.early_stopping).
+    profile_steps: (first, last) global steps to profile; empty: none.
+  """
   train_steps: int = 1000
   eval_steps: Optional[int] = None
   save_checkpoints_steps: Optional[int] = None
@@ -96,6 +113,12 @@ class RunOptions:
   eval_throttle_secs: int = 10
   eval_start_delay_secs: int = 0
   random_seed: Optional[int] = None
+  warm_start_from: str = ""
+  warm_start_vars: str = ".*"
+  export_best: str = ""
+  early_stopping_metric: str = ""
+  early_stopping_patience: int = 3
+  profile_steps: Tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +182,36 @@ def _positive_integers(values: Mapping[str, Optional[int]]) -> None:
                              (name, value))
 
 
+def metrics(n_classes: int) -> Tuple[str, ...]:
+  """The metrics a head with `n_classes` (0: regression) reports."""
+  return CLASSIFICATION_METRICS if n_classes else REGRESSION_METRICS
+
+
+def _validate_features(job: JobConfig) -> None:
+  run = job.run
+  for name in ("export_best", "early_stopping_metric"):
+    metric = getattr(run, name)
+    if not metric:
+      continue
+    if metric not in metrics(job.head.n_classes):
+      raise errors.FlagError(
+          "`%s`=%s is not a metric this head reports; it reports: %s." %
+          (name, metric, ", ".join(metrics(job.head.n_classes))))
+    if not job.data.eval_files:
+      raise errors.FlagError(
+          "`%s` needs evaluations, and `eval_files` is empty." % name)
+  if run.early_stopping_patience < 1:
+    raise errors.FlagError("`early_stopping_patience` (%d) must be >= 1." %
+                           run.early_stopping_patience)
+  if run.profile_steps and not (
+      len(run.profile_steps) == 2 and
+      0 <= run.profile_steps[0] <= run.profile_steps[1]):
+    raise errors.FlagError(
+        "`profile_steps`=%s must be two global steps FIRST,LAST with 0 <= "
+        "FIRST <= LAST, e.g. 100,110." %
+        ",".join(map(str, run.profile_steps)))
+
+
 def validate(job: JobConfig) -> JobConfig:
   """Checks every setting that can be checked without the model or data.
 
@@ -207,6 +260,7 @@ def validate(job: JobConfig) -> JobConfig:
     if getattr(run, name) < 0:
       raise errors.FlagError("`%s` (%d) must be >= 0." %
                              (name, getattr(run, name)))
+  _validate_features(job)
   if cluster.max_worker_delay_secs < 0:
     raise errors.FlagError("`max_worker_delay_secs` (%d) must be >= 0." %
                            cluster.max_worker_delay_secs)

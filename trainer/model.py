@@ -164,6 +164,8 @@ def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig):
           loss, var_list=var_list,
           global_step=tf.compat.v1.train.get_or_create_global_step())
     tf.compat.v1.summary.scalar("regularization_loss", regularization)
+    tf.compat.v1.summary.scalar("learning_rate",
+                                tf.constant(head.learning_rate, tf.float32))
     return tf.estimator.EstimatorSpec(
         mode, loss=loss, train_op=train_op,
         training_chief_hooks=checkpoints.saver_hooks(config))

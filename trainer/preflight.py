@@ -23,6 +23,7 @@ from trainer import job as job_lib
 from trainer import model_dir as model_dir_lib
 from trainer import model_spec as model_spec_lib
 from trainer import validate
+from trainer import warm_start as warm_start_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Plan:
       trainer.model_dir.settle).
     resolution: where the hub handle resolved to; `job` names that
       directory.
+    warm_start: (the checkpoint, the names of the variables to take from
+      it) where the job warm-starts; None otherwise.
   """
   job: job_lib.JobConfig
   spec: model_spec_lib.ModelSpec
@@ -45,6 +48,7 @@ class Plan:
   eval_examples: Optional[int] = None
   model_dir_conflict: str = ""
   resolution: Optional[handles.Resolution] = None
+  warm_start: Optional[tuple] = None
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
@@ -122,6 +126,14 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
       raise errors.FlagError(
           "Export directory %s already exists; remove it or set "
           "`export_dir` to a new path." % job.resolved_export_dir)
+  warm_start = None
+  if job.run.warm_start_from:
+    checkpoint = warm_start_lib.checkpoint_of(job.run.warm_start_from)
+    variables = warm_start_lib.model_variables(spec, job.head)
+    names = warm_start_lib.selected(variables, job.run.warm_start_vars)
+    warm_start_lib.check(checkpoint, variables, names)
+    warm_start = (checkpoint, tuple(names))
   return Plan(job=job, spec=spec, train_files=train_files,
               eval_files=eval_files, inputs=inputs,
-              model_dir_conflict=conflict, resolution=resolution, **counts)
+              model_dir_conflict=conflict, resolution=resolution,
+              warm_start=warm_start, **counts)

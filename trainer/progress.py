@@ -3,7 +3,9 @@
 After this task's first step it says so (the end of start-up); then every
 `every_n_steps` global steps it logs one line: the step, the loss, steps
 per second and examples per second (of this task), measured over the steps
-since the last line.
+since the last line. With a `summary_dir` (the chief's model directory) it
+also writes examples/sec there, for TensorBoard (Estimator writes the loss
+and global_step/sec itself).
 """
 
 import time
@@ -23,7 +25,8 @@ class ProgressHook(tf.estimator.SessionRunHook):
   def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,
                every_n_steps: int, max_steps: Optional[int] = None,
                log: Callable[[str], None] = print,
-               clock: Callable[[], float] = time.monotonic):
+               clock: Callable[[], float] = time.monotonic,
+               summary_dir: Optional[str] = None):
     if every_n_steps <= 0:
       raise ValueError("every_n_steps (%d) must be positive." % every_n_steps)
     self._loss_name = loss_name
@@ -35,6 +38,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
     self._last = None  # (global step, time, local steps) of the last report.
     self._latest = None  # The same and the loss, after the latest step.
     self._local_steps = 0
+    self._summary_dir = summary_dir
 
   def begin(self):
     self._global_step = tf.compat.v1.train.get_global_step()
@@ -65,7 +69,12 @@ class ProgressHook(tf.estimator.SessionRunHook):
     last_step, last_time, last_local = self._last
     elapsed = max(now - last_time, 1e-9)
     total = "/%d" % self._max_steps if self._max_steps else ""
+    examples_per_sec = (local_steps - last_local) * self._batch_size / elapsed
     self._log("step %d%s  loss %.4f  %.1f steps/s  %.0f examples/s" % (
-        step, total, loss, (step - last_step) / elapsed,
-        (local_steps - last_local) * self._batch_size / elapsed))
+        step, total, loss, (step - last_step) / elapsed, examples_per_sec))
     self._last = (step, now, local_steps)
+    if self._summary_dir:
+      summary = tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
+          tag="examples/sec", simple_value=examples_per_sec)])
+      tf.compat.v1.summary.FileWriterCache.get(self._summary_dir).add_summary(
+          summary, step)

@@ -240,7 +240,18 @@ def summary(result, plan) -> str:
     lines.append("Checkpoint: %s" % result.checkpoint)
   if result.export_dir:
     lines.append("Export: %s" % result.export_dir)
+    lines += run_notes(plan.job.model_dir)
   return "\n".join(lines)
+
+
+def run_notes(model_dir: str) -> List[str]:
+  """How the run ended besides: an early stop, the best export."""
+  # pylint: disable=g-import-not-at-top
+  from trainer import best_export
+  from trainer import early_stopping
+  # pylint: enable=g-import-not-at-top
+  return [note for note in (early_stopping.describe(model_dir),
+                            best_export.describe(model_dir)) if note]
 
 
 def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
@@ -277,7 +288,10 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                " (%d examples)" % plan.train_examples
                if plan.train_examples else "", job.run.train_steps,
                job.model_dir)
-  result = train.run(plan, parsed, log=logging.info)
+  try:
+    result = train.run(plan, parsed, log=logging.info)
+  except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
+    return harness_cli.report(e, cli.FLAG_NAMES)
   print(summary(result, plan), flush=True)
   return 0
 

@@ -16,13 +16,20 @@ from typing import Callable, Dict, Optional
 import tensorflow as tf
 
 from harness import tf_config
+from trainer import best_export
 from trainer import config as config_lib
 from trainer import data
+from trainer import early_stopping
+from trainer import eval_events
+from trainer import evaluator
 from trainer import job_end
 from trainer import model as model_lib
+from trainer import nan_guard
 from trainer import preflight
+from trainer import profiling
 from trainer import progress
 from trainer import readiness
+from trainer import warm_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,9 @@ def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
       p.job.run, p.job.cluster, model_dir=p.job.model_dir,
       tf_config_dict=tf_config_dict)
   return tf.estimator.Estimator(
-      model_fn=model_lib.make_model_fn(p.spec, p.job.head), config=run_config)
+      model_fn=model_lib.make_model_fn(p.spec, p.job.head), config=run_config,
+      warm_start_from=warm_start.settings(*p.warm_start) if p.warm_start
+      else None)
 
 
 def input_fns(p: Plan):
@@ -91,15 +100,7 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
 
 def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
   """The scalars of the latest evaluation written to `eval_dir`'s events."""
-  latest = {}
-  for path in sorted(tf.io.gfile.glob(os.path.join(eval_dir, "events.*"))):
-    for record in tf.data.TFRecordDataset(path):
-      event = tf.compat.v1.Event.FromString(record.numpy())
-      values = {v.tag: v.simple_value for v in event.summary.value
-                if v.HasField("simple_value")}
-      if values and event.step >= latest.get("global_step", -1):
-        latest = dict(values, global_step=float(event.step))
-  return latest or None
+  return eval_events.last(eval_dir)
 
 
 def _evaluated_step(eval_dir: str) -> Optional[int]:
@@ -107,33 +108,40 @@ def _evaluated_step(eval_dir: str) -> Optional[int]:
   return int(metrics["global_step"]) if metrics else None
 
 
-# How often the evaluator starts over after losing a checkpoint it chose.
-EVALUATOR_RETRIES = 20
+def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
+  """The hooks of a training task: progress, the NaN guard, early stopping
+  and the profile (the chief's part, or a worker's)."""
+  job, chief = p.job, tf_config.is_chief(task)
+  hooks = [
+      progress.ProgressHook(batch_size=job.data.batch_size,
+                            every_n_steps=job.run.log_every_steps,
+                            max_steps=job.run.train_steps, log=log,
+                            summary_dir=model_dir if chief else None),
+      nan_guard.NonFiniteLossHook(learning_rate=job.head.learning_rate,
+                                  optimizer=job.head.optimizer),
+  ]
+  if job.run.early_stopping_metric:
+    hooks.append(early_stopping.StopWhenNotImproving(
+        model_dir, eval_dir, job.run.early_stopping_metric,
+        job.run.early_stopping_patience, log) if chief else
+                 early_stopping.StopWhenMarked(model_dir))
+  if job.run.profile_steps and chief:
+    hooks.append(profiling.ProfileHook(*job.run.profile_steps,
+                                       logdir=model_dir, log=log))
+  return hooks
 
 
-def _lost_checkpoint(error: Exception) -> bool:
-  """The chief deleted the checkpoint the evaluator was about to restore."""
-  return (isinstance(error, tf.errors.NotFoundError) or
-          "is not a valid checkpoint" in str(error))
+def _exporters(p: Plan):
+  if not p.job.run.export_best:
+    return ()
+  return (best_export.BestExport(
+      p.job.run.export_best, p.job.model_dir,
+      data.serving_input_receiver_fn(p.spec.inputs)),)
 
 
-def _evaluate_continuously(estimator, train_spec, eval_spec, log):
-  """The evaluator's loop, surviving checkpoints deleted under it.
-
-  The chief keeps only the newest checkpoints; an evaluator that lags can
-  pick one that is deleted before it is restored. It then evaluates the
-  latest checkpoint instead of dying.
-  """
-  for attempt in range(EVALUATOR_RETRIES + 1):
-    try:
-      return tf.estimator.train_and_evaluate(estimator, train_spec,
-                                             eval_spec)
-    except (ValueError, tf.errors.NotFoundError) as e:
-      if not _lost_checkpoint(e) or attempt == EVALUATOR_RETRIES:
-        raise
-      log("The checkpoint chosen for evaluation was deleted before it was "
-          "restored (%s); evaluating the latest one." %
-          str(e).splitlines()[0][:200])
+def _step_of_latest(model_dir: str) -> int:
+  return int(tf.train.load_variable(tf.train.latest_checkpoint(model_dir),
+                                    "global_step"))
 
 
 def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
@@ -144,6 +152,9 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     p: the checked plan.
     config: this task's TF_CONFIG; None for a single process.
     log: receives progress lines.
+
+  Raises:
+    nan_guard.Diverged: the loss became NaN or infinite.
   """
   job = p.job
   task = config.task if config else None
@@ -161,33 +172,37 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
     return Result(task_type=task_type, metrics=None,
                   checkpoint=estimator.latest_checkpoint(), export_dir=None)
-  if task_type in (tf_config.CHIEF, tf_config.MASTER):
+  if tf_config.is_chief(task):
     job_end.clear_markers(job.model_dir)
+    early_stopping.clear(job.model_dir)
   train_input, eval_input = input_fns(p)
-  hook = progress.ProgressHook(batch_size=job.data.batch_size,
-                               every_n_steps=job.run.log_every_steps,
-                               max_steps=job.run.train_steps, log=log)
+  hooks = _training_hooks(p, task, job.model_dir, estimator.eval_dir(), log)
   train_spec = tf.estimator.TrainSpec(train_input,
                                       max_steps=job.run.train_steps,
-                                      hooks=[hook])
+                                      hooks=hooks)
   eval_spec = tf.estimator.EvalSpec(
       eval_input or _never_evaluated, steps=job.run.eval_steps, name=None,
       start_delay_secs=job.run.eval_start_delay_secs,
-      throttle_secs=job.run.eval_throttle_secs)
+      throttle_secs=job.run.eval_throttle_secs, exporters=_exporters(p))
   metrics = None
   with (readiness.poll_every(job.cluster.readiness_poll_secs) if config
         else contextlib.nullcontext()):
     if task_type == tf_config.EVALUATOR:
-      _evaluate_continuously(estimator, train_spec, eval_spec, log)
-      metrics = last_eval_metrics(estimator.eval_dir())
+      metrics = evaluator.evaluate_continuously(
+          estimator, eval_input, eval_steps=job.run.eval_steps,
+          final_step=job.run.train_steps,
+          start_delay_secs=job.run.eval_start_delay_secs,
+          throttle_secs=job.run.eval_throttle_secs,
+          export_dir=job.resolved_export_dir, exporters=_exporters(p),
+          log=log)
     elif config is None and eval_input is None:
       estimator.train(train_input, max_steps=job.run.train_steps,
-                      hooks=[hook])
+                      hooks=hooks)
     else:
       outcome = tf.estimator.train_and_evaluate(estimator, train_spec,
                                                 eval_spec)
       if isinstance(outcome, tuple):  # Local: (metrics, export results).
-        metrics = {k: float(v) for k, v in outcome[0].items()}
+        metrics = outcome[0]
   export_dir = None
   if task_type == tf_config.WORKER:
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
@@ -195,8 +210,11 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     export_dir = export(estimator, p, job.resolved_export_dir)
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
-          lambda: _evaluated_step(estimator.eval_dir()), job.run.train_steps,
+          lambda: _evaluated_step(estimator.eval_dir()),
+          _step_of_latest(job.model_dir),
           timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
-  return Result(task_type=task_type, metrics=metrics,
+  return Result(task_type=task_type,
+                metrics={k: float(v) for k, v in metrics.items()}
+                if metrics else None,
                 checkpoint=estimator.latest_checkpoint(),
                 export_dir=export_dir)

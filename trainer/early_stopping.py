@@ -1,0 +1,122 @@
+"""Early stopping that ends a whole cluster, as a normal end does.
+
+`--early_stopping_metric=M --early_stopping_patience=N`: the chief stops
+training once M has not improved for N evaluations (higher is better for
+accuracy, lower for the losses; trainer.best_export). Estimator's own
+hooks stop the chief but leave a distributed evaluator waiting forever for
+the final step, so here:
+
+* the chief (`StopWhenNotImproving`) reads the evaluations from the event
+  files, and when it stops writes MODEL_DIR/early_stopped.json (the step,
+  the metric, the best value and its step), then saves, exports and ends
+  as usual;
+* workers (`StopWhenMarked`) stop when that file appears, and finish as
+  usual (trainer.job_end);
+* the evaluator (trainer.evaluator) ends after evaluating the chief's final
+  checkpoint, and the ps end once the export exists: the same end as
+  reaching --train_steps.
+"""
+
+import json
+import os
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from trainer import best_export
+from trainer import eval_events
+
+MARKER = "early_stopped.json"
+CHECK_EVERY_SECS = 1.0
+
+
+def marker(model_dir: str) -> Optional[dict]:
+  path = os.path.join(model_dir, MARKER)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def clear(model_dir: str) -> None:
+  """The chief, starting: this run has not stopped early (yet)."""
+  path = os.path.join(model_dir, MARKER)
+  if tf.io.gfile.exists(path):
+    tf.io.gfile.remove(path)
+
+
+def no_improvement(evaluations, metric: str, patience: int) -> Optional[dict]:
+  """Why to stop: the last `patience` evaluations did not beat the best
+  before them; None while they do (or there are too few)."""
+  values = [(step, metrics[metric]) for step, metrics in evaluations
+            if metric in metrics]
+  if len(values) <= patience:
+    return None
+  best_step, best = values[0]
+  for step, value in values[1:-patience]:
+    if best_export.better(metric, value, best):
+      best_step, best = step, value
+  recent = values[-patience:]
+  if any(best_export.better(metric, value, best) for _, value in recent):
+    return None
+  return {"metric": metric, "best": best, "best_step": best_step,
+          "patience": patience, "evaluations": len(values)}
+
+
+def describe(model_dir: str) -> Optional[str]:
+  stopped = marker(model_dir)
+  if not stopped:
+    return None
+  return ("Stopped early at step %d: %s has not improved for %d "
+          "evaluations (best %.4f, at step %d)." % (
+              stopped["global_step"], stopped["metric"],
+              stopped["patience"], stopped["best"], stopped["best_step"]))
+
+
+class StopWhenNotImproving(tf.estimator.SessionRunHook):
+  """The chief's hook: stops training, and says why, on no improvement."""
+
+  def __init__(self, model_dir: str, eval_dir: str, metric: str,
+               patience: int, log: Callable[[str], None],
+               clock: Callable[[], float] = time.monotonic):
+    self._model_dir, self._eval_dir = model_dir, eval_dir
+    self._metric, self._patience = metric, patience
+    self._log, self._clock = log, clock
+    self._next_check = 0.0
+
+  def begin(self):
+    self._step = tf.compat.v1.train.get_global_step()
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(self._step)
+
+  def after_run(self, run_context, run_values):
+    if self._clock() < self._next_check:
+      return
+    self._next_check = self._clock() + CHECK_EVERY_SECS
+    why = no_improvement(eval_events.evaluations(self._eval_dir),
+                         self._metric, self._patience)
+    if why:
+      why["global_step"] = int(run_values.results)
+      with tf.io.gfile.GFile(os.path.join(self._model_dir, MARKER),
+                             "w") as f:
+        json.dump(why, f)
+      self._log(describe(self._model_dir))
+      run_context.request_stop()
+
+
+class StopWhenMarked(tf.estimator.SessionRunHook):
+  """A worker's hook: stops when the chief has stopped early."""
+
+  def __init__(self, model_dir: str,
+               clock: Callable[[], float] = time.monotonic):
+    self._model_dir, self._clock = model_dir, clock
+    self._next_check = 0.0
+
+  def after_run(self, run_context, run_values):
+    if self._clock() < self._next_check:
+      return
+    self._next_check = self._clock() + CHECK_EVERY_SECS
+    if marker(self._model_dir):
+      run_context.request_stop()
