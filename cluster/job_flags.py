@@ -21,9 +21,14 @@ def define(fv: flags.FlagValues = flags.FLAGS, *, num_workers: int = 2,
                     "of the training cluster); needs the trainer's "
                     "--eval_files.", flag_values=fv)
   flags.DEFINE_integer("max_restarts", restart.DEFAULT_MAX_RESTARTS,
-                       "Restarts allowed (per task here; per job on "
-                       "Kubernetes, where it is the TFJob's backoffLimit) "
-                       "before the job fails.", flag_values=fv)
+                       "Restarts allowed per task within "
+                       "--restart_window_secs before the job fails (on "
+                       "Kubernetes: per job, in all, the TFJob's "
+                       "backoffLimit).", flag_values=fv)
+  flags.DEFINE_float("restart_window_secs", restart.DEFAULT_WINDOW_SECS,
+                     "The sliding window --max_restarts counts in: a task "
+                     "that keeps dying stops the job within seconds; deaths "
+                     "further apart never add up.", flag_values=fv)
   flags.DEFINE_integer("deadline_secs", deadline_secs, "Stop everything "
                        "and fail if the job has not finished after this "
                        "long%s." % ("" if deadline_secs else

@@ -213,7 +213,8 @@ def main(argv):
   started = time.monotonic()
   try:
     job_flags.check(fv)
-    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
+    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts,
+                                      fv.restart_window_secs)
     flagfile, plan = trainer_task.prepare_tasks(argv[1:], run_dir,
                                                 evaluator=fv.evaluator,
                                                 log=print)

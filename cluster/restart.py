@@ -11,10 +11,13 @@ The policies follow Kubeflow TFJob's:
 * `always`: like `on_failure`; TFJob also restarts a task that exits 0, but
   here a finished task stays finished.
 
-Each task may be restarted at most `max_restarts` times; then the cluster
-stops. A restarted task resumes from the latest checkpoint (Estimator
-restores it); a restarted ps has lost its variables, and the chief restores
-them from the latest checkpoint.
+Each task may be restarted at most `max_restarts` times within any
+`window_secs` (a sliding window, per task): a task that keeps dying (a
+restart storm) stops the cluster within seconds, while deaths far apart in
+a long run (preemptions over hours) never add up to an old budget. A
+restarted task resumes from the latest checkpoint (Estimator restores it);
+a restarted ps has lost its variables, and the chief restores them from the
+latest checkpoint.
 """
 
 import dataclasses
@@ -28,6 +31,7 @@ NEVER, ON_FAILURE, EXIT_CODE, ALWAYS = (
 POLICIES = (NEVER, ON_FAILURE, EXIT_CODE, ALWAYS)
 DEFAULT_POLICY = EXIT_CODE
 DEFAULT_MAX_RESTARTS = 3
+DEFAULT_WINDOW_SECS = 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +39,7 @@ class RestartPolicy:
   """Whether to retry a task that exited with a given code."""
   policy: str = DEFAULT_POLICY
   max_restarts: int = DEFAULT_MAX_RESTARTS
+  window_secs: float = DEFAULT_WINDOW_SECS
 
   def __post_init__(self):
     if self.policy not in POLICIES:
@@ -43,6 +48,9 @@ class RestartPolicy:
     if self.max_restarts < 0:
       raise errors.FlagError("`max_restarts` (%d) must be >= 0." %
                              self.max_restarts)
+    if self.window_secs <= 0:
+      raise errors.FlagError("`restart_window_secs` (%g) must be positive." %
+                             self.window_secs)
 
   def retryable(self, exit_code: int) -> bool:
     """Whether this exit code may be retried under the policy at all."""
@@ -53,19 +61,24 @@ class RestartPolicy:
     return True
 
   def why_not(self, exit_code: int, restarts: int) -> str:
-    """Why a failed task is not restarted; empty when it is."""
+    """Why a failed task is not restarted; empty when it is.
+
+    `restarts`: the task's restarts within the last `window_secs`.
+    """
     if not self.retryable(exit_code):
       if self.policy == EXIT_CODE:
         return ("exit code %d means an error in the code or configuration, "
                 "which a restart would repeat" % exit_code)
       return "restart policy %s" % self.policy
     if restarts >= self.max_restarts:
-      return "restart budget of %d exhausted" % self.max_restarts
+      return "restart budget of %d in %g s exhausted" % (self.max_restarts,
+                                                         self.window_secs)
     return ""
 
 
-def parse_policies(entries: Sequence[str],
-                   max_restarts: int) -> Dict[str, RestartPolicy]:
+def parse_policies(entries: Sequence[str], max_restarts: int,
+                   window_secs: float = DEFAULT_WINDOW_SECS
+                   ) -> Dict[str, RestartPolicy]:
   """['exit_code', 'evaluator=never'] -> a policy for every task type.
 
   A bare policy applies to every type; TYPE=POLICY sets one type.
@@ -82,10 +95,12 @@ def parse_policies(entries: Sequence[str],
           "`restart_policy` names task type %r; types are: %s." %
           (kind, ", ".join(tf_config.TASK_TYPES)))
     by_type[kind] = policy
-  return {kind: RestartPolicy(by_type.get(kind, default), max_restarts)
+  return {kind: RestartPolicy(by_type.get(kind, default), max_restarts,
+                             window_secs)
           for kind in tf_config.TASK_TYPES}
 
 
 def describe(policies: Mapping[str, RestartPolicy]) -> str:
-  return ", ".join("%s: %s (at most %d)" % (kind, p.policy, p.max_restarts)
+  return ", ".join("%s: %s (at most %d in %g s)" % (
+      kind, p.policy, p.max_restarts, p.window_secs)
                    for kind, p in policies.items())

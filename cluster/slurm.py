@@ -76,6 +76,7 @@ class JobSpec:
   evaluator: bool = True
   max_restarts: int = restart.DEFAULT_MAX_RESTARTS
   restart_policy: Sequence[str] = (restart.DEFAULT_POLICY,)
+  restart_window_secs: float = restart.DEFAULT_WINDOW_SECS
   time_limit: str = ""
   partition: str = ""
   job_name: str = "hub-harness"
@@ -122,6 +123,7 @@ def step_command(spec: JobSpec, trainer_args: Sequence[str]) -> List[str]:
       "--evaluator" if spec.evaluator else "--noevaluator",
       "--max_restarts=%d" % spec.max_restarts,
       "--restart_policy=%s" % ",".join(spec.restart_policy),
+      "--restart_window_secs=%g" % spec.restart_window_secs,
       "--port_base=%d" % spec.port_base, "--run_dir=" + spec.run_dir, "--"] +
           list(trainer_args))
 
@@ -350,7 +352,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
   job_flags.check(fv)
-  restart.parse_policies(fv.restart_policy, fv.max_restarts)
+  restart.parse_policies(fv.restart_policy, fv.max_restarts,
+                         fv.restart_window_secs)
   run_dir = fv.run_dir or os.path.join(
       "runs", "slurm-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
   spec = JobSpec(
@@ -358,6 +361,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
       num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
       max_restarts=fv.max_restarts,
       restart_policy=tuple(fv.restart_policy),
+      restart_window_secs=fv.restart_window_secs,
       time_limit=time_limit(fv.time, fv.deadline_secs),
       partition=fv.partition, job_name=fv.job_name, python=fv.python,
       port_base=fv.port_base)

@@ -95,7 +95,8 @@ def main(argv):
   log_dir = os.path.join(os.path.abspath(fv.run_dir or "."), "logs")
   try:
     job_flags.check(fv)
-    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts)
+    policies = restart.parse_policies(fv.restart_policy, fv.max_restarts,
+                                      fv.restart_window_secs)
     config = resolve(jobs(fv.num_workers, fv.num_ps, fv.evaluator),
                      fv.port_base)
   except errors.HarnessError as e:

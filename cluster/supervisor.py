@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from cluster import restart
 from harness import errors
+from harness import exit_codes
 from harness import tf_config
 
 TAIL_LINES = 25
@@ -55,6 +56,8 @@ def describe_exit(code: int) -> str:
     except ValueError:
       name = "signal %d" % -code
     return "was killed by %s (exit code %d)" % (name, 128 - code)
+  if code == exit_codes.PEER_RESTARTED:
+    return "exited with code %d (a peer task restarted)" % code
   return "exited with code %d" % code
 
 
@@ -112,6 +115,7 @@ class RunningTask:
     self.task = launch.task
     self.launch = launch
     self.restarts = 0
+    self.restart_times: List[float] = []  # The clock's, one per restart.
     self.log_path = os.path.join(log_dir, launch.task.name + ".log")
     self.pid_path = os.path.join(log_dir, launch.task.name + ".pid")
     self.tail = collections.deque(maxlen=TAIL_LINES)
@@ -132,10 +136,11 @@ class RunningTask:
                                     name="output-" + self.task.name)
     self._reader.start()
 
-  def restart(self) -> None:
+  def restart(self, now: float) -> None:
     """Starts the task again, with the same command and environment."""
     self._reader.join(timeout=2.0)
     self.restarts += 1
+    self.restart_times.append(now)
     self._log.write("--- restart %d ---\n" % self.restarts)
     self._start()
 
@@ -229,20 +234,22 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
       task.stop(stop_grace_secs)
 
 
-def _handle_exit(task: RunningTask, code: int, policies, on_event) -> None:
+def _handle_exit(task: RunningTask, code: int, policies, on_event,
+                 now: float) -> None:
   """Restarts a task that died, or raises TaskFailed naming it."""
   if policies is None:
     raise task.failure()
   policy = policies[task.task.type]
-  why_not = policy.why_not(code, task.restarts)
+  recent = [t for t in task.restart_times if now - t < policy.window_secs]
+  why_not = policy.why_not(code, len(recent))
   if why_not:
     raise task.failure("; not restarted: " + why_not)
   note = ("; it lost its variables, so the chief restores the latest "
           "checkpoint" if task.task.type == tf_config.PS else "")
-  on_event("%s %s; restarting it (restart %d of at most %d)%s" % (
-      task.task.name, describe_exit(code), task.restarts + 1,
-      policy.max_restarts, note))
-  task.restart()
+  on_event("%s %s; restarting it (restart %d of at most %d in %g s)%s" % (
+      task.task.name, describe_exit(code), len(recent) + 1,
+      policy.max_restarts, policy.window_secs, note))
+  task.restart(now)
 
 
 def _watch(running, deadline, deadline_secs, clock, on_event,
@@ -261,7 +268,7 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
       # A ps exits 0 only once the chief's final export exists (see
       # trainer.job_end): it is done, like a finished worker.
       if code is not None and code != 0:
-        _handle_exit(task, code, policies, on_event)
+        _handle_exit(task, code, policies, on_event, clock())
     if len(exited) == len(finishers):
       on_event("all tasks finished" + ("; stopping the ps tasks still "
                                        "serving" if ps_tasks else ""))

@@ -36,7 +36,7 @@ LAZY = {
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
                         "trainer.train", "trainer.best_export",
-                        "trainer.early_stopping"},
+                        "trainer.early_stopping", "trainer.peer_errors"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/handles.py": {"tensorflow"},

@@ -21,7 +21,7 @@ def test_retryable(policy, code, retried):
 def test_budget():
   policy = restart.RestartPolicy("exit_code", max_restarts=2)
   assert policy.why_not(137, 1) == ""
-  assert policy.why_not(137, 2) == "restart budget of 2 exhausted"
+  assert policy.why_not(137, 2) == "restart budget of 2 in 600 s exhausted"
   assert "error in the code or configuration" in policy.why_not(1, 0)
 
 

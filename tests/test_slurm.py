@@ -58,7 +58,8 @@ def test_batch_script_lines_and_step():
       "srun", "--kill-on-bad-exit=1", "--distribution=block", "--nodes=3",
       "--ntasks=5", "/opt/venv/bin/python", "-m", "cluster.slurm_task",
       "--num_workers=2", "--num_ps=1", "--evaluator", "--max_restarts=3",
-      "--restart_policy=exit_code", "--port_base=8888",
+      "--restart_policy=exit_code", "--restart_window_secs=600",
+      "--port_base=8888",
       "--run_dir=/shared/run", "--",
       "--flagfile=/shared/run/trainer_flags.txt"]
 
@@ -242,7 +243,7 @@ def test_a_killed_task_is_restarted_and_the_job_succeeds(cluster, workdir):
   assert submitter.returncode == 0, out[-4000:]
   assert re.search(r"\[worker-1\] slurm_task: worker-1 was killed by SIGKILL "
                    r"\(exit code 137\); restarting it \(restart 1 of at "
-                   r"most 3\)", out), out[-4000:]
+                   r"most 3 in 600 s\)", out), out[-4000:]
   assert tf.train.load_variable(str(workdir / "run" / "model"),
                                 "global_step") >= 2000
   assert cluster.queue() == []

@@ -23,35 +23,6 @@ pytestmark = pytest.mark.cluster
 RUNS = 3
 
 
-def _listening_inodes(ports):
-  """Socket inodes listening on any of `ports` (TCP, IPv4 and IPv6)."""
-  inodes = set()
-  for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-    with open(table) as f:
-      for line in f.readlines()[1:]:
-        fields = line.split()
-        port = int(fields[1].rsplit(":", 1)[1], 16)
-        if fields[3] == "0A" and port in ports:  # LISTEN
-          inodes.add(fields[9])
-  return inodes
-
-
-def _holders(inodes):
-  """pid -> command line of the processes holding any of the sockets."""
-  wanted = {"socket:[%s]" % inode for inode in inodes}
-  found = {}
-  for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-      fds = os.listdir("/proc/%s/fd" % pid)
-      if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in wanted
-             for fd in fds):
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-          found[int(pid)] = f.read().replace(b"\0", b" ").decode()
-    except OSError:
-      continue  # Gone meanwhile, or not ours to read.
-  return found
-
-
 def test_back_to_back_runs_leak_nothing(demo_cwd):
   temp_dir = demo_cwd / "tmp"
   temp_dir.mkdir()
@@ -72,6 +43,6 @@ def test_back_to_back_runs_leak_nothing(demo_cwd):
     ports = {int(a.rsplit(":", 1)[1]) for addresses in cluster.values()
              for a in addresses}
     assert not processes.pids_mentioning(run_dir)
-    holders = _holders(_listening_inodes(ports))
+    holders = processes.socket_holders(ports)
     assert not [cmd for cmd in holders.values() if run_dir in cmd], holders
     assert not os.listdir(temp_dir), os.listdir(temp_dir)

@@ -165,7 +165,7 @@ def test_killed_worker_is_restarted_and_the_cluster_finishes(tmp_path):
       policies=policies, on_event=events.append)
   assert codes["worker-0"] == 0
   assert ("worker-0 was killed by SIGKILL (exit code 137); restarting it "
-          "(restart 1 of at most 3)") in events
+          "(restart 1 of at most 3 in 600 s)") in events
   assert "[worker-0] second life" in lines
   with open(tmp_path / "logs" / "worker-0.log") as f:
     assert f.read() == "--- restart 1 ---\nsecond life\n"
@@ -199,9 +199,63 @@ def test_error_exit_is_not_retried_under_exit_code_policy(tmp_path):
 def test_task_that_keeps_dying_exhausts_its_budget(tmp_path):
   with pytest.raises(supervisor.TaskFailed,
                      match="chief-0 was killed by SIGKILL .exit code 137.; "
-                     "not restarted: restart budget of 2 exhausted") as e:
+                     "not restarted: restart budget of 2 in 600 s "
+                     "exhausted") as e:
     _supervise(tmp_path, {"ps-0": FOREVER, "chief-0":
                           "import os; os.kill(os.getpid(), 9)"},
                policies=restart.parse_policies(["on_failure"], 2))
   with open(e.value.log_path) as f:
     assert f.read().count("--- restart") == 2
+
+
+LIVES = """
+import time
+lives = os.path.join(%r, "lives")
+count = len(open(lives).read()) if os.path.exists(lives) else 0
+open(lives, "a").write("x")
+if count < %d:
+    time.sleep(%g)  # This stand-in's lifetime, then it is killed.
+    os.kill(os.getpid(), 9)
+print("done after %%d deaths" %% count)
+"""
+
+
+def test_deaths_far_apart_never_add_up_to_the_budget(tmp_path):
+  """One restart allowed per 0.5 s: a task killed three times, 1 s apart,
+  is restarted every time."""
+  events = []
+  policies = restart.parse_policies(["exit_code"], max_restarts=1,
+                                    window_secs=0.5)
+  lines, codes = _supervise(
+      tmp_path, {"ps-0": FOREVER,
+                 "chief-0": LIVES % (str(tmp_path), 3, 1.0)},
+      policies=policies, on_event=events.append)
+  assert codes["chief-0"] == 0
+  assert "[chief-0] done after 3 deaths" in lines
+  assert sum("restarting it (restart 1 of at most 1 in 0.5 s)" in e
+             for e in events) == 3, events
+
+
+def test_a_restart_storm_stops_the_cluster_by_name(tmp_path):
+  """The same budget, but the task dies at once, again and again."""
+  policies = restart.parse_policies(["exit_code"], max_restarts=1,
+                                    window_secs=60)
+  with pytest.raises(supervisor.TaskFailed,
+                     match="chief-0 was killed by SIGKILL .exit code 137.; "
+                     "not restarted: restart budget of 1 in 60 s exhausted"):
+    _supervise(tmp_path, {"ps-0": FOREVER,
+                          "chief-0": LIVES % (str(tmp_path), 9, 0.0)},
+               policies=policies)
+
+
+def test_a_peer_restart_exit_is_named_and_retried(tmp_path):
+  events = []
+  policies = restart.parse_policies([], max_restarts=3)
+  _supervise(tmp_path, {"ps-0": FOREVER, "chief-0": (
+      "marker = os.path.join(%r, 'once')\n"
+      "if not os.path.exists(marker):\n"
+      "    open(marker, 'w').close()\n"
+      "    sys.exit(200)\n" % str(tmp_path))},
+             policies=policies, on_event=events.append)
+  assert ("chief-0 exited with code 200 (a peer task restarted); restarting "
+          "it (restart 1 of at most 3 in 600 s)") in events

@@ -292,6 +292,16 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     result = train.run(plan, parsed, log=logging.info)
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
+  except Exception as e:  # pylint: disable=broad-except
+    from trainer import peer_errors  # pylint: disable=g-import-not-at-top
+    why = peer_errors.restarted_peer(e, on_cluster=parsed is not None)
+    if not why:
+      raise  # A real error: its traceback, exit status 1.
+    print("%s: a peer task restarted (%s); exiting with code %d, which the "
+          "restart policy retries." % (task.name, why,
+                                       peer_errors.EXIT_PEER_RESTARTED),
+          file=sys.stderr, flush=True)
+    return peer_errors.EXIT_PEER_RESTARTED
   print(summary(result, plan), flush=True)
   return 0
 
