@@ -18,28 +18,17 @@ Two traps are handled here (see the README, "Why the session config"):
 import contextlib
 import json
 import os
-import re
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-from harness import errors
 from harness import tf_config
+from harness import tf_versions
 from trainer import job as job_lib
 
 # Estimator's own default when no checkpoint cadence is set.
 DEFAULT_SAVE_CHECKPOINTS_SECS = 600
-
-
-def parse_tf_version(version: str) -> Tuple[int, int]:
-  """'2.15.1' -> (2, 15); '2.2.0-rc1' -> (2, 2)."""
-  match = re.match(r"^(\d+)\.(\d+)", version or "")
-  if not match:
-    raise errors.FlagError(
-        "TensorFlow version %r is not of the form MAJOR.MINOR[.PATCH], "
-        "for example '2.15.1'." % (version,))
-  return int(match.group(1)), int(match.group(2))
 
 
 def device_filters(task_type: Optional[str],
@@ -78,11 +67,11 @@ def session_config(tf_version: Optional[str] = None,
     share_cluster_devices: set `share_cluster_devices_in_session`. Only
       turned off to demonstrate the failure it prevents.
   """
-  major, minor = parse_tf_version(
+  top_level = tf_versions.share_cluster_devices_at_top_level(
       tf.version.VERSION if tf_version is None else tf_version)
   config = tf.compat.v1.ConfigProto()
   if share_cluster_devices:
-    if (major, minor) >= (2, 2):
+    if top_level:
       config.share_cluster_devices_in_session = True
     else:
       config.experimental.share_cluster_devices_in_session = True
