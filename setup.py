@@ -12,7 +12,8 @@ setuptools.setup(
     python_requires=">=3.9,<3.12",
     packages=setuptools.find_packages(include=[
         "harness", "harness.*", "trainer", "trainer.*", "cluster",
-        "cluster.*", "example_kit", "example_kit.*"]),
+        "cluster.*", "example_kit", "example_kit.*", "hub_migrate",
+        "hub_migrate.*"]),
     install_requires=[
         # tf.estimator was removed in TF 2.16. The CPU build: the harness
         # trains on parameter-server clusters of CPUs, and the full build's
@@ -29,6 +30,8 @@ setuptools.setup(
         "numpy<2",
         # The Kubernetes manifests (python -m cluster.tfjob).
         "pyyaml>=6",
+        # hub-migrate rewrites code on its concrete syntax tree.
+        "libcst>=1.1,<2",
     ],
     extras_require={
         # The example kit (python -m example_kit, the demo's models and
@@ -46,6 +49,7 @@ setuptools.setup(
             "hub-cluster=cluster.local:console_main",
             "hub-tfjob=cluster.tfjob:console_main",
             "hub-slurm=cluster.slurm:console_main",
+            "hub-migrate=hub_migrate.cli:console_main",
         ],
     },
 )
