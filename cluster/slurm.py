@@ -158,9 +158,8 @@ def batch_script(spec: JobSpec, trainer_args: Sequence[str],
     lines.append("#SBATCH --time=%s" % spec.time_limit)
   if spec.partition:
     lines.append("#SBATCH --partition=%s" % spec.partition)
-  command = " \\\n    ".join(
-      " ".join(shlex.quote(a) for a in part) for part in _wrap(
-          step_command(spec, trainer_args)))
+  command = " \\\n    ".join(_wrap(
+      [shlex.quote(a) for a in step_command(spec, trainer_args)]))
   lines += ["set -eu", "cd %s" % shlex.quote(spec.workdir),
             "export PYTHONUNBUFFERED=1"]
   if fetch:
@@ -173,8 +172,14 @@ def batch_script(spec: JobSpec, trainer_args: Sequence[str],
   return "\n".join(lines) + "\n"
 
 
-def _wrap(args: List[str], per_line: int = 4) -> List[List[str]]:
-  return [args[i:i + per_line] for i in range(0, len(args), per_line)]
+def _wrap(words: List[str], width: int = 72) -> List[str]:
+  """Words in lines of at most `width` characters (a longer word alone)."""
+  lines = [""]
+  for word in words:
+    if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+      lines.append("")
+    lines[-1] += (" " if lines[-1] else "") + word
+  return lines
 
 
 def _run(command, env, timeout=60) -> subprocess.CompletedProcess:

@@ -62,6 +62,8 @@ def test_batch_script_lines_and_step():
       "--port_base=8888",
       "--run_dir=/shared/run", "--",
       "--flagfile=/shared/run/trainer_flags.txt"]
+  # The step is wrapped to be read: no line of it is over 79 characters.
+  assert max(len(l) for l in lines if not l.startswith("# Written")) <= 79
 
 
 def test_arguments_with_spaces_are_quoted():
