@@ -17,6 +17,7 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from typing import Dict, List, Optional
@@ -72,12 +73,17 @@ def namespaces_allowed() -> bool:
 class SlurmCluster:
   """A running Slurm: slurmctld and `nodes` slurmd, in `root`."""
 
-  def __init__(self, root: str, nodes: int):
+  def __init__(self, root: str, nodes: int, isolated: bool,
+               cpus_per_node: int = NODE_CPUS):
     tag = (os.getpid() * 13 + next(_COUNTER)) % 10000
     self.root = root
     self.tag = tag
-    self.isolated = namespaces_allowed()
-    self.node_names = ["node%d" % (i + 1) for i in range(nodes)]
+    self.isolated = isolated
+    self.cpus_per_node = cpus_per_node
+    # Not isolated, the one node is this machine under its own name: the
+    # name Slurm gives the job's tasks (TF_CONFIG's hosts) must resolve.
+    self.node_names = (["node%d" % (i + 1) for i in range(nodes)] if isolated
+                       else [_short_hostname()])
     self.subnet = "10.%d.%d" % (232 + tag % 20, tag % 250)
     self.bridge = "slbr%d" % tag
     self.namespaces: List[str] = []
@@ -94,8 +100,15 @@ class SlurmCluster:
     return "%s.%d" % (self.subnet, index)
 
   @classmethod
-  def start(cls, root: str, nodes: int = 3) -> "SlurmCluster":
-    cluster = cls(root, nodes if namespaces_allowed() else 1)
+  def start(cls, root: str, nodes: int = 3,
+            isolated: Optional[bool] = None) -> "SlurmCluster":
+    """`isolated`: daemons in network namespaces (default: where they can
+    be made); without them, one node on 127.0.0.1 whatever `nodes` says."""
+    if isolated is None:
+      isolated = namespaces_allowed()
+    # The one node holds the CPUs of all: the same jobs fit.
+    cluster = cls(root, nodes if isolated else 1, isolated,
+                  NODE_CPUS * (1 if isolated else nodes))
     try:
       cluster._start()
     except BaseException:
@@ -118,18 +131,16 @@ class SlurmCluster:
     self._wait_for_nodes()
 
   def _write_config(self):
-    ctl_port, node_port = portpicker.pick_unused_port(), None
+    ctl_port = portpicker.pick_unused_port()
     node_port = portpicker.pick_unused_port()
-    if not self.isolated:  # One node: the machine's own ports.
-      pass
     nodes = "\n".join(
         "NodeName=%s NodeAddr=%s NodeHostname=%s CPUs=%d State=UNKNOWN" %
-        (name, self.address(name), name, NODE_CPUS)
+        (name, self.address(name), name, self.cpus_per_node)
         for name in self.node_names)
     r = self.root
     conf = """\
 ClusterName=harnesstest
-SlurmctldHost=ctl(%(ctl)s)
+SlurmctldHost=%(ctl_name)s(%(ctl)s)
 SlurmctldPort=%(ctl_port)d
 SlurmdPort=%(node_port)d
 AuthType=auth/munge
@@ -161,6 +172,9 @@ MinJobAge=5
 %(nodes)s
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """ % dict(ctl=self.address("ctl"), ctl_port=ctl_port, node_port=node_port,
+           # slurmctld starts only on the host its name says: "ctl" in its
+           # namespace, else this machine.
+           ctl_name="ctl" if self.isolated else _short_hostname(),
            r=r, nodes=nodes)
     with open(self.env["SLURM_CONF"], "w") as f:
       f.write(conf)
@@ -268,6 +282,10 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         _kill(int(pid))
     for daemon in self._daemons:
       _kill_group(daemon)
+    # What the daemons started in sessions of their own (slurmstepd, the
+    # job's tasks) still carries this cluster's SLURM_CONF.
+    for pid in pids_in_environment("SLURM_CONF=" + self.env["SLURM_CONF"]):
+      _kill(pid)
     for name in os.listdir(os.path.join(self.root, "run")) if os.path.isdir(
         os.path.join(self.root, "run")) else []:
       if name.endswith(".pid"):
@@ -283,6 +301,26 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
       _run("ip", "link", "del", self.bridge, check=False)
     if self.firewall_rule:
       _run("iptables", "-D", *self.firewall_rule, check=False)
+
+
+def _short_hostname() -> str:
+  return socket.gethostname().split(".")[0]
+
+
+def pids_in_environment(entry: str) -> List[int]:
+  """The processes whose environment holds `entry` (NAME=VALUE)."""
+  wanted, found = entry.encode() + b"\0", []
+  for name in os.listdir("/proc"):
+    if not name.isdigit() or int(name) == os.getpid():
+      continue
+    try:
+      with open("/proc/%s/environ" % name, "rb") as f:
+        environ = f.read() + b"\0"
+    except OSError:  # Gone, or a zombie.
+      continue
+    if b"\0" + wanted in b"\0" + environ:
+      found.append(int(name))
+  return found
 
 
 def _kill(pid: int):

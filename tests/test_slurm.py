@@ -1,5 +1,6 @@
 """python -m cluster.slurm: the batch script (pure), bad input, and the job
-on a real 3-node Slurm cluster that the tests start and tear down.
+on a real 3-node Slurm cluster that the tests start and tear down, and on
+a one-node Slurm in this machine's own network.
 
 The cluster (tests/slurm_cluster.py) is Debian's Slurm, installed with
 apt-get where missing; each daemon runs in its own network namespace with
@@ -140,8 +141,8 @@ def test_bad_input_is_one_line(tmp_path, args, trainer_args, env, message):
 # The live tests: one Slurm cluster for all of them.
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def _running_slurm(nodes, isolated=None):
+  """A Slurm for the tests; afterwards, nothing of it is left."""
   reason = slurm_cluster.install_or_why_not()
   if reason:
     pytest.skip("no Slurm here: %s" % reason)
@@ -149,19 +150,34 @@ def cluster():
   # cannot enter it.
   root = tempfile.mkdtemp(prefix="harness-slurm-")
   try:
-    started = slurm_cluster.SlurmCluster.start(root, nodes=3)
+    started = slurm_cluster.SlurmCluster.start(root, nodes=nodes,
+                                               isolated=isolated)
     yield started
     started.stop()
   finally:
     shutil.rmtree(root, ignore_errors=True)
   # Nothing of it is left: daemons, job processes, namespaces, bridge.
   assert not processes.pids_mentioning(root)
+  assert not slurm_cluster.pids_in_environment(
+      "SLURM_CONF=" + started.env["SLURM_CONF"])
   namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
                               text=True, check=False).stdout
   assert not [ns for ns in started.namespaces if ns in namespaces]
   if started.isolated:
     assert subprocess.run(["ip", "link", "show", started.bridge],
                           capture_output=True, check=False).returncode != 0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+  yield from _running_slurm(nodes=3)
+
+
+@pytest.fixture
+def one_node_cluster():
+  """The stand-in where network namespaces cannot be made: one node on
+  127.0.0.1, daemons in this machine's own network."""
+  yield from _running_slurm(nodes=3, isolated=False)
 
 
 @pytest.fixture
@@ -195,7 +211,19 @@ def _job_id(output):
 @pytest.mark.cluster
 @pytest.mark.xdist_group("slurm")
 def test_the_demo_trains_on_three_nodes(cluster, workdir):
-  proc = _submit(cluster, workdir)
+  _check_the_demo_job(cluster, workdir, _submit(cluster, workdir))
+
+
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+def test_the_demo_trains_on_one_node_without_namespaces(one_node_cluster,
+                                                       demo_cwd):
+  assert len(one_node_cluster.node_names) == 1
+  _check_the_demo_job(one_node_cluster, demo_cwd,
+                      _submit(one_node_cluster, demo_cwd))
+
+
+def _check_the_demo_job(cluster, workdir, proc):
   out = proc.stdout
   assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
   job_id = _job_id(out)
