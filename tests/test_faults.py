@@ -168,8 +168,11 @@ def test_killed_ps_is_named_and_training_resumes(cluster_factory):
   # step it reported after the ps died is at or above the checkpoint that
   # was the latest then (the restored ps holds that checkpoint's values).
   after_kill = _steps_logged(cluster.task_log("chief-0")[chief_log_at_kill:])
-  assert after_kill, out[-3000:]
-  assert min(after_kill) >= at_kill, (at_kill, after_kill, out[-3000:])
+  # (None only where the kill came after the final checkpoint, as in the
+  # chief's test above.)
+  assert after_kill or at_kill >= STEPS, out[-3000:]
+  assert min(after_kill, default=at_kill) >= at_kill, (at_kill, after_kill,
+                                                       out[-3000:])
   assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
   cluster.check_outputs_load()
 
