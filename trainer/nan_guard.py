@@ -10,8 +10,6 @@ stops at once and names the task. (Estimator's own NanTensorHook only says
 
 import math
 
-import tensorflow as tf
-
 from harness import errors
 from trainer import progress
 
@@ -20,23 +18,14 @@ class Diverged(errors.HarnessError):
   """Training diverged: the loss became NaN or infinite."""
 
 
-class NonFiniteLossHook(tf.estimator.SessionRunHook):
+class NonFiniteLossHook(progress.StepAndLossHook):
   """Raises Diverged after the first step whose loss is not finite."""
 
   def __init__(self, *, learning_rate: float, optimizer: str,
                loss_name: str = progress.LOSS_NAME):
+    super().__init__(loss_name)
     self._learning_rate = learning_rate
     self._optimizer = optimizer
-    self._loss_name = loss_name
-
-  def begin(self):
-    self._step = tf.compat.v1.train.get_global_step()
-    self._loss = tf.compat.v1.get_default_graph().get_tensor_by_name(
-        self._loss_name + ":0")
-
-  def before_run(self, run_context):
-    return tf.estimator.SessionRunArgs({"step": self._step,
-                                        "loss": self._loss})
 
   def after_run(self, run_context, run_values):
     loss = float(run_values.results["loss"])

@@ -19,26 +19,12 @@ LOSS_NAME = "total_loss"
 FIRST_STEP = "first training step done"
 
 
-class ProgressHook(tf.estimator.SessionRunHook):
-  """Logs step, loss, steps/s and examples/s every `every_n_steps` steps."""
+class StepAndLossHook(tf.estimator.SessionRunHook):
+  """Fetches the global step and the model_fn's named loss with every step:
+  `run_values.results["step"]` and `["loss"]` in `after_run`."""
 
-  def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,
-               every_n_steps: int, max_steps: Optional[int] = None,
-               log: Callable[[str], None] = print,
-               clock: Callable[[], float] = time.monotonic,
-               summary_dir: Optional[str] = None):
-    if every_n_steps <= 0:
-      raise ValueError("every_n_steps (%d) must be positive." % every_n_steps)
+  def __init__(self, loss_name: str = LOSS_NAME):
     self._loss_name = loss_name
-    self._batch_size = batch_size
-    self._every = every_n_steps
-    self._max_steps = max_steps
-    self._log = log
-    self._clock = clock
-    self._last = None  # (global step, time, local steps) of the last report.
-    self._latest = None  # The same and the loss, after the latest step.
-    self._local_steps = 0
-    self._summary_dir = summary_dir
 
   def begin(self):
     self._global_step = tf.compat.v1.train.get_global_step()
@@ -48,6 +34,28 @@ class ProgressHook(tf.estimator.SessionRunHook):
   def before_run(self, run_context):
     return tf.estimator.SessionRunArgs({"step": self._global_step,
                                         "loss": self._loss})
+
+
+class ProgressHook(StepAndLossHook):
+  """Logs step, loss, steps/s and examples/s every `every_n_steps` steps."""
+
+  def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,
+               every_n_steps: int, max_steps: Optional[int] = None,
+               log: Callable[[str], None] = print,
+               clock: Callable[[], float] = time.monotonic,
+               summary_dir: Optional[str] = None):
+    if every_n_steps <= 0:
+      raise ValueError("every_n_steps (%d) must be positive." % every_n_steps)
+    super().__init__(loss_name)
+    self._batch_size = batch_size
+    self._every = every_n_steps
+    self._max_steps = max_steps
+    self._log = log
+    self._clock = clock
+    self._last = None  # (global step, time, local steps) of the last report.
+    self._latest = None  # The same and the loss, after the latest step.
+    self._local_steps = 0
+    self._summary_dir = summary_dir
 
   def after_run(self, run_context, run_values):
     step = int(run_values.results["step"])
