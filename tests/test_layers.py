@@ -38,7 +38,8 @@ LAZY = {
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
                         "trainer.train", "trainer.best_export",
-                        "trainer.early_stopping", "trainer.peer_errors"},
+                        "trainer.early_stopping", "trainer.peer_errors",
+                        "trainer.eval_events"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/handles.py": {"tensorflow"},

@@ -20,8 +20,8 @@ from cluster import ports as ports_lib
 from cluster import restart
 from tests import launcher
 from tests import processes
+from trainer import eval_events
 from trainer import task as trainer_task
-from trainer import train
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300
@@ -70,7 +70,7 @@ def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
     assert "warning: NOT isolated: no private network namespace here (%s)" % (
         why_not) in out
   # The evaluator evaluated the final checkpoint.
-  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] == step
   assert "[evaluator-0] Eval on " in out
   # The chief's export loads and predicts probabilities.
@@ -88,7 +88,7 @@ def test_text_model_fine_tunes_on_a_cluster(demo_cwd, assets):
                  "--input_map=inputs=text", "--n_classes=5"],
       num_workers=2, num_ps=1, evaluator=True)
   model_dir, step = _check_finished(proc, run_dir, "embeddings")
-  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] == step
   # The export takes raw strings and classifies them into the 5 classes.
   exported = tf.saved_model.load(os.path.join(model_dir, "export"))

@@ -26,7 +26,7 @@ from harness import errors
 from tests import flagged
 from tests import processes
 from tests import slurm_cluster
-from trainer import train
+from trainer import eval_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -236,7 +236,7 @@ def _check_the_demo_job(cluster, workdir, proc):
   model_dir = str(workdir / "run" / "model")
   step = tf.train.load_variable(model_dir, "global_step")
   assert step >= 100
-  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] >= 100  # The final checkpoint's evaluation.
   assert "Final evaluation (step %d)" % metrics["global_step"] in out
   exported = tf.saved_model.load(os.path.join(model_dir, "export"))

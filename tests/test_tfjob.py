@@ -32,7 +32,7 @@ from cluster import supervisor
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
-from trainer import train
+from trainer import eval_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRD = os.path.join(REPO, "tests", "data", "k8s", "kubeflow.org_tfjobs.yaml")
@@ -338,7 +338,7 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
   # The chief waited for the evaluator, which evaluated the final checkpoint.
   assert re.search(r"\[chief-0\] .*The evaluator evaluated step \d+",
                    output), output[-3000:]
-  metrics = train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] >= 60
   exported = tf.saved_model.load(os.path.join(model_dir, "export"))
   probabilities = exported.signatures["serving_default"](

@@ -165,8 +165,8 @@ def settle_model_dir(plan, overwrite: bool,
 
 def last_evaluation(model_dir: str) -> Optional[dict]:
   """The metrics of the latest evaluation written under `model_dir`."""
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  return train.last_eval_metrics(os.path.join(model_dir, "eval"))
+  from trainer import eval_events  # pylint: disable=g-import-not-at-top
+  return eval_events.last(os.path.join(model_dir, "eval"))
 
 
 _ROLES = {

@@ -98,13 +98,8 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   return export_dir
 
 
-def last_eval_metrics(eval_dir: str) -> Optional[Dict[str, float]]:
-  """The scalars of the latest evaluation written to `eval_dir`'s events."""
-  return eval_events.last(eval_dir)
-
-
 def _evaluated_step(eval_dir: str) -> Optional[int]:
-  metrics = last_eval_metrics(eval_dir)
+  metrics = eval_events.last(eval_dir)
   return int(metrics["global_step"]) if metrics else None
 
 
