@@ -9,7 +9,6 @@ The plan comes from trainer.preflight.check.
 
 import contextlib
 import dataclasses
-import os
 import uuid
 from typing import Callable, Dict, Optional
 
