@@ -9,38 +9,59 @@ setuptools.setup(
                  "parameter-server clusters."),
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.9,<3.14",
     packages=setuptools.find_packages(include=[
         "harness", "harness.*", "trainer", "trainer.*", "cluster",
         "cluster.*", "example_kit", "example_kit.*", "hub_migrate",
         "hub_migrate.*"]),
+    # Two stacks, chosen by the Python version (README, "Install"):
+    # - Python 3.9-3.11: TF 2.15, the last TF with tf.estimator; both
+    #   backends.
+    # - Python 3.12-3.13: TF 2.21 (no TF 2.15 wheels there); the Keras
+    #   backend (--backend=auto picks it).
+    # TensorFlow itself comes from an extra, `cpu` or `gpu`, so that the
+    # harness installs beside a GPU build without forcing the CPU-only
+    # package onto it.
     install_requires=[
-        # tf.estimator was removed in TF 2.16. The CPU build: the harness
-        # trains on parameter-server clusters of CPUs, and the full build's
-        # CUDA stubs print errors at every import on machines without GPUs.
-        "tensorflow-cpu>=2.15,<2.16",
-        "tensorflow-estimator~=2.15.0",
-        # hub 0.16 needs tf-keras; unpinned it pulls a release that breaks.
-        # 2.15.0, not 2.15.1: the latter requires the full `tensorflow`
-        # package, which would be installed beside tensorflow-cpu.
-        "tf-keras==2.15.0",
+        "tensorflow-estimator~=2.15.0; python_version<'3.12'",
+        # hub 0.16 needs tf-keras (hub.KerasLayer is a Keras 2 layer; the
+        # Keras backend builds its model with it). 2.15.0, not 2.15.1: the
+        # latter requires the full `tensorflow` package, which would be
+        # installed beside tensorflow-cpu. tf-keras 2.21 requires
+        # `tensorflow` 2.21 itself.
+        "tf-keras==2.15.0; python_version<'3.12'",
+        "tf-keras~=2.21.0; python_version>='3.12'",
         "tensorflow-hub>=0.16,<0.17",
+        # hub 0.16 imports pkg_resources, which setuptools 81+ no longer
+        # ships and a Python 3.12 venv does not have.
+        "setuptools<81",
         "absl-py>=1.0",
         "portpicker>=1.5",
-        "numpy<2",
+        "numpy<2; python_version<'3.12'",
         # The Kubernetes manifests (python -m cluster.tfjob).
         "pyyaml>=6",
         # hub-migrate rewrites code on its concrete syntax tree.
         "libcst>=1.1,<2",
     ],
     extras_require={
+        # TensorFlow for CPUs. On 3.9-3.11 the CPU-only build (the full
+        # one's CUDA stubs print errors at every import without a GPU); on
+        # 3.12+ the `tensorflow` package tf-keras 2.21 requires anyway.
+        "cpu": ["tensorflow-cpu~=2.15.0; python_version<'3.12'",
+                "tensorflow~=2.21.0; python_version>='3.12'"],
+        # TensorFlow with its CUDA libraries, for workers on GPUs.
+        "gpu": ["tensorflow[and-cuda]~=2.15.0; python_version<'3.12'",
+                "tensorflow[and-cuda]~=2.21.0; python_version>='3.12'"],
         # The example kit (python -m example_kit, the demo's models and
         # data): the handwritten digits ship with scikit-learn.
         "examples": ["scikit-learn>=1.3"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.3",
+        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2",
+                 "scikit-learn>=1.3",
                  "jsonschema>=4",
                  # TensorBoard's profile plugin: the test of --profile_steps.
-                 "tensorboard-plugin-profile>=2.15,<2.16"],
+                 "tensorboard-plugin-profile>=2.15,<2.16; "
+                 "python_version<'3.12'",
+                 "tensorboard-plugin-profile>=2.19; python_version>='3.12'"],
         "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
     },
     entry_points={

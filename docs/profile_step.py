@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from cluster import inprocess
-from trainer import config
+from trainer.estimator import config
 
 
 def step_time(model, servers, remote, steps=300, warmup=50):

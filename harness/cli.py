@@ -8,9 +8,11 @@ their flags with `parse_flags_or_exit` and report a `HarnessError` with
 import logging
 import os
 import sys
+import warnings
 from typing import Callable, Collection, Optional
 
 from absl import flags
+from absl import logging as absl_logging
 
 from harness import errors
 
@@ -30,6 +32,24 @@ def quiet_tensorflow() -> None:
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  # Newer TF modules log through absl's logger directly (TF 2.21: every
+  # checkpoint's "Sharding callback duration", the session config): their
+  # INFO lines are dropped there, not ours.
+  # tensorflow_hub 0.16 imports pkg_resources, which warns on every import
+  # (setuptools < 81 still has it; setup.py pins that).
+  warnings.filterwarnings("ignore", message="pkg_resources is deprecated",
+                          category=UserWarning)
+  if not any(isinstance(f, TensorFlowInfo) for f in
+             absl_logging.get_absl_handler().filters):
+    absl_logging.get_absl_handler().addFilter(TensorFlowInfo())
+
+
+class TensorFlowInfo(logging.Filter):
+  """Drops INFO (and lower) records logged from TensorFlow's own code."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or (
+        "%stensorflow%s" % (os.sep, os.sep) not in record.pathname)
 
 
 def parse_flags_or_exit(argv, fv: flags.FlagValues = flags.FLAGS):

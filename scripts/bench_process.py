@@ -25,9 +25,9 @@ import tensorflow_hub as hub
 
 from example_kit import hub_models
 from trainer import job as job_lib
-from trainer import model as model_lib
+from trainer.estimator import model as model_lib
 from trainer import preflight
-from trainer import train
+from trainer.estimator import train
 
 TEXT_DIM = 32
 

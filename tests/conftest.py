@@ -2,6 +2,8 @@
 
 Markers (registered in pytest.ini): `cluster` tags the tests that start
 live multi-process clusters; `pytest -m "not cluster"` is the fast lane.
+`estimator` and `keras` tag the tests of one backend; where TF has no
+tf.estimator (TF >= 2.16) the Estimator's are not collected.
 """
 
 import os
@@ -10,6 +12,7 @@ import pytest
 
 from example_kit import assets as assets_lib
 from example_kit import hub_models
+from trainer import backends
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +36,30 @@ def scratch_digits_model(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("scratch") / "digits")
   hub_models.build_digits_model(path, pretrain_steps=0)
   return path
+
+
+# Test modules of the Estimator backend alone: they import tf.estimator.
+ESTIMATOR_ONLY = ("test_config.py", "test_inprocess_cluster.py",
+                  "test_model_fn.py", "test_optimizers.py", "test_train.py")
+_HAS_ESTIMATOR = backends.choose_here("auto").name == backends.ESTIMATOR
+collect_ignore = [] if _HAS_ESTIMATOR else list(ESTIMATOR_ONLY)
+
+
+def pytest_report_header(config):
+  del config
+  if _HAS_ESTIMATOR:
+    return "backends: estimator and keras (TF %s)" % (
+        backends.installed_tf_version())
+  return ("backends: keras only: TF %s has no tf.estimator, so the "
+          "Estimator's tests (marked `estimator`, and %s) are not collected"
+          % (backends.installed_tf_version(), ", ".join(ESTIMATOR_ONLY)))
+
+
+def pytest_collection_modifyitems(config, items):
+  if _HAS_ESTIMATOR:
+    return
+  kept = [item for item in items if not item.get_closest_marker("estimator")]
+  if len(kept) != len(items):
+    config.hook.pytest_deselected(items=[
+        item for item in items if item.get_closest_marker("estimator")])
+    items[:] = kept

@@ -1,6 +1,7 @@
 """Helpers for tests that start processes: is a pid alive, wait for it."""
 
 import os
+import re
 import time
 
 
@@ -77,3 +78,17 @@ def socket_holders(ports) -> dict:
     except OSError:
       continue  # Gone meanwhile, or not ours to read.
   return found
+
+
+# TF's own C++ notices (TF 2.21 writes some at import whatever
+# TF_CPP_MIN_LOG_LEVEL says: oneDNN, the CUDA stub, cuInit): "I0000 00:00:...
+# file.cc:N] ..." and absl's line before its logging is initialized.
+_TF_NOTICE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\] |"
+                        r"WARNING: All log messages before absl::"
+                        r"InitializeLog\(\) is called)")
+
+
+def our_lines(stderr: str) -> list:
+  """A process's stderr without TF's own C++ notices."""
+  return [line for line in stderr.strip().splitlines()
+          if not _TF_NOTICE.match(line)]

@@ -10,8 +10,10 @@ import tensorflow as tf
 from harness import errors
 from harness import tf_config
 from tests import flagged
-from trainer import config
+from trainer.estimator import config
 from trainer import job
+
+pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 
 CLUSTER = {"chief": ["localhost:2220"], "worker": ["localhost:2221",
                                                    "localhost:2222"],

@@ -18,6 +18,7 @@ import tensorflow as tf
 import yaml
 
 from harness import errors
+from tests import backend_jobs
 from tests import flagged
 from tests import hub_server
 from tests import launcher
@@ -25,7 +26,6 @@ from tests import processes
 from trainer import handles
 from trainer import job as job_lib
 from trainer import preflight
-from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -116,9 +116,9 @@ def test_a_job_on_another_file_system_trains(assets, tmp_path):
           eval_files=["ram://data/digits_eval.tfr*"]),
       run=job_lib.RunOptions(train_steps=20, save_checkpoints_steps=10),
       model_dir="ram://runs/model", export_dir=str(tmp_path / "export"))
-  plan = preflight.check(job, cache_dir=str(tmp_path / "cache"))
+  plan = backend_jobs.check(job, cache_dir=str(tmp_path / "cache"))
   assert not plan.resolution.in_cache  # A directory: used in place.
-  result = train.run(plan, log=lambda line: None)
+  result = backend_jobs.run(plan, log=lambda line: None)
   assert result.checkpoint == "ram://runs/model/model.ckpt-20"
   assert result.metrics["accuracy"] > 0.5
   assert tf.saved_model.load(result.export_dir) is not None
@@ -232,7 +232,7 @@ def test_a_handle_that_cannot_be_fetched_is_one_line(broken, case, message):
   proc = _fetch(handle, cache_dir)
   assert proc.returncode == 1, proc.stdout
   assert proc.stdout == "" and "Traceback" not in proc.stderr
-  lines = proc.stderr.strip().splitlines()  # Progress, then the problem.
+  lines = processes.our_lines(proc.stderr)  # Progress, then the problem.
   assert [l for l in lines if l.startswith("error: ")] == lines[-1:], lines
   assert lines[-1].startswith(
       "error: Cannot fetch --module_handle=%s: " % handle), lines

@@ -72,5 +72,5 @@ def test_host_script_refuses_bad_cluster(tmp_path):
        "--task=ps:0", "--", "--n_classes=2"], capture_output=True, text=True,
       timeout=120, check=False)
   assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines() == [
+  assert processes.our_lines(proc.stderr) == [
       "error: Port 'x' of address 'h2:x' is not a number from 1 to 65535."]

@@ -63,6 +63,7 @@ def migrated(tmp_path_factory):
   return folder, code, out.getvalue()
 
 
+@pytest.mark.estimator  # The corpus is Estimator code.
 def test_the_tf1_corpus_cannot_run_on_the_installed_hub(assets, tmp_path):
   done = subprocess.run(
       [sys.executable, os.path.join(CORPUS, "text_classifier.py"),
@@ -108,6 +109,7 @@ def _load(folder, name):
   return module
 
 
+@pytest.mark.estimator  # The corpus is Estimator code.
 def test_the_seed_snippets_run(migrated, assets, tmp_path):
   snippets = _load(migrated[0], "seed_snippets")
   images = tf.random.stateless_uniform([3, 64], [1, 2], maxval=16.0)
@@ -149,6 +151,7 @@ def _accuracy(folder, name, assets, model_dir):
   return metrics["accuracy"]
 
 
+@pytest.mark.estimator  # The corpus is Estimator code.
 @pytest.mark.parametrize("name", PROJECTS)
 def test_a_migrated_project_trains_in_one_process(migrated, assets, tmp_path,
                                                   name):
@@ -160,6 +163,7 @@ def test_a_migrated_project_trains_in_one_process(migrated, assets, tmp_path,
   assert _accuracy(migrated[0], name, assets, model_dir) >= PROJECTS[name][1]
 
 
+@pytest.mark.estimator  # The corpus is Estimator code.
 @pytest.mark.cluster
 @pytest.mark.parametrize("name", PROJECTS)
 def test_a_migrated_project_trains_on_a_ps_cluster(migrated, assets,

@@ -17,7 +17,9 @@ import tensorflow_hub as hub
 
 from cluster import inprocess
 from example_kit import datasets
-from trainer import config
+from trainer.estimator import config
+
+pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_bad_input(demo_cwd, module, args, message):
   assert proc.returncode != 0
   # Progress logged before the check (absl's "I1125 12:00:00.0 ..." lines)
   # may precede it; the problem itself is one line.
-  errors = [line for line in proc.stderr.strip().splitlines()
+  errors = [line for line in processes.our_lines(proc.stderr)
             if not re.match(r"[IWEF]\d{4} \d", line)]
   assert len(errors) == 1, proc.stderr
   assert errors[0].startswith("error: ") and message in errors[0], errors

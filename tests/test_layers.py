@@ -1,7 +1,9 @@
 """The package layers import one way, read from the code itself.
 
   harness      the leaf: imports nothing of ours (and no TensorFlow)
-  trainer      imports harness; never cluster, never example_kit
+  trainer      imports harness; never cluster, never example_kit; its shared
+               modules never import a backend (trainer.estimator,
+               trainer.keras), and neither backend imports the other
   cluster      imports harness; only its entry points import trainer
   example_kit  imports harness; never trainer, never cluster
   hub_migrate  imports harness; reads code, never loads TensorFlow
@@ -18,6 +20,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tests import backend_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OURS = ("harness", "trainer", "cluster", "example_kit", "hub_migrate")
@@ -37,7 +41,7 @@ LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
-                        "trainer.train", "trainer.best_export",
+                        "trainer.best_export",
                         "trainer.early_stopping", "trainer.peer_errors",
                         "trainer.eval_events"},
     # TF only to read an archive on its file systems: the launcher fetches
@@ -48,11 +52,22 @@ LAZY = {
 }
 
 
+BACKENDS = ("trainer.estimator", "trainer.keras")
+
+
 def _modules():
   for package in OURS:
-    for name in sorted(os.listdir(os.path.join(REPO, package))):
-      if name.endswith(".py"):
-        yield package, "%s/%s" % (package, name)
+    for root, _, names in sorted(os.walk(os.path.join(REPO, package))):
+      for name in sorted(names):
+        if name.endswith(".py"):
+          path = os.path.relpath(os.path.join(root, name), REPO)
+          yield package, path.replace(os.sep, "/")
+
+
+def _backend(name):
+  """The backend a module (dotted, or a path) belongs to, or None."""
+  dotted = name.replace("/", ".")
+  return next((b for b in BACKENDS if dotted.startswith(b + ".")), None)
 
 
 def _imports(path):
@@ -84,6 +99,21 @@ def test_layers_import_one_way(package, path):
   for name, _ in _imports(path):
     if _package(name) in OURS:
       assert _package(name) in allowed, "%s imports %s" % (path, name)
+    imported = _backend(name + ".")
+    if imported:
+      assert _backend(path) == imported, "%s imports the backend %s" % (
+          path, name)
+
+
+def test_the_backends_are_found_and_kept_apart():
+  """The rule above sees both backends' modules, and catches a shared
+  module importing one."""
+  paths = [path for _, path in _modules()]
+  assert "trainer/estimator/train.py" in paths
+  assert "trainer/keras/train.py" in paths
+  assert _backend("trainer/estimator/train.py") == "trainer.estimator"
+  assert _backend("trainer/preflight.py") is None
+  assert _backend("trainer.keras.model.") == "trainer.keras"
 
 
 def test_the_leaf_and_the_migration_tool_do_not_load_tensorflow():
@@ -115,6 +145,8 @@ def test_the_rule_above_catches_a_cycle(tmp_path, monkeypatch):
 def test_importing_changes_nothing_in_the_process():
   modules = [path[:-3].replace("/", ".") for _, path in _modules()
              if not path.endswith("__main__.py")]
+  if not backend_jobs.ESTIMATOR_HERE:  # Its modules need tf.estimator.
+    modules = [m for m in modules if _backend(m + ".") != "trainer.estimator"]
   script = """
 import os, sys
 before = dict(os.environ)

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from example_kit import datasets
-from trainer import model
+from trainer import hub_layer
 from trainer import model_spec
 
 
@@ -26,7 +26,7 @@ def _trainer_layer_outputs(spec, features):
   with tf.Graph().as_default() as graph:
     layer = hub.KerasLayer(**spec.keras_layer_kwargs())
     tensors = {k: tf.constant(v) for k, v in features.items()}
-    outputs = model.hub_outputs(layer, spec, tensors, training=False)
+    outputs = hub_layer.outputs(layer, spec, tensors, training=False)
     with tf.compat.v1.Session(graph=graph) as session:
       session.run(tf.compat.v1.global_variables_initializer())
       return session.run(outputs)

@@ -12,8 +12,10 @@ import tensorflow_hub as hub
 from example_kit import datasets
 from example_kit import hub_models
 from trainer import job
-from trainer import model
+from trainer.estimator import model
 from trainer import model_spec
+
+pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 
 ModeKeys = tf.estimator.ModeKeys
 SLOT = "/LazyAdam"  # The default optimizer's first slot (m), by variable.

@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 from trainer import job
-from trainer import optimizers
+from trainer.estimator import optimizers
+
+pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 
 LR, B1, B2, EPS = 0.1, 0.9, 0.999, 1e-8
 

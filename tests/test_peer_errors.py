@@ -1,15 +1,16 @@
 """trainer.peer_errors: which TF errors only mean that a peer restarted."""
 
 import json
+import types
 
 import pytest
 import tensorflow as tf
 
 from harness import exit_codes
+from trainer import backends
 from trainer import cli
 from trainer import peer_errors
 from trainer import task
-from trainer import train
 
 E = tf.errors
 PEER = [
@@ -63,7 +64,9 @@ WORKER = json.dumps({"cluster": {"chief": ["h:1"], "worker": ["h:2"],
 def _run_raising(assets, tmp_path, monkeypatch, error, capsys):
   def fail(*args, **kwargs):
     raise error
-  monkeypatch.setattr(train, "run", fail)
+  chosen = backends.load
+  monkeypatch.setattr(backends, "load", lambda choice: types.SimpleNamespace(
+      run=fail, model_variables=chosen(choice).model_variables))
   fv = cli.new_flag_values([
       "--module_handle=" + assets.digits_model, "--n_classes=5",
       "--train_files=" + assets.data("digits_train.tfrecord"),

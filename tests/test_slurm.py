@@ -131,7 +131,7 @@ def test_bad_input_is_one_line(tmp_path, args, trainer_args, env, message):
               env=environ)
   assert proc.returncode == 1, proc.stderr
   assert proc.stdout == ""
-  lines = [l for l in proc.stderr.strip().splitlines()
+  lines = [l for l in processes.our_lines(proc.stderr)
            if not re.match(r"[IWEF]\d{4} \d", l)]
   assert len(lines) == 1 and lines[0].startswith("error: "), lines
   assert message in lines[0], lines
@@ -288,7 +288,7 @@ def test_a_bad_trainer_flag_fails_before_anything_is_queued(cluster,
                           text=True, check=False).stdout
   proc = _submit(cluster, workdir, trainer_args=DEMO + ["--n_classes=3"])
   assert proc.returncode == 1
-  lines = [l for l in proc.stderr.strip().splitlines()
+  lines = [l for l in processes.our_lines(proc.stderr)
            if l.startswith("error: ")]
   assert lines == ["error: %s: record 1: label 4 is outside [0, 3) "
                    "(--n_classes=3); labels must be the integers 0 to 2." %
@@ -315,7 +315,7 @@ def test_what_slurm_cannot_run_is_one_line(cluster, workdir, args, message):
                            cpus=nodes * slurm_cluster.NODE_CPUS)
   proc = _submit(cluster, workdir, args=args)
   assert proc.returncode == 1, proc.stdout[-3000:]
-  lines = [l for l in proc.stderr.strip().splitlines()
+  lines = [l for l in processes.our_lines(proc.stderr)
            if l.startswith("error: ")]
   assert len(lines) == 1 and message in lines[0], proc.stderr
   assert cluster.queue() == []

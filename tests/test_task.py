@@ -1,6 +1,7 @@
 """trainer.task: flags, flagfiles, the demo, and bad input from the CLI."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -9,12 +10,13 @@ import pytest
 
 from example_kit import datasets
 from harness import tf_config
+from tests import backend_jobs
+from tests import processes
 from trainer import cli
 from trainer import job as job_lib
 from trainer import model_dir as model_dir_lib
 from trainer import preflight
 from trainer import task
-from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -56,7 +58,7 @@ def test_config_files_describe_valid_jobs(assets, config, tmp_path,
     assert f.readline().startswith(
         "# python -m trainer.task --flagfile=configs/%s" % config)
   fv = _flags(["--flagfile=" + os.path.join(CONFIGS, config)])
-  plan = preflight.check(cli.job_config(fv))
+  plan = backend_jobs.check(cli.job_config(fv))
   assert plan.train_files and plan.eval_files
 
 
@@ -91,7 +93,7 @@ def _write_bad_data(root):
 
 def _other_models_checkpoint(model_dir, assets, flags_txt=True):
   """A model_dir holding a finished run of a regression model."""
-  train.run(preflight.check(job_lib.JobConfig(
+  backend_jobs.run(backend_jobs.check(job_lib.JobConfig(
       model=job_lib.ModelOptions(assets.digits_model),
       head=job_lib.HeadConfig(n_classes=0),
       data=job_lib.DataOptions(
@@ -99,7 +101,7 @@ def _other_models_checkpoint(model_dir, assets, flags_txt=True):
           eval_files=[assets.data("digits_eval.csv")],
           input_map={"inputs": "pixels"}, validate_data=False),
       run=job_lib.RunOptions(train_steps=2), model_dir=str(model_dir))),
-            log=lambda line: None)
+                   log=lambda line: None)
   if flags_txt:
     fv = _flags(["--module_handle=" + assets.digits_model, "--n_classes=0",
                  "--model_dir=" + str(model_dir)])
@@ -230,7 +232,7 @@ def test_cli_reports_bad_input_without_traceback(assets, tmp_path):
                    "--train_files=x", "--eval_files=x",
                    "--model_dir=" + str(tmp_path / "model")], tmp_path)
   assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines() == [
+  assert processes.our_lines(proc.stderr) == [
       "error: Model path /no/such/model does not exist; --module_handle "
       "must be the directory of a SavedModel (one that holds "
       "saved_model.pb)."]
@@ -283,11 +285,12 @@ def test_check_only_describes_the_run_and_writes_nothing(assets, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = proc.stdout.splitlines()
   assert out[0] == "Pre-flight passed; nothing was written."
-  assert out[1] == ("Task: local: a single process (no TF_CONFIG): trains, "
+  assert re.match(r"Backend: (estimator|keras) \(auto: TF [\d.]+ ", out[1])
+  assert out[2] == ("Task: local: a single process (no TF_CONFIG): trains, "
                     "evaluates and exports.")
-  assert out[2] == ("Model: %s: SavedModel, called through __call__, "
+  assert out[3] == ("Model: %s: SavedModel, called through __call__, "
                     "frozen." % assets.digits_model)
-  assert out[3] == "Inputs: inputs <- column pixels (float32 (None, 64))."
+  assert out[4] == "Inputs: inputs <- column pixels (float32 (None, 64))."
   assert "Model directory: %s: new." % (tmp_path / "model") in out
   assert not os.path.exists(tmp_path / "model")
 
@@ -333,5 +336,5 @@ def test_a_required_flag_left_out_is_one_line(assets, tmp_path, left_out,
   proc = _run_cli(args, tmp_path)
   assert proc.returncode == 1, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr
-  lines = proc.stderr.strip().splitlines()
+  lines = processes.our_lines(proc.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: " + message), lines

@@ -263,7 +263,7 @@ def test_bad_input_is_one_line_and_nothing_on_stdout(shared, args,
                    shared] + args, _trainer_args(shared, trainer_args))
   assert proc.returncode == 1, proc.stderr
   assert proc.stdout == ""
-  lines = proc.stderr.strip().splitlines()
+  lines = processes.our_lines(proc.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: "), lines
   assert message in lines[0], lines
 

@@ -10,7 +10,9 @@ import tensorflow as tf
 from example_kit import datasets
 from trainer import job as job_lib
 from trainer import preflight
-from trainer import train
+from trainer.estimator import train
+
+pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 
 
 def _job(assets, tmp_path, handle=None, model=None, head=None, **overrides):

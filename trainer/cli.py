@@ -106,6 +106,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "'Choosing --optimizer').", flag_values=fv)
   flags.DEFINE_float("learning_rate", _d(_Head, "learning_rate"),
                      "Learning rate.", flag_values=fv)
+  # How a step is run.
+  flags.DEFINE_enum(
+      "backend", _d(_Run, "backend"), list(job_lib.BACKENDS),
+      "How training steps are run. estimator: tf.estimator (TF <= 2.15, "
+      "Python <= 3.11). keras: TF2's own parameter-server training "
+      "(tf_keras + ParameterServerStrategy; any TF from 2.15). auto: the "
+      "Estimator where tf.estimator exists, keras otherwise. The run says "
+      "which it uses and why.", flag_values=fv)
+  flags.DEFINE_integer(
+      "steps_per_execution", _d(_Run, "steps_per_execution"), "Keras "
+      "backend: training steps per call of the step function (per closure "
+      "scheduled on a worker); more amortizes the call's overhead, fewer "
+      "checks the loss and checkpoint cadence more often. The Estimator "
+      "backend ignores it.", flag_values=fv)
   # Budget and checkpoints.
   flags.DEFINE_integer("train_steps", _d(_Run, "train_steps"), "Global step "
                        "to train to.", flag_values=fv)

@@ -199,13 +199,3 @@ def make_input_fn(files: Sequence[str], config: InputConfig, *,
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
   return input_fn
-
-
-def serving_input_receiver_fn(inputs: Mapping[str, tf.TensorSpec]):
-  """Receives each model input as a raw tensor of the model's own spec."""
-  def receiver_fn():
-    placeholders = {
-        name: tf.compat.v1.placeholder(spec.dtype, spec.shape, name=name)
-        for name, spec in inputs.items()}
-    return tf.estimator.export.ServingInputReceiver(placeholders, placeholders)
-  return receiver_fn

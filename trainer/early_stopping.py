@@ -6,13 +6,13 @@ accuracy, lower for the losses; trainer.best_export). Estimator's own
 hooks stop the chief but leave a distributed evaluator waiting forever for
 the final step, so here:
 
-* the chief (`StopWhenNotImproving`) reads the evaluations from the event
+* the chief (`stop_if_not_improving`) reads the evaluations from the event
   files, and when it stops writes MODEL_DIR/early_stopped.json (the step,
   the metric, the best value and its step), then saves, exports and ends
   as usual;
-* workers (`StopWhenMarked`) stop when that file appears, and finish as
+* workers stop when that file appears, and finish as
   usual (trainer.job_end);
-* the evaluator (trainer.evaluator) ends after evaluating the chief's final
+* the evaluator ends after evaluating the chief's final
   checkpoint, and the ps end once the export exists: the same end as
   reaching --train_steps.
 """
@@ -74,49 +74,30 @@ def describe(model_dir: str) -> Optional[str]:
               stopped["patience"], stopped["best"], stopped["best_step"]))
 
 
-class StopWhenNotImproving(tf.estimator.SessionRunHook):
-  """The chief's hook: stops training, and says why, on no improvement."""
+def stop_if_not_improving(model_dir: str, eval_dir: str, metric: str,
+                          patience: int, step: int) -> Optional[str]:
+  """The chief's check: where `metric` has not improved for `patience`
+  evaluations, writes the marker (at global step `step`) and returns why;
+  else None."""
+  why = no_improvement(eval_events.evaluations(eval_dir), metric, patience)
+  if not why:
+    return None
+  why["global_step"] = int(step)
+  with tf.io.gfile.GFile(os.path.join(model_dir, MARKER), "w") as f:
+    json.dump(why, f)
+  return describe(model_dir)
 
-  def __init__(self, model_dir: str, eval_dir: str, metric: str,
-               patience: int, log: Callable[[str], None],
+
+class Throttle:
+  """True at most once every `secs`: the checks above read files."""
+
+  def __init__(self, secs: float = CHECK_EVERY_SECS,
                clock: Callable[[], float] = time.monotonic):
-    self._model_dir, self._eval_dir = model_dir, eval_dir
-    self._metric, self._patience = metric, patience
-    self._log, self._clock = log, clock
-    self._next_check = 0.0
+    self._secs, self._clock = secs, clock
+    self._next = 0.0
 
-  def begin(self):
-    self._step = tf.compat.v1.train.get_global_step()
-
-  def before_run(self, run_context):
-    return tf.estimator.SessionRunArgs(self._step)
-
-  def after_run(self, run_context, run_values):
-    if self._clock() < self._next_check:
-      return
-    self._next_check = self._clock() + CHECK_EVERY_SECS
-    why = no_improvement(eval_events.evaluations(self._eval_dir),
-                         self._metric, self._patience)
-    if why:
-      why["global_step"] = int(run_values.results)
-      with tf.io.gfile.GFile(os.path.join(self._model_dir, MARKER),
-                             "w") as f:
-        json.dump(why, f)
-      self._log(describe(self._model_dir))
-      run_context.request_stop()
-
-
-class StopWhenMarked(tf.estimator.SessionRunHook):
-  """A worker's hook: stops when the chief has stopped early."""
-
-  def __init__(self, model_dir: str,
-               clock: Callable[[], float] = time.monotonic):
-    self._model_dir, self._clock = model_dir, clock
-    self._next_check = 0.0
-
-  def after_run(self, run_context, run_values):
-    if self._clock() < self._next_check:
-      return
-    self._next_check = self._clock() + CHECK_EVERY_SECS
-    if marker(self._model_dir):
-      run_context.request_stop()
+  def __call__(self) -> bool:
+    if self._clock() < self._next:
+      return False
+    self._next = self._clock() + self._secs
+    return True

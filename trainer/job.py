@@ -26,6 +26,9 @@ from harness import errors
 # trainer.optimizers.OPTIMIZERS: the first is the default. lazy_adam is Adam
 # whose sparse updates (embedding rows) touch only the rows of the batch.
 OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
+# How a step is run (trainer.backends): "auto" picks the Estimator where
+# tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
+BACKENDS = ("auto", "estimator", "keras")
 # The metrics each head reports (trainer.model), for --export_best and
 # --early_stopping_metric.
 CLASSIFICATION_METRICS = ("accuracy", "loss", "data_loss")
@@ -103,7 +106,13 @@ class RunOptions:
     early_stopping_metric, early_stopping_patience: stop once the metric
       has not improved for that many evaluations (trainer.early_stopping).
     profile_steps: (first, last) global steps to profile; empty: none.
+    backend: one of BACKENDS (trainer.backends).
+    steps_per_execution: Keras backend: training steps per call of the
+      step function (per scheduled closure on a cluster); the Estimator
+      runs one step per session run.
   """
+  backend: str = BACKENDS[0]
+  steps_per_execution: int = 10
   train_steps: int = 1000
   eval_steps: Optional[int] = None
   save_checkpoints_steps: Optional[int] = None
@@ -231,6 +240,7 @@ def validate(job: JobConfig) -> JobConfig:
   head, run, cluster = job.head, job.run, job.cluster
   _positive_integers({"batch_size": job.data.batch_size,
                       "train_steps": run.train_steps,
+                      "steps_per_execution": run.steps_per_execution,
                       "log_every_steps": run.log_every_steps,
                       "eval_steps": run.eval_steps,
                       "keep_checkpoint_max": run.keep_checkpoint_max,
@@ -246,6 +256,9 @@ def validate(job: JobConfig) -> JobConfig:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %
         head.n_classes)
+  if run.backend not in BACKENDS:
+    raise errors.FlagError("`backend`=%s is not one of: %s." % (
+        run.backend, ", ".join(BACKENDS)))
   if head.optimizer not in OPTIMIZERS:
     raise errors.FlagError("`optimizer`=%s is not one of: %s." % (
         head.optimizer, ", ".join(OPTIMIZERS)))

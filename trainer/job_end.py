@@ -93,22 +93,27 @@ def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
   return missing
 
 
-def serve_until_done(run_config: tf.estimator.RunConfig, *, export_dir: str,
-                     model_dir: str, log: Callable[[str], None]) -> None:
-  """Starts this ps's server as Estimator does, and serves until the job
-  is done (see wait_until_done); then returns, and the process exits 0."""
+def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
+                     export_dir: str, model_dir: str,
+                     log: Callable[[str], None],
+                     config: Optional[tf.compat.v1.ConfigProto] = None,
+                     protocol: Optional[str] = None,
+                     wait_for_workers: bool = True) -> None:
+  """Starts this ps's (or, on the Keras backend, worker's) server and
+  serves until the job is done (see wait_until_done); then returns, and
+  the process exits 0. `wait_for_workers`: also wait for the workers'
+  finish markers (Estimator workers train on their own and leave one;
+  Keras workers only serve)."""
   server = tf.distribute.Server(
-      run_config.cluster_spec, job_name=run_config.task_type,
-      task_index=run_config.task_id,
-      config=tf.compat.v1.ConfigProto(
-          log_device_placement=False,
-          gpu_options=run_config.session_config.gpu_options),
-      protocol=run_config.protocol, start=True)
+      tf.train.ClusterSpec(cluster_spec), job_name=job_name,
+      task_index=task_index, config=config, protocol=protocol or "grpc",
+      start=True)
   del server  # Serves in its own threads until the process exits.
-  num_workers = len(run_config.cluster_spec.as_dict().get(
-      tf_config.WORKER, []))
-  log("Serving; stopping once %s exists and %d worker(s) finished." %
-      (export_dir, num_workers))
+  num_workers = len(cluster_spec.get(tf_config.WORKER, [])) if (
+      wait_for_workers) else 0
+  log("Serving; stopping once %s exists%s." % (
+      export_dir, " and %d worker(s) finished" % num_workers
+      if num_workers else ""))
   wait_until_done(export_dir=export_dir, model_dir=model_dir,
                   num_workers=num_workers, log=log)
   log("The job is done (the chief's final export exists); stopping.")

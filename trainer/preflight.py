@@ -6,7 +6,8 @@ reads the data files,
 maps data columns to model inputs, scans every example (unless
 `validate_data` is off) and, for the task that writes them, checks the
 model and export directories. It writes nothing; a problem is a
-`HarnessError` naming it. The result, a `Plan`, is what trainer.train runs.
+`HarnessError` naming it. The result, a `Plan`, is what a backend runs
+(trainer.estimator, trainer.keras).
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from harness import errors
 from harness import tf_config
+from trainer import backends
 from trainer import data
 from trainer import handles
 from trainer import input_map as input_map_lib
@@ -24,6 +26,11 @@ from trainer import model_dir as model_dir_lib
 from trainer import model_spec as model_spec_lib
 from trainer import validate
 from trainer import warm_start as warm_start_lib
+
+# (spec, head) -> {variable name: shape}: the backend's model variables,
+# named as trainer.warm_start names them.
+ModelVariables = Callable[[model_spec_lib.ModelSpec, job_lib.HeadConfig],
+                          Dict[str, list]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,7 @@ class Plan:
       trainer.model_dir.settle).
     resolution: where the hub handle resolved to; `job` names that
       directory.
+    backend: the backend that runs the plan (trainer.backends).
     warm_start: (the checkpoint, the names of the variables to take from
       it) where the job warm-starts; None otherwise.
   """
@@ -49,6 +57,7 @@ class Plan:
   model_dir_conflict: str = ""
   resolution: Optional[handles.Resolution] = None
   warm_start: Optional[tuple] = None
+  backend: Optional[backends.Choice] = None
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
@@ -62,6 +71,8 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
           recorded_model: Optional[Callable[[str], Dict]] = None,
           model_settings: Optional[Dict] = None, *,
           cache_dir: Optional[str] = None,
+          backend: Optional[backends.Choice] = None,
+          model_variables: Optional[ModelVariables] = None,
           log: Callable[[str], None] = print) -> Plan:
   """Checks the job before anything is trained; writes nothing but what
   fetching the hub handle puts into the cache.
@@ -73,6 +84,9 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
       them the model directory is not compared with its flags.txt.
     cache_dir: where a URL or archive handle is fetched to (default:
       TFHUB_CACHE_DIR, else hub's default).
+    backend: the backend that will run it (recorded in the plan).
+    model_variables: the backend's (trainer.estimator / trainer.keras
+      `model_variables`); needed where the job warm-starts.
     log: receives download progress.
 
   Raises:
@@ -129,11 +143,13 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   warm_start = None
   if job.run.warm_start_from:
     checkpoint = warm_start_lib.checkpoint_of(job.run.warm_start_from)
-    variables = warm_start_lib.model_variables(spec, job.head)
+    if model_variables is None:
+      raise ValueError("a warm start needs the backend's model_variables")
+    variables = model_variables(spec, job.head)
     names = warm_start_lib.selected(variables, job.run.warm_start_vars)
     warm_start_lib.check(checkpoint, variables, names)
     warm_start = (checkpoint, tuple(names))
   return Plan(job=job, spec=spec, train_files=train_files,
               eval_files=eval_files, inputs=inputs,
               model_dir_conflict=conflict, resolution=resolution,
-              warm_start=warm_start, **counts)
+              warm_start=warm_start, backend=backend, **counts)

@@ -1,74 +1,54 @@
-"""A SessionRunHook that reports training progress.
+"""Training progress as one line every N steps, the same on every backend.
 
-After this task's first step it says so (the end of start-up); then every
-`every_n_steps` global steps it logs one line: the step, the loss, steps
-per second and examples per second (of this task), measured over the steps
-since the last line. With a `summary_dir` (the chief's model directory) it
-also writes examples/sec there, for TensorBoard (Estimator writes the loss
-and global_step/sec itself).
+After this task's first step it says so (the end of start-up; benchmarks
+and tests look for `FIRST_STEP`); then at each multiple of `every_n_steps`
+global steps (or the first update past it) it logs one line: the step, the loss, steps per second and examples per second
+(of this task), measured over the steps since the last line. With
+`write_scalar` (the chief's) it also records examples/sec for TensorBoard.
+The backends feed it: trainer.estimator.hooks (a SessionRunHook) and
+trainer.keras.loop (after each scheduled run of steps).
 """
 
 import time
 from typing import Callable, Optional
 
-import tensorflow as tf
-
-# The model_fn names its total loss so; see trainer.model.
-LOSS_NAME = "total_loss"
 # Starts the line logged after this task's first training step.
 FIRST_STEP = "first training step done"
+EXAMPLES_PER_SEC = "examples/sec"
 
 
-class StepAndLossHook(tf.estimator.SessionRunHook):
-  """Fetches the global step and the model_fn's named loss with every step:
-  `run_values.results["step"]` and `["loss"]` in `after_run`."""
-
-  def __init__(self, loss_name: str = LOSS_NAME):
-    self._loss_name = loss_name
-
-  def begin(self):
-    self._global_step = tf.compat.v1.train.get_global_step()
-    self._loss = tf.compat.v1.get_default_graph().get_tensor_by_name(
-        self._loss_name + ":0")
-
-  def before_run(self, run_context):
-    return tf.estimator.SessionRunArgs({"step": self._global_step,
-                                        "loss": self._loss})
-
-
-class ProgressHook(StepAndLossHook):
+class Progress:
   """Logs step, loss, steps/s and examples/s every `every_n_steps` steps."""
 
-  def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,
-               every_n_steps: int, max_steps: Optional[int] = None,
+  def __init__(self, *, batch_size: int, every_n_steps: int,
+               max_steps: Optional[int] = None,
                log: Callable[[str], None] = print,
                clock: Callable[[], float] = time.monotonic,
-               summary_dir: Optional[str] = None):
+               write_scalar: Optional[Callable[[str, float, int],
+                                               None]] = None):
     if every_n_steps <= 0:
       raise ValueError("every_n_steps (%d) must be positive." % every_n_steps)
-    super().__init__(loss_name)
     self._batch_size = batch_size
     self._every = every_n_steps
     self._max_steps = max_steps
     self._log = log
     self._clock = clock
+    self._write_scalar = write_scalar
     self._last = None  # (global step, time, local steps) of the last report.
     self._latest = None  # The same and the loss, after the latest step.
     self._local_steps = 0
-    self._summary_dir = summary_dir
 
-  def after_run(self, run_context, run_values):
-    step = int(run_values.results["step"])
-    self._local_steps += 1
-    self._latest = (step, self._clock(), self._local_steps,
-                    float(run_values.results["loss"]))
+  def update(self, step: int, loss: float, local_steps: int = 1) -> None:
+    """After `local_steps` steps of this task, at global step `step`."""
+    self._local_steps += local_steps
+    self._latest = (step, self._clock(), self._local_steps, loss)
     if self._last is None:
       self._last = self._latest[:3]
       self._log("%s at global step %d" % (FIRST_STEP, step))
-    elif step - self._last[0] >= self._every:
-      self._report()
+    elif step // self._every > self._last[0] // self._every:
+      self._report()  # The first update at or past a multiple of N.
 
-  def end(self, session):
+  def end(self) -> None:
     if self._last is not None and self._latest[0] > self._last[0]:
       self._report()
 
@@ -81,8 +61,5 @@ class ProgressHook(StepAndLossHook):
     self._log("step %d%s  loss %.4f  %.1f steps/s  %.0f examples/s" % (
         step, total, loss, (step - last_step) / elapsed, examples_per_sec))
     self._last = (step, now, local_steps)
-    if self._summary_dir:
-      summary = tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
-          tag="examples/sec", simple_value=examples_per_sec)])
-      tf.compat.v1.summary.FileWriterCache.get(self._summary_dir).add_summary(
-          summary, step)
+    if self._write_scalar:
+      self._write_scalar(EXAMPLES_PER_SEC, examples_per_sec, step)

@@ -12,9 +12,10 @@ line, and the exit status is 1.
 
 The way from flags to a run, for this entry point and for the launchers that
 start it (cluster/):
-  flags -> `job_from_flags` (trainer.cli, the demo) -> JobConfig
+  flags -> the backend (trainer.backends: estimator or keras, and why)
+        -> `job_from_flags` (trainer.cli, the demo) -> JobConfig
         -> `prepare` (trainer.preflight: validated once, model, data) -> Plan
-        -> trainer.model_dir.settle -> trainer.train.run -> `summary`.
+        -> trainer.model_dir.settle -> the backend's run -> `summary`.
 """
 
 import datetime
@@ -29,12 +30,13 @@ from absl import logging
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
+from trainer import backends
 from trainer import cli
 from trainer import demo
 from trainer import handles
 from trainer import job as job_lib
-# The modules that load TensorFlow (trainer.preflight, .model_dir, .train)
-# are imported where first used, on purpose: --helpfull and a bad flag answer
+# The modules that load TensorFlow (trainer.preflight, .model_dir, the
+# backends) are imported where first used, on purpose: --helpfull and a bad flag answer
 # in a fraction of the time, and main() sets TF's C++ log level before TF
 # loads (measured in docs/layout.md).
 
@@ -61,25 +63,34 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
             log: Callable[[str], None] = logging.info,
             build_demo: bool = True, cache_dir: Optional[str] = None):
-  """Flags -> a checked trainer.preflight.Plan, for the task `task`.
+  """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
+  the backend that runs it (`plan.backend`).
 
   Writes nothing but the demo's models and data (where missing, and
   `build_demo`) and what fetching a hub handle puts into `cache_dir`
-  (default: TFHUB_CACHE_DIR, else hub's default).
+  (default: TFHUB_CACHE_DIR, else hub's default). A backend this TF lacks
+  is refused before that.
   """
+  choice = backends.choose_here(fv.backend)
   job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
                        build_demo=build_demo)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
   return preflight.check(
       job, task, recorded_model=cli.recorded_model,
       model_settings=cli.model_settings(fv),
-      cache_dir=cache_dir or handles.default_cache_dir(os.environ), log=log)
+      cache_dir=cache_dir or handles.default_cache_dir(os.environ),
+      backend=choice,
+      model_variables=backends.load(choice).model_variables, log=log)
 
 
-def recorded_flags(lines: List[str], resolution) -> List[str]:
-  """flags.txt's lines: the module handle as the user gave it, and, as a
-  comment, the directory it resolved to (with the archive's size and
-  sha256), so that a run can be reproduced and audited."""
+def recorded_flags(lines: List[str], resolution,
+                   choice: Optional[backends.Choice] = None) -> List[str]:
+  """flags.txt's lines: the backend that ran (and why, as a comment), the
+  module handle as the user gave it, and, as a comment, the directory it
+  resolved to (with the archive's size and sha256), so that a run can be
+  reproduced and audited."""
+  if choice:
+    lines = lines + ["# " + choice.describe()]
   if not (resolution and resolution.in_cache):
     return lines
   return [line for line in lines if not line.startswith("--module_handle=")
@@ -121,7 +132,10 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
         "evaluate: give the trainer `eval_files`, or run the cluster with "
         "--noevaluator.")
   settle_model_dir(plan, fv.overwrite_model_dir, log=log)
-  lines = cli.flag_lines(fv) + list(CHECKED_ONCE)
+  log(plan.backend.describe())
+  # Every task runs the backend the launcher chose.
+  lines = cli.flag_lines(fv) + list(CHECKED_ONCE) + [
+      "# " + plan.backend.describe(), "--backend=" + plan.backend.name]
   if plan.resolution.in_cache:  # Every task loads the one fetched copy.
     lines += ["# %s, once, by the launcher" % plan.resolution.describe(),
               "--module_handle=" + plan.resolution.path]
@@ -199,6 +213,7 @@ def describe(plan, config: Optional[tf_config.TfConfig],
   inputs, data and outputs."""
   task = config.task if config else None
   lines = ["Pre-flight passed; nothing was written.",
+           plan.backend.describe(),
            "Task: %s: %s." % (task.name if task else "local",
                               _ROLES[task.type if task else None])]
   if config:
@@ -261,10 +276,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     fv: the parsed trainer flags.
     environ: the environment whose TF_CONFIG names this task.
   """
-  # pylint: disable=g-import-not-at-top
-  from trainer import model_dir
-  from trainer import train
-  # pylint: enable=g-import-not-at-top
+  from trainer import model_dir  # pylint: disable=g-import-not-at-top
   try:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
@@ -279,9 +291,10 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     print(describe(plan, parsed, model_dir_state), flush=True)
     return 0
   job = plan.job
+  logging.info(plan.backend.describe())
   if tf_config.is_chief(task):
     model_dir.write_record(recorded_flags(cli.flag_lines(fv),
-                                          plan.resolution),
+                                          plan.resolution, plan.backend),
                            os.path.join(job.model_dir, cli.FLAGS_FILE))
   logging.info("Training %s on %s%s for %d steps; model_dir %s",
                job.model.module_handle, ",".join(plan.train_files),
@@ -289,7 +302,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                if plan.train_examples else "", job.run.train_steps,
                job.model_dir)
   try:
-    result = train.run(plan, parsed, log=logging.info)
+    result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except

@@ -3,11 +3,16 @@
 `--warm_start_from=PATH` (a model directory, or a checkpoint prefix) and
 `--warm_start_vars=REGEX` (which of the model's variables: by default all
 of them, the hub model's and the head's; the optimizer's slots and the
-global step are never taken) become Estimator's `WarmStartSettings`. The
-pre-flight (`check`) finds the checkpoint and checks that every selected
-variable is in it with the same shape, so that a mismatch is one line
-naming the variable and both shapes, not a TF error after start-up. A head
-with another number of classes: `--warm_start_vars='^(?!logits)'`.
+global step are never taken). Variables are named as the Estimator's
+checkpoints name them ("dense1/kernel", "hidden_0/kernel", "logits/bias"),
+on both backends: each backend lists its model's variables by those names
+(`model_variables`), and reads them from a checkpoint of either backend
+(trainer.estimator.warm_start: Estimator's `WarmStartSettings`;
+trainer.keras.warm_start: the bridge). The pre-flight (`check`) finds the
+checkpoint and checks that every selected variable is in it with the same
+shape, so that a mismatch is one line naming the variable and both shapes,
+not a TF error after start-up. A head with another number of classes:
+`--warm_start_vars='^(?!logits)'`.
 """
 
 import re
@@ -16,9 +21,6 @@ from typing import Dict, List
 import tensorflow as tf
 
 from harness import errors
-from trainer import job as job_lib
-from trainer import model as model_lib
-from trainer import model_spec as model_spec_lib
 
 ALL_VARIABLES = ".*"
 
@@ -40,23 +42,6 @@ def checkpoint_of(path: str) -> str:
   return path
 
 
-def model_variables(spec: model_spec_lib.ModelSpec,
-                    head: job_lib.HeadConfig) -> Dict[str, List[int]]:
-  """name -> shape of the model's variables (hub model and head), from its
-  graph for evaluation (no optimizer slots there)."""
-  with tf.Graph().as_default() as graph:
-    step = tf.compat.v1.train.get_or_create_global_step()
-    features = {name: tf.compat.v1.placeholder(s.dtype, s.shape)
-                for name, s in spec.inputs.items()}
-    labels = tf.compat.v1.placeholder(
-        tf.int64 if head.n_classes else tf.float32, [None])
-    model_lib.make_model_fn(spec, head)(features, labels,
-                                        tf.estimator.ModeKeys.EVAL)
-    return {v.op.name: v.shape.as_list() for v in graph.get_collection(
-        tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
-            if v.op.name not in (step.op.name, "save_counter")}
-
-
 def selected(variables: Dict[str, List[int]], pattern: str) -> List[str]:
   try:
     regex = re.compile(pattern)
@@ -71,10 +56,65 @@ def selected(variables: Dict[str, List[int]], pattern: str) -> List[str]:
   return chosen
 
 
+def saved_variables(checkpoint: str) -> Dict[str, List[int]]:
+  """name -> shape of the model variables in a checkpoint of either backend
+  (a Keras backend checkpoint keeps them under `KERAS_PREFIX`)."""
+  saved = {}
+  for key, shape in tf.train.list_variables(checkpoint):
+    middle = key[len(KERAS_PREFIX):-len(KERAS_SUFFIX)]
+    if key.startswith(KERAS_PREFIX) and key.endswith(KERAS_SUFFIX):
+      if "/" not in middle:  # Not an optimizer slot of the variable.
+        saved[unescape(middle)] = shape
+    elif "/.ATTRIBUTES/" not in key and key not in GLOBAL_STEP_KEYS:
+      saved[key] = shape
+  return saved
+
+
+# How a Keras backend checkpoint keys its model variables: a dict tracked
+# as `model_variables`, each entry under its Estimator name, escaped as TF's
+# object-based checkpoints escape names ("/" -> ".S", "." -> "..").
+KERAS_PREFIX = "model_variables/"
+KERAS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def escape(name: str) -> str:
+  return name.replace(".", "..").replace("/", ".S")
+
+
+def unescape(key: str) -> str:
+  return re.sub(r"\.(.)", lambda m: {"S": "/", ".": "."}[m.group(1)], key)
+
+
+def read(checkpoint: str, name: str):
+  """The value of the model variable `name` in a checkpoint of either
+  backend."""
+  reader = tf.train.load_checkpoint(checkpoint)
+  if reader.has_tensor(name):
+    return reader.get_tensor(name)
+  return reader.get_tensor(KERAS_PREFIX + escape(name) + KERAS_SUFFIX)
+
+
+# Where each backend's checkpoints keep the global step.
+GLOBAL_STEP_KEYS = ("global_step", "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE")
+
+
+def global_step(checkpoint: str) -> int:
+  """The global step a checkpoint of either backend (a prefix, or a model
+  directory's latest) was saved at."""
+  if tf.io.gfile.isdir(checkpoint):
+    checkpoint = tf.train.latest_checkpoint(checkpoint)
+  reader = tf.train.load_checkpoint(checkpoint)
+  for key in GLOBAL_STEP_KEYS:
+    if reader.has_tensor(key):
+      return int(reader.get_tensor(key))
+  raise ValueError("%s holds no global step (%s)" % (
+      checkpoint, " or ".join(GLOBAL_STEP_KEYS)))
+
+
 def check(checkpoint: str, variables: Dict[str, List[int]],
           names: List[str]) -> None:
   """Every selected variable is in the checkpoint, with its shape."""
-  saved = dict(tf.train.list_variables(checkpoint))
+  saved = saved_variables(checkpoint)
   for name in names:
     if name not in saved:
       raise errors.FlagError(
@@ -87,14 +127,3 @@ def check(checkpoint: str, variables: Dict[str, List[int]],
           "model; leave it out with `warm_start_vars` (e.g. '^(?!%s)')." %
           (name, list(saved[name]), checkpoint, list(variables[name]),
            name.split("/")[0]))
-
-
-def settings(checkpoint: str,
-             names: List[str]) -> tf.estimator.WarmStartSettings:
-  """Exactly these variables, from exactly this checkpoint."""
-  # A list selects from all global variables (a single string would only
-  # see TRAINABLE_VARIABLES, which hub.KerasLayer does not fill); each name
-  # is matched whole ("dense1/kernel:0").
-  return tf.estimator.WarmStartSettings(
-      ckpt_to_initialize_from=checkpoint,
-      vars_to_warm_start=["^%s:" % re.escape(name) for name in names])

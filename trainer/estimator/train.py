@@ -8,39 +8,39 @@ The plan comes from trainer.preflight.check.
 """
 
 import contextlib
-import dataclasses
 import uuid
-from typing import Callable, Dict, Optional
+from typing import Callable, Mapping, Optional
 
 import tensorflow as tf
 
 from harness import tf_config
-from trainer import best_export
-from trainer import config as config_lib
 from trainer import data
 from trainer import early_stopping
 from trainer import eval_events
-from trainer import evaluator
 from trainer import job_end
-from trainer import model as model_lib
-from trainer import nan_guard
 from trainer import preflight
-from trainer import profiling
-from trainer import progress
-from trainer import readiness
-from trainer import warm_start
+from trainer import result as result_lib
+from trainer.estimator import config as config_lib
+from trainer.estimator import evaluator
+from trainer.estimator import exporters
+from trainer.estimator import hooks as hooks_lib
+from trainer.estimator import model as model_lib
+from trainer.estimator import readiness
+from trainer.estimator import warm_start
 
 
-@dataclasses.dataclass(frozen=True)
-class Result:
-  """What a task did: final metrics (where it evaluated) and its outputs."""
-  task_type: Optional[str]
-  metrics: Optional[Dict[str, float]]
-  checkpoint: Optional[str]
-  export_dir: Optional[str]
-
-
+Result = result_lib.Result
 Plan = preflight.Plan
+
+
+def serving_input_receiver_fn(inputs: Mapping[str, tf.TensorSpec]):
+  """Receives each model input as a raw tensor of the model's own spec."""
+  def receiver_fn():
+    placeholders = {
+        name: tf.compat.v1.placeholder(spec.dtype, spec.shape, name=name)
+        for name, spec in inputs.items()}
+    return tf.estimator.export.ServingInputReceiver(placeholders, placeholders)
+  return receiver_fn
 
 
 def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
@@ -87,7 +87,7 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   tf.io.gfile.makedirs(staging)
   try:
     written = estimator.export_saved_model(
-        staging, data.serving_input_receiver_fn(p.spec.inputs))
+        staging, serving_input_receiver_fn(p.spec.inputs))
     if isinstance(written, bytes):
       written = written.decode()
     tf.io.gfile.rename(written, export_dir)
@@ -107,20 +107,20 @@ def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
   and the profile (the chief's part, or a worker's)."""
   job, chief = p.job, tf_config.is_chief(task)
   hooks = [
-      progress.ProgressHook(batch_size=job.data.batch_size,
-                            every_n_steps=job.run.log_every_steps,
-                            max_steps=job.run.train_steps, log=log,
-                            summary_dir=model_dir if chief else None),
-      nan_guard.NonFiniteLossHook(learning_rate=job.head.learning_rate,
+      hooks_lib.ProgressHook(batch_size=job.data.batch_size,
+                             every_n_steps=job.run.log_every_steps,
+                             max_steps=job.run.train_steps, log=log,
+                             summary_dir=model_dir if chief else None),
+      hooks_lib.NonFiniteLossHook(learning_rate=job.head.learning_rate,
                                   optimizer=job.head.optimizer),
   ]
   if job.run.early_stopping_metric:
-    hooks.append(early_stopping.StopWhenNotImproving(
+    hooks.append(hooks_lib.StopWhenNotImproving(
         model_dir, eval_dir, job.run.early_stopping_metric,
         job.run.early_stopping_patience, log) if chief else
-                 early_stopping.StopWhenMarked(model_dir))
+                 hooks_lib.StopWhenMarked(model_dir))
   if job.run.profile_steps and chief:
-    hooks.append(profiling.ProfileHook(*job.run.profile_steps,
+    hooks.append(hooks_lib.ProfileHook(*job.run.profile_steps,
                                        logdir=model_dir, log=log))
   return hooks
 
@@ -128,9 +128,9 @@ def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
 def _exporters(p: Plan):
   if not p.job.run.export_best:
     return ()
-  return (best_export.BestExport(
+  return (exporters.BestExport(
       p.job.run.export_best, p.job.model_dir,
-      data.serving_input_receiver_fn(p.spec.inputs)),)
+      serving_input_receiver_fn(p.spec.inputs)),)
 
 
 def _step_of_latest(model_dir: str) -> int:
@@ -155,7 +155,14 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
   task_type = task.type if task else None
   estimator = estimator_for(p, config.for_estimator() if config else None)
   if task_type == tf_config.PS:
-    job_end.serve_until_done(estimator.config,
+    run_config = estimator.config
+    job_end.serve_until_done(run_config.cluster_spec.as_dict(),
+                             job_name=run_config.task_type,
+                             task_index=run_config.task_id,
+                             config=tf.compat.v1.ConfigProto(
+                                 gpu_options=run_config.session_config
+                                 .gpu_options),
+                             protocol=run_config.protocol,
                              export_dir=job.resolved_export_dir,
                              model_dir=job.model_dir, log=log)
     return Result(task_type=task_type, metrics=None, checkpoint=None,

@@ -26,35 +26,13 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from trainer import checkpoints
+from trainer import hub_layer
 from trainer import job as job_lib
 from trainer import model_spec as model_spec_lib
-from trainer import optimizers
-from trainer import progress
+from trainer.estimator import checkpoints
+from trainer.estimator import hooks
+from trainer.estimator import optimizers
 
-
-
-def hub_outputs(layer: hub.KerasLayer, spec: model_spec_lib.ModelSpec,
-                features, training: bool) -> tf.Tensor:
-  """Calls the hub layer and returns one float [batch, n] tensor."""
-  if spec.single_input:
-    inputs = features[next(iter(spec.inputs))]
-  else:
-    inputs = dict(features)
-  outputs = layer(inputs, training=training)
-  if isinstance(outputs, dict):  # signature_outputs_as_dict
-    outputs = tf.concat([_flat_float(outputs[k]) for k in sorted(outputs)],
-                        axis=1)
-  return _flat_float(outputs)
-
-
-def _flat_float(tensor: tf.Tensor) -> tf.Tensor:
-  tensor = tf.cast(tensor, tf.float32)
-  if tensor.shape.rank == 1:
-    return tensor[:, tf.newaxis]
-  if tensor.shape.rank > 2:
-    return tf.reshape(tensor, [-1, tensor.shape[1:].num_elements()])
-  return tensor
 
 
 class GreedyBySize:
@@ -105,7 +83,7 @@ def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig):
                  if num_ps > 1 else contextlib.nullcontext())
     with placement:
       layer = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
-      net = hub_outputs(layer, spec, features, training)
+      net = hub_layer.outputs(layer, spec, features, training)
       head_layers = [tf_keras.layers.Dense(units, activation="relu",
                                            name="hidden_%d" % i)
                      for i, units in enumerate(head.hidden_units)]
@@ -147,7 +125,7 @@ def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig):
       }
     regularization = tf.add_n(
         [tf.cast(l, tf.float32) for l in layer.losses] + [tf.constant(0.0)])
-    loss = tf.identity(data_loss + regularization, name=progress.LOSS_NAME)
+    loss = tf.identity(data_loss + regularization, name=hooks.LOSS_NAME)
     metrics["data_loss"] = tf.compat.v1.metrics.mean(data_loss)
 
     if mode == tf.estimator.ModeKeys.EVAL:

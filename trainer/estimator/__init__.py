@@ -1,0 +1,16 @@
+"""The Estimator backend: `tf.estimator` on TF1 sessions (TF <= 2.15).
+
+  run(plan, config, log)        trains, evaluates, exports (train.py)
+  model_variables(spec, head)   the model's variables by name (warm_start.py)
+
+Its modules: train.py (the task's run), model.py (the model_fn), config.py
+(RunConfig and its session config), checkpoints.py (the chief's saver),
+readiness.py (ready polls), evaluator.py (the evaluator's loop), hooks.py
+(progress, NaN guard, early stopping, profile), exporters.py (the best
+export), optimizers.py (lazy Adam for TF1 optimizers), warm_start.py.
+"""
+
+from trainer.estimator.train import run
+from trainer.estimator.warm_start import model_variables
+
+__all__ = ["run", "model_variables"]

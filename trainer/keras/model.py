@@ -1,0 +1,126 @@
+"""The Keras backend's model: the hub model in `hub.KerasLayer` plus the
+same head as the Estimator's, as a `tf_keras` model.
+
+`tf_keras` (Keras 2), not Keras 3: hub.KerasLayer is a Keras 2 layer, and
+Keras 3 has no parameter-server training (keras-team/keras#18624). The
+head, its predictions, its losses and its metrics are those of
+trainer.estimator.model: ReLU `hidden_N` layers, a `logits` layer,
+softmax cross-entropy for classes (n_classes >= 2) or squared error for a
+regression (n_classes 0), plus the hub model's regularization losses
+(`layer.losses`: empty when frozen).
+
+Variables are named as the Estimator's checkpoints name them
+(`variables_by_name`): the hub model's by their saved names
+("dense1/kernel"), the head's "hidden_0/kernel", "logits/bias". That is how
+a checkpoint of either backend warm-starts the other (trainer.warm_start).
+"""
+
+from typing import Dict, List, Mapping, Tuple
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+from harness import errors
+from trainer import hub_layer
+from trainer import job as job_lib
+from trainer import model_spec as model_spec_lib
+
+
+class HubModel(tf_keras.Model):
+  """features (a dict keyed by model input) -> logits [batch, max(n, 1)]."""
+
+  def __init__(self, spec: model_spec_lib.ModelSpec,
+               head: job_lib.HeadConfig):
+    super().__init__(name="hub_model")
+    self._spec = spec
+    self.hub = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
+    self.head_layers = [
+        tf_keras.layers.Dense(units, activation="relu", name="hidden_%d" % i)
+        for i, units in enumerate(head.hidden_units)]
+    self.head_layers.append(tf_keras.layers.Dense(max(head.n_classes, 1),
+                                                  name="logits"))
+
+  def get_config(self):
+    return {"name": self.name}  # Built from the plan, never from a config.
+
+  def call(self, features, training=False):  # pylint: disable=arguments-differ
+    net = hub_layer.outputs(self.hub, self._spec, features, training)
+    for layer in self.head_layers:
+      net = layer(net)
+    return net
+
+
+def example_features(inputs: Mapping[str, tf.TensorSpec],
+                     batch: int = 1) -> Dict[str, tf.Tensor]:
+  """A batch of zeros (empty strings) of the model's inputs, to build it."""
+  features = {}
+  for name, spec in inputs.items():
+    shape = [batch] + spec.shape[1:].as_list()
+    shape = [1 if d is None else d for d in shape]
+    features[name] = (tf.fill(shape, "") if spec.dtype == tf.string else
+                      tf.zeros(shape, spec.dtype))
+  return features
+
+
+def build(spec: model_spec_lib.ModelSpec,
+          head: job_lib.HeadConfig) -> HubModel:
+  """The model with every variable created (called once on zeros)."""
+  model = HubModel(spec, head)
+  model(example_features(spec.inputs), training=False)
+  return model
+
+
+def variables_by_name(model: HubModel) -> Dict[str, tf.Variable]:
+  """Estimator name -> variable, for every variable of the model."""
+  named = {}
+  for variable in model.hub.weights:
+    named[variable.name.split(":")[0]] = variable
+  for layer in model.head_layers:
+    for variable in layer.weights:
+      short = variable.name.split(":")[0].split("/")[-1]
+      name = "%s/%s" % (layer.name, short)
+      if name in named:
+        raise errors.ModelCheckError(
+            "The hub model has a variable named %s, as the head's layer %s "
+            "does; the Keras backend names variables as the Estimator does "
+            "and needs them distinct." % (name, layer.name))
+      named[name] = variable
+  return named
+
+
+def model_variables(spec: model_spec_lib.ModelSpec,
+                    head: job_lib.HeadConfig) -> Dict[str, List[int]]:
+  """name -> shape of the model's variables (trainer.warm_start)."""
+  return {name: variable.shape.as_list() for name, variable in
+          variables_by_name(build(spec, head)).items()}
+
+
+def predictions(logits: tf.Tensor, n_classes: int) -> Dict[str, tf.Tensor]:
+  """What the serving export returns, as the Estimator's does."""
+  if n_classes:
+    return {"classes": tf.argmax(logits, axis=1),
+            "probabilities": tf.nn.softmax(logits), "logits": logits}
+  return {"predictions": logits[:, 0]}
+
+
+def data_loss(logits: tf.Tensor, labels: tf.Tensor,
+              n_classes: int) -> tf.Tensor:
+  """The mean loss of the data (no regularization)."""
+  if n_classes:
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int64), logits=logits))
+  return tf.reduce_mean(tf.square(logits[:, 0] - tf.cast(labels,
+                                                         tf.float32)))
+
+
+def regularization(model: HubModel) -> tf.Tensor:
+  return tf.add_n([tf.cast(loss, tf.float32) for loss in model.hub.losses] +
+                  [tf.constant(0.0)])
+
+
+def losses(model: HubModel, logits: tf.Tensor, labels: tf.Tensor,
+           n_classes: int) -> Tuple[tf.Tensor, tf.Tensor]:
+  """(total loss, data loss) of a batch."""
+  data = data_loss(logits, labels, n_classes)
+  return data + regularization(model), data

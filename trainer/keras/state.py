@@ -1,0 +1,73 @@
+"""What the Keras backend trains and checkpoints: the model, its optimizer
+and the global step, and how they are saved and restored.
+
+A checkpoint (tf.train.Checkpoint, written by a CheckpointManager as
+MODEL_DIR/model.ckpt-STEP, like the Estimator's) tracks:
+
+* `model_variables`: a dict of every model variable under its Estimator
+  name (trainer.keras.model.variables_by_name), so that its keys say what
+  each variable is (trainer.warm_start reads them by name);
+* `optimizer`: its slots and its `iterations`, which is the global step.
+
+`tf.train.latest_checkpoint(MODEL_DIR)` names the latest, as for the
+Estimator; a restarted chief restores exactly that one.
+"""
+
+import dataclasses
+from typing import Dict, Optional
+
+import tensorflow as tf
+
+from trainer import job as job_lib
+from trainer import model_spec as model_spec_lib
+from trainer.keras import model as model_lib
+from trainer.keras import optimizers
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+@dataclasses.dataclass
+class State:
+  """A model, its optimizer, and the checkpoint that holds both."""
+  model: model_lib.HubModel
+  optimizer: Optional[object]  # A tf_keras legacy optimizer.
+  checkpoint: tf.train.Checkpoint
+  variables: Dict[str, tf.Variable]
+
+  @property
+  def step(self) -> tf.Variable:
+    """The global step: the number of steps the optimizer applied."""
+    return self.optimizer.iterations
+
+
+def create(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig, *,
+           with_optimizer: bool = True) -> State:
+  """Builds the model (and optimizer) in the current strategy's scope."""
+  model = model_lib.build(spec, head)
+  variables = model_lib.variables_by_name(model)
+  optimizer = (optimizers.make(head.optimizer, head.learning_rate)
+               if with_optimizer else None)
+  tracked = {"model_variables": variables}
+  if optimizer is not None:
+    optimizer.iterations  # pylint: disable=pointless-statement
+    # (Created now, so that every checkpoint holds the global step.)
+    tracked["optimizer"] = optimizer
+  return State(model=model, optimizer=optimizer,
+               checkpoint=tf.train.Checkpoint(**tracked),
+               variables=variables)
+
+
+def manager(state: State, model_dir: str,
+            keep_checkpoint_max: int) -> tf.train.CheckpointManager:
+  return tf.train.CheckpointManager(
+      state.checkpoint, model_dir, max_to_keep=keep_checkpoint_max,
+      checkpoint_name=CHECKPOINT_NAME)
+
+
+def restore(state: State, path: str, *, expect_partial: bool = False):
+  """Restores `path` into `state`; for evaluation or export, only the model
+  (`expect_partial`: the optimizer's slots are left unread)."""
+  status = state.checkpoint.restore(path)
+  if expect_partial:
+    status.expect_partial()
+  return status

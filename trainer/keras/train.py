@@ -1,0 +1,209 @@
+"""Runs one task of a job on the Keras backend, on a checked plan.
+
+The roles are TF2's parameter-server training's, under the same TF_CONFIG
+as the Estimator's:
+
+* no TF_CONFIG: one process trains, evaluates (on each checkpoint, at most
+  every --eval_throttle_secs, and at the end) and exports;
+* the chief is the coordinator: it builds the model under
+  `ParameterServerStrategy` (variables on the ps tasks), schedules the
+  steps on the workers (trainer.keras.loop), checkpoints, and exports when
+  done;
+* workers and ps run a `tf.distribute.Server` and end by themselves once
+  the chief's export exists (trainer.job_end), on every engine;
+* the evaluator is not part of the training cluster: it evaluates each new
+  checkpoint and the final one, then ends (trainer.keras.evaluation).
+
+Every task of a cluster runs with GRPC_FAIL_FAST=use_caller (unless set),
+as TF's parameter-server training asks, so that a lost worker or ps is an
+error at once rather than a hang: it is read by gRPC when the task's first
+channel is made, so it is set here, before the server or the strategy.
+"""
+
+import os
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from harness import tf_config
+from trainer import data
+from trainer import early_stopping
+from trainer import eval_events
+from trainer import job_end
+from trainer import preflight
+from trainer import result as result_lib
+from trainer import warm_start as warm_start_lib
+from trainer.keras import evaluation
+from trainer.keras import export as export_lib
+from trainer.keras import loop
+from trainer.keras import state as state_lib
+from trainer.keras import warm_start
+
+Result = result_lib.Result
+# Default save cadence when none is set (Estimator's).
+DEFAULT_SAVE_CHECKPOINTS_SECS = 600
+
+
+def dataset_fns(p: preflight.Plan):
+  """(train dataset_fn, eval dataset_fn or None): the shared pipeline."""
+  batch_size, seed = p.job.data.batch_size, p.job.run.random_seed
+  train = data.make_input_fn(p.train_files, p.inputs, batch_size=batch_size,
+                             training=True, seed=seed)
+  evaluate = None
+  if p.eval_files:
+    evaluate = data.make_input_fn(p.eval_files, p.inputs,
+                                  batch_size=batch_size, training=False)
+  return train, evaluate
+
+
+def settings(p: preflight.Plan) -> loop.Settings:
+  job, run = p.job, p.job.run
+  secs = run.save_checkpoints_secs
+  if not run.save_checkpoints_steps and not secs:
+    secs = DEFAULT_SAVE_CHECKPOINTS_SECS
+  return loop.Settings(
+      train_steps=run.train_steps,
+      steps_per_execution=run.steps_per_execution,
+      batch_size=job.data.batch_size, log_every_steps=run.log_every_steps,
+      learning_rate=job.head.learning_rate, optimizer=job.head.optimizer,
+      cadence=loop.Cadence(run.save_checkpoints_steps, secs),
+      model_dir=job.model_dir,
+      early_stopping_metric=run.early_stopping_metric,
+      early_stopping_patience=run.early_stopping_patience,
+      profile_steps=tuple(run.profile_steps))
+
+
+def _start_or_resume(state: state_lib.State, manager, p: preflight.Plan,
+                     log: Callable[[str], None]) -> None:
+  """Resumes from the latest checkpoint of the model directory; a new run
+  warm-starts where asked."""
+  if manager.latest_checkpoint:
+    state_lib.restore(state, manager.latest_checkpoint)
+    log("Resuming from %s (global step %d)." % (
+        manager.latest_checkpoint, int(state.step.numpy())))
+  elif p.warm_start:
+    checkpoint, names = p.warm_start
+    warm_start.apply(state.variables, checkpoint, names)
+    log("Warm-started %d variable(s) from %s." % (len(names), checkpoint))
+
+
+def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
+  """The single process's on_checkpoint: an evaluation (throttled)."""
+  job = p.job
+  evaluate = evaluation.make_evaluate(state.model, job.head.n_classes)
+  recorder = evaluation.Recorder(job.model_dir, p.spec, job.head,
+                                 job.run.export_best, log)
+  last = {"time": None, "metrics": None}
+
+  def on_checkpoint(path: str, step: int, force: bool = False):
+    now = time.monotonic()
+    if not force and last["time"] is not None and (
+        now - last["time"] < job.run.eval_throttle_secs):
+      return
+    last["time"] = now
+    metrics = dict(evaluate(eval_fn(), job.run.eval_steps),
+                   global_step=step)
+    recorder.record(metrics, step, path)
+    last["metrics"] = metrics
+  return on_checkpoint, last
+
+
+def _train_here(p: preflight.Plan, log) -> Result:
+  job = p.job
+  train_fn, eval_fn = dataset_fns(p)
+  state = state_lib.create(p.spec, job.head)
+  manager = state_lib.manager(state, job.model_dir,
+                              job.run.keep_checkpoint_max)
+  _start_or_resume(state, manager, p, log)
+  early_stopping.clear(job.model_dir)
+  on_checkpoint, last = (_in_process_evaluations(p, state, eval_fn, log)
+                         if eval_fn else (lambda path, step: None, None))
+  step = loop.train(state, loop.LocalSteps(state, job.head.n_classes,
+                                           train_fn), manager, settings(p),
+                    log=log, on_checkpoint=on_checkpoint,
+                    eval_dir=evaluation.eval_dir(job.model_dir))
+  metrics = None
+  if eval_fn:
+    if not last["metrics"] or last["metrics"]["global_step"] != step:
+      on_checkpoint(manager.latest_checkpoint, step, force=True)
+    metrics = last["metrics"]
+  export_dir = export_lib.export(p.spec, job.head, manager.latest_checkpoint,
+                                 job.resolved_export_dir)
+  return Result(task_type=None, metrics=metrics,
+                checkpoint=manager.latest_checkpoint, export_dir=export_dir)
+
+
+def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
+                log) -> Result:
+  """The chief: the coordinator of the parameter-server cluster."""
+  job = p.job
+  job_end.clear_markers(job.model_dir)
+  early_stopping.clear(job.model_dir)
+  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+      tf.train.ClusterSpec(dict(config.cluster)), task_type=config.task.type,
+      task_id=config.task.index, rpc_layer="grpc")
+  strategy = tf.distribute.ParameterServerStrategy(resolver)
+  coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+  with strategy.scope():
+    state = state_lib.create(p.spec, job.head)
+  manager = state_lib.manager(state, job.model_dir,
+                              job.run.keep_checkpoint_max)
+  _start_or_resume(state, manager, p, log)
+  train_fn, _ = dataset_fns(p)
+  runner = loop.ClusterSteps(state, job.head.n_classes, train_fn, strategy,
+                             coordinator)
+  loop.train(state, runner, manager, settings(p), log=log,
+             eval_dir=evaluation.eval_dir(job.model_dir))
+  checkpoint = manager.latest_checkpoint
+  export_dir = export_lib.export(p.spec, job.head, checkpoint,
+                                 job.resolved_export_dir)
+  if config.evaluator:
+    job_end.wait_for_final_evaluation(
+        lambda: _evaluated_step(job.model_dir),
+        warm_start_lib.global_step(checkpoint),
+        timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
+  return Result(task_type=config.task.type, metrics=None,
+                checkpoint=checkpoint, export_dir=export_dir)
+
+
+def _evaluated_step(model_dir: str) -> Optional[int]:
+  metrics = eval_events.last(evaluation.eval_dir(model_dir))
+  return int(metrics["global_step"]) if metrics else None
+
+
+def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
+        log: Callable[[str], None] = print) -> Result:
+  """Trains and evaluates this process's task; exports on the chief.
+
+  Raises:
+    nan_guard.Diverged: the loss became NaN or infinite.
+  """
+  job = p.job
+  if config is None:
+    return _train_here(p, log)
+  os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+  task = config.task
+  if task.type in (tf_config.PS, tf_config.WORKER):
+    if not tf.io.gfile.exists(job.resolved_export_dir):
+      job_end.serve_until_done(
+          dict(config.cluster), job_name=task.type, task_index=task.index,
+          export_dir=job.resolved_export_dir, model_dir=job.model_dir,
+          wait_for_workers=False, log=log)
+    else:
+      log("The chief's final export exists: training is over, nothing to "
+          "do.")
+    return Result(task_type=task.type, metrics=None, checkpoint=None,
+                  export_dir=None)
+  if task.type == tf_config.EVALUATOR:
+    _, eval_fn = dataset_fns(p)
+    metrics = evaluation.evaluate_continuously(
+        p.spec, job.head, eval_fn, model_dir=job.model_dir,
+        eval_steps=job.run.eval_steps, final_step=job.run.train_steps,
+        throttle_secs=job.run.eval_throttle_secs,
+        export_dir=job.resolved_export_dir, export_best=job.run.export_best,
+        start_delay_secs=job.run.eval_start_delay_secs, log=log)
+    return Result(task_type=task.type, metrics=metrics,
+                  checkpoint=tf.train.latest_checkpoint(job.model_dir),
+                  export_dir=None)
+  return _coordinate(p, config, log)
