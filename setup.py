@@ -58,7 +58,10 @@ setuptools.setup(
         "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2",
                  "scikit-learn>=1.3",
                  "jsonschema>=4",
-                 # TensorBoard's profile plugin: the test of --profile_steps.
+                 # The real TensorBoard and its profile plugin: the tests of
+                 # the scalars and of --profile_steps (TF 2.21 does not
+                 # bring TensorBoard itself).
+                 "tensorboard",
                  "tensorboard-plugin-profile>=2.15,<2.16; "
                  "python_version<'3.12'",
                  "tensorboard-plugin-profile>=2.19; python_version>='3.12'"],

@@ -21,7 +21,13 @@ class InProcessCluster:
   """ps and worker servers (no chief) started in this process."""
 
   def __init__(self, num_workers: int = 1, num_ps: int = 1,
-               attempts: int = 3):
+               attempts: int = 3, inter_op_threads: int = 0):
+    """`inter_op_threads`: each server's inter-op thread pool (0: TF's
+    default). TF2's parameter-server training in one process needs at least
+    num_workers + 1 on a 2-core machine, or its first step hangs (as TF's
+    own tutorial's in-process cluster sets)."""
+    config = tf.compat.v1.ConfigProto(
+        inter_op_parallelism_threads=inter_op_threads)
     last_error = None
     for _ in range(attempts):
       ports = iter(ports_lib.pick_ports(num_workers + num_ps))
@@ -33,7 +39,8 @@ class InProcessCluster:
       try:
         self.servers = {
             job: [tf.distribute.Server(self.cluster_spec, job_name=job,
-                                       task_index=i, start=True)
+                                       task_index=i, config=config,
+                                       start=True)
                   for i in range(len(addresses))]
             for job, addresses in self.cluster.items()}
         return

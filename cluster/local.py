@@ -215,9 +215,9 @@ def main(argv):
     job_flags.check(fv)
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts,
                                       fv.restart_window_secs)
-    flagfile, plan = trainer_task.prepare_tasks(argv[1:], run_dir,
-                                                evaluator=fv.evaluator,
-                                                log=print)
+    flagfile, plan = trainer_task.prepare_tasks(
+        argv[1:], run_dir, evaluator=fv.evaluator, log=print,
+        num_workers=fv.num_workers)
     print("Restart policy: %s" % restart.describe(policies), flush=True)
     codes = run_cluster(
         num_workers=fv.num_workers, num_ps=fv.num_ps,

@@ -109,11 +109,11 @@ def cluster_figures(work_dir, name, num_workers, steps, batch_size,
           "first_step_s": first - started, "total_s": ended - started}
 
 
-def chief_death_detect(work_dir, name, steps, batch_size):
+def chief_death_detect(work_dir, name, steps, batch_size, trainer_args=()):
   """Seconds from SIGKILL of the chief to the launcher's exit."""
   process, run_dir, _, output = launch_cluster(
       work_dir, name, 1, steps, batch_size,
-      extra=["--restart_policy=never"])
+      extra=["--restart_policy=never"], trainer_args=trainer_args)
   deadline = time.monotonic() + 300
   while progress.FIRST_STEP not in task_log(run_dir, "chief-0"):
     if time.monotonic() > deadline or process.poll() is not None:

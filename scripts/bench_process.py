@@ -22,12 +22,14 @@ import types
 
 import tensorflow as tf
 import tensorflow_hub as hub
+import tf_keras
 
 from example_kit import hub_models
+from trainer import data
 from trainer import job as job_lib
-from trainer.estimator import model as model_lib
 from trainer import preflight
-from trainer.estimator import train
+# The Estimator's parts import trainer.estimator where they run: it exists
+# only where TF has tf.estimator (TF <= 2.15).
 
 TEXT_DIM = 32
 
@@ -35,10 +37,12 @@ TEXT_DIM = 32
 def _raw_train_step(assets):
   """A TF2 training step of the digits model with the Estimator's head."""
   loaded = hub.load(assets.digits_model)
-  head = tf.Variable(tf.keras.initializers.GlorotUniform(seed=0)([32, 5]))
+  head = tf.Variable(tf_keras.initializers.GlorotUniform(seed=0)([32, 5]))
   bias = tf.Variable(tf.zeros([5]))
   variables = list(loaded.trainable_variables) + [head, bias]
-  optimizer = tf.keras.optimizers.Adam(0.01)
+  # Keras 2's Adam, as the Keras backend's dense updates (TF 2.16+'s
+  # tf.keras is Keras 3).
+  optimizer = tf_keras.optimizers.legacy.Adam(0.01)
 
   def step(features, labels):
     with tf.GradientTape() as tape:
@@ -51,10 +55,15 @@ def _raw_train_step(assets):
   return step
 
 
+def _train_input(plan, batch_size):
+  return data.make_input_fn(plan.train_files, plan.inputs,
+                            batch_size=batch_size, training=True)
+
+
 def raw_rate(plan, assets, batch_size, steps, warmup):
   """Examples/s with one tf.function call per step."""
   step = tf.function(_raw_train_step(assets))
-  train_input, _ = train.input_fns(plan)
+  train_input = _train_input(plan, batch_size)
   batches = iter(train_input())
   for _ in range(warmup):
     step(*next(batches)).numpy()
@@ -69,7 +78,7 @@ def raw_rate_tight(plan, assets, batch_size, steps, warmup,
                    steps_per_call=100):
   """Examples/s with `steps_per_call` steps inside one tf.function call."""
   step = _raw_train_step(assets)
-  train_input, _ = train.input_fns(plan)
+  train_input = _train_input(plan, batch_size)
   batches = iter(train_input())
 
   @tf.function
@@ -89,24 +98,29 @@ def raw_rate_tight(plan, assets, batch_size, steps, warmup,
   return calls * steps_per_call * batch_size / (time.perf_counter() - start)
 
 
-class _Timing(tf.estimator.SessionRunHook):
-  """Records when each step ended, and when training ended."""
+def _timing_hook():
+  """A SessionRunHook that records when each step ended, and when training
+  ended."""
 
-  def __init__(self):
-    self.step_times = []
-    self.end_time = None
+  class Timing(tf.estimator.SessionRunHook):
 
-  def after_run(self, run_context, run_values):
-    self.step_times.append(time.perf_counter())
+    def __init__(self):
+      self.step_times = []
+      self.end_time = None
 
-  def end(self, session):
-    self.end_time = time.perf_counter()
+    def after_run(self, run_context, run_values):
+      self.step_times.append(time.perf_counter())
+
+    def end(self, session):
+      self.end_time = time.perf_counter()
+  return Timing()
 
 
 def estimator_figures(plan, batch_size, steps, warmup, model_dir,
                       phases=False):
   """Steady examples/s of Estimator.train, start-up and the final save;
   with `phases`, also the export and one evaluation."""
+  from trainer.estimator import train  # pylint: disable=g-import-not-at-top
   shutil.rmtree(model_dir, ignore_errors=True)  # The benchmark's scratch.
   plan = dataclasses.replace(plan, job=dataclasses.replace(
       plan.job, model_dir=model_dir, run=dataclasses.replace(
@@ -114,7 +128,7 @@ def estimator_figures(plan, batch_size, steps, warmup, model_dir,
           save_checkpoints_secs=None)))
   estimator = train.estimator_for(plan)
   train_input, eval_input = train.input_fns(plan)
-  timing = _Timing()
+  timing = _timing_hook()
   start = time.perf_counter()
   estimator.train(train_input, max_steps=steps, hooks=[timing])
   done = time.perf_counter()
@@ -178,6 +192,7 @@ def text_plan(model_path, assets, batch_size, optimizer, work_dir):
 def ps_bytes(plan, num_ps=2):
   """Bytes of variables (optimizer slots included) on each ps task, as the
   model_fn places them for training on `num_ps` ps tasks."""
+  from trainer.estimator import model as model_lib  # pylint: disable=g-import-not-at-top
   with tf.Graph().as_default() as graph:
     tf.compat.v1.train.get_or_create_global_step()
     features = {name: tf.compat.v1.placeholder(spec.dtype, spec.shape)

@@ -33,6 +33,7 @@ model. Parts: bench_process.py (in this process), bench_cluster.py
 (launched clusters).
 """
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -53,9 +54,11 @@ sys.path.insert(0, SCRIPTS)
 import tensorflow as tf
 
 import bench_cluster
+import bench_keras
 import bench_process
 from example_kit import assets as assets_lib
 from harness import cli
+from trainer import backends
 from trainer import job as job_lib
 from trainer import preflight
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -82,15 +85,18 @@ def settings(quick: bool, smoke: bool, repeats=None) -> dict:
   if smoke:
     plan = dict(raw_steps=30, estimator_steps=60, cluster_steps=300,
                 warmup=10, repeats=1, table_sizes=(10000, 1000000),
-                text_steps=60, text_cluster_steps=100)
+                text_steps=60, text_cluster_steps=100, keras_steps=200,
+                steps_per_execution=(10,), demo_seeds=1)
   elif quick:
     plan = dict(raw_steps=3000, estimator_steps=3000, cluster_steps=1500,
                 warmup=100, repeats=3, table_sizes=(10000, 100000, 1000000),
-                text_steps=1500, text_cluster_steps=1000)
+                text_steps=1500, text_cluster_steps=1000, keras_steps=3000,
+                steps_per_execution=(1, 10, 50), demo_seeds=5)
   else:
     plan = dict(raw_steps=10000, estimator_steps=10000, cluster_steps=4000,
                 warmup=200, repeats=5, table_sizes=(10000, 100000, 1000000),
-                text_steps=5000, text_cluster_steps=3000)
+                text_steps=5000, text_cluster_steps=3000, keras_steps=10000,
+                steps_per_execution=(1, 5, 10, 20, 50, 100), demo_seeds=5)
   if repeats:
     plan["repeats"] = repeats
   return plan
@@ -101,16 +107,44 @@ def median(values):
   return statistics.median(values) if values else None
 
 
+HAS_ESTIMATOR = backends.choose_here("auto").name == backends.ESTIMATOR
+
+
 def embedding_curve(s, work_dir, assets, batch_size, log):
-  """Steps/s against table size: one process (the default optimizer, and
-  dense Adam, side by side), a local cluster with 2 ps; where else the
-  table's size shows (start-up, final save, export, evaluation); and the
-  bytes on each of 2 ps. One run per point."""
+  """Steps/s against table size, on each backend: one process (the
+  default optimizer; and on the Estimator dense Adam, side by side), a
+  local cluster with 2 ps; where else the table's size shows (start-up,
+  final save, export, evaluation); and the bytes on each of 2 ps. One run
+  per point."""
   paths = bench_process.build_text_models(work_dir, s["table_sizes"], log)
   curve = {"one_process": {}, "dense_adam": {}, "cluster_2ps": {},
-           "phases": {}, "ps_bytes": {}}
+           "phases": {}, "ps_bytes": {}, "keras_one_process": {},
+           "keras_cluster_2ps": {}}
+  text_args = lambda path: [
+      "--module_handle=" + path, "--trainable", "--n_classes=5",
+      "--train_files=" + assets.data("text_train.csv"),
+      "--input_map=inputs=text", "--novalidate_data",
+      "--save_checkpoints_steps=%d" % (10 * s["text_cluster_steps"])]
   for rows, path in paths.items():
     log("embedding table of %d rows" % rows)
+    plan = bench_process.text_plan(path, assets, batch_size, "lazy_adam",
+                                   work_dir)
+    rate = bench_keras.keras_figures(
+        plan, batch_size, s["text_steps"],
+        os.path.join(work_dir, "text-keras-%d" % rows),
+        job_lib.default(job_lib.RunOptions, "steps_per_execution"))[
+            "examples_per_s"]
+    curve["keras_one_process"][rows] = rate / batch_size if rate else None
+    # Checkpoints at the start and the end only: the rate between saves (a
+    # save's own cost grows with the table; it is a phase of its own).
+    cluster = bench_cluster.cluster_figures(
+        work_dir, "text-keras-cluster-%d" % rows, 1, s["text_cluster_steps"],
+        batch_size, num_ps=2, trainer_args=text_args(path) + [
+            "--backend=keras"])
+    rate = cluster["examples_per_s"]
+    curve["keras_cluster_2ps"][rows] = rate / batch_size if rate else None
+    if not HAS_ESTIMATOR:
+      continue
     for optimizer, key in (("lazy_adam", "one_process"),
                            ("adam", "dense_adam")):
       plan = bench_process.text_plan(path, assets, batch_size, optimizer,
@@ -123,22 +157,18 @@ def embedding_curve(s, work_dir, assets, batch_size, log):
       if key == "one_process":
         curve["phases"][rows] = figures
         curve["ps_bytes"][rows] = bench_process.ps_bytes(plan)
-    # Checkpoints at the start and the end only: the rate between saves (a
-    # save's own cost grows with the table; it is a phase of its own).
     cluster = bench_cluster.cluster_figures(
         work_dir, "text-cluster-%d" % rows, 1, s["text_cluster_steps"],
-        batch_size, num_ps=2, trainer_args=[
-            "--module_handle=" + path, "--trainable", "--n_classes=5",
-            "--train_files=" + assets.data("text_train.csv"),
-            "--input_map=inputs=text", "--novalidate_data",
-            "--save_checkpoints_steps=%d" % (10 * s["text_cluster_steps"])])
+        batch_size, num_ps=2, trainer_args=text_args(path) + [
+            "--backend=estimator"])
     rate = cluster["examples_per_s"]
     curve["cluster_2ps"][rows] = rate / batch_size if rate else None
   return curve
 
 
 def run_all(plan_settings, work_dir, batch_size, log=print):
-  """Every figure, each the median of the repeats (the curve: one run)."""
+  """Every figure, each the median of the repeats (the curve: one run).
+  Where TF has no tf.estimator, the Estimator's figures are None."""
   s = plan_settings
   # Where the demo (the clusters below run it) finds its models and data.
   assets = assets_lib.prepare(os.path.join(work_dir, "demo_assets"), log=log)
@@ -152,28 +182,64 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
           validate_data=False),
       model_dir=os.path.join(work_dir, "unused")), log=log)
   runs = {"raw": [], "raw_tight": [], "estimator": [], "cluster_1w": [],
-          "cluster_2w": [], "chief_death_detect_s": []}
+          "cluster_2w": [], "chief_death_detect_s": [], "keras": [],
+          "keras_cluster_2w": [], "keras_chief_death_detect_s": []}
+  keras_flag = ["--backend=keras"]
   for r in range(s["repeats"]):
     log("repeat %d of %d" % (r + 1, s["repeats"]))
     runs["raw"].append(bench_process.raw_rate(
         plan, assets, batch_size, s["raw_steps"], s["warmup"]))
     runs["raw_tight"].append(bench_process.raw_rate_tight(
         plan, assets, batch_size, s["raw_steps"], s["warmup"]))
+    runs["keras"].append(bench_keras.keras_figures(
+        plan, batch_size, s["keras_steps"],
+        os.path.join(work_dir, "keras-%d" % r),
+        job_lib.default(job_lib.RunOptions, "steps_per_execution")))
+    # 2 training processes each: the Estimator's chief and a worker; the
+    # Keras backend's two workers (its chief only coordinates).
+    runs["keras_cluster_2w"].append(bench_cluster.cluster_figures(
+        work_dir, "keras-cluster-%d" % r, 2, s["cluster_steps"], batch_size,
+        trainer_args=keras_flag))
+    runs["keras_chief_death_detect_s"].append(
+        bench_cluster.chief_death_detect(
+            work_dir, "keras-death-%d" % r, s["cluster_steps"] * 10,
+            batch_size, trainer_args=keras_flag))
+    if not HAS_ESTIMATOR:
+      continue
     runs["estimator"].append(bench_process.estimator_figures(
         plan, batch_size, s["estimator_steps"], s["warmup"],
         os.path.join(work_dir, "estimator-%d" % r)))
     for workers, key in ((0, "cluster_1w"), (1, "cluster_2w")):
       runs[key].append(bench_cluster.cluster_figures(
           work_dir, "%s-%d" % (key, r), workers, s["cluster_steps"],
-          batch_size))
+          batch_size, trainer_args=["--backend=estimator"]))
     runs["chief_death_detect_s"].append(bench_cluster.chief_death_detect(
-        work_dir, "death-%d" % r, s["cluster_steps"] * 10, batch_size))
+        work_dir, "death-%d" % r, s["cluster_steps"] * 10, batch_size,
+        trainer_args=["--backend=estimator"]))
+  spe = {}
+  for n in s["steps_per_execution"]:
+    spe[n] = bench_keras.keras_figures(
+        plan, batch_size, s["keras_steps"],
+        os.path.join(work_dir, "keras-spe-%d" % n), n)["examples_per_s"]
+  accuracy = {}
+  # The demo's job (configs/digits.cfg): 300 steps, checkpoints every 100.
+  demo_plan = dataclasses.replace(plan, job=dataclasses.replace(
+      plan.job, run=dataclasses.replace(
+          plan.job.run, train_steps=300, save_checkpoints_steps=100,
+          log_every_steps=100)))
+  for backend in (["estimator"] if HAS_ESTIMATOR else []) + ["keras"]:
+    accuracy[backend] = bench_keras.demo_accuracy(
+        demo_plan, backend, range(s["demo_seeds"]),
+        lambda seed, b=backend: os.path.join(work_dir, "demo-%s-%d" % (
+            b, seed)))
   curve = embedding_curve(s, work_dir, assets, batch_size, log)
   return summarize(runs, curve, s, batch_size, tf.version.VERSION,
-                   multiprocessing.cpu_count(), assets.digits_model)
+                   multiprocessing.cpu_count(), assets.digits_model,
+                   spe=spe, accuracy=accuracy)
 
 
-def summarize(runs, curve, s, batch_size, tf_version, cores, model):
+def summarize(runs, curve, s, batch_size, tf_version, cores, model,
+              spe=None, accuracy=None):
   def med(key, field=None):
     return median([r[field] if field else r for r in runs[key]])
   figures = {
@@ -187,6 +253,13 @@ def summarize(runs, curve, s, batch_size, tf_version, cores, model):
       "cluster_first_step_s": med("cluster_2w", "first_step_s"),
       "cluster_total_s": med("cluster_2w", "total_s"),
       "chief_death_detect_s": med("chief_death_detect_s"),
+      "keras_examples_per_s": med("keras", "examples_per_s"),
+      "keras_startup_s": med("keras", "startup_s"),
+      "keras_cluster_2w_examples_per_s": med("keras_cluster_2w",
+                                             "examples_per_s"),
+      "keras_cluster_first_step_s": med("keras_cluster_2w", "first_step_s"),
+      "keras_cluster_total_s": med("keras_cluster_2w", "total_s"),
+      "keras_chief_death_detect_s": med("keras_chief_death_detect_s"),
   }
 
   def ratio(a, b):
@@ -199,23 +272,38 @@ def summarize(runs, curve, s, batch_size, tf_version, cores, model):
       cluster_vs_estimator=ratio("cluster_1w_examples_per_s",
                                  "estimator_examples_per_s"),
       scaling_2w_vs_1w=ratio("cluster_2w_examples_per_s",
-                             "cluster_1w_examples_per_s"))
+                             "cluster_1w_examples_per_s"),
+      keras_vs_raw_tight=ratio("keras_examples_per_s",
+                               "raw_tight_examples_per_s"),
+      keras_vs_estimator=ratio("keras_examples_per_s",
+                               "estimator_examples_per_s"),
+      cluster_keras_vs_estimator=ratio("keras_cluster_2w_examples_per_s",
+                                       "cluster_2w_examples_per_s"))
   small, large = min(s["table_sizes"]), max(s["table_sizes"])
 
   def size_ratio(series):
     points = curve[series]
     return (points[large] / points[small] if points.get(large) and
             points.get(small) else None)
+  accuracy = accuracy or {}
   figures.update(
       embedding_table_sizes=list(s["table_sizes"]),
       embedding_steps_per_s=curve["one_process"],
       embedding_dense_adam_steps_per_s=curve["dense_adam"],
       embedding_cluster_2ps_steps_per_s=curve["cluster_2ps"],
+      embedding_keras_steps_per_s=curve["keras_one_process"],
+      embedding_keras_cluster_2ps_steps_per_s=curve["keras_cluster_2ps"],
       embedding_phases=curve["phases"],
       embedding_ps_bytes=curve["ps_bytes"],
       embedding_1m_vs_10k=size_ratio("one_process"),
       embedding_dense_adam_1m_vs_10k=size_ratio("dense_adam"),
-      embedding_cluster_1m_vs_10k=size_ratio("cluster_2ps"))
+      embedding_cluster_1m_vs_10k=size_ratio("cluster_2ps"),
+      keras_embedding_1m_vs_10k=size_ratio("keras_one_process"),
+      keras_embedding_cluster_1m_vs_10k=size_ratio("keras_cluster_2ps"),
+      keras_steps_per_execution_examples_per_s=spe or {},
+      demo_accuracy=accuracy,
+      demo_accuracy_estimator=bench_keras.mean(accuracy.get("estimator")),
+      demo_accuracy_keras=bench_keras.mean(accuracy.get("keras")))
   figures.update(repeats=s["repeats"], statistic="median", settings=s,
                  batch_size=batch_size, tf_version=tf_version, cores=cores,
                  model="demo digits feature extractor (%s), fine-tuned" %
@@ -245,6 +333,26 @@ def table(figures) -> str:
        "embedding_dense_adam_1m_vs_10k", "ratio"),
       ("embedding 1M / 10k rows, cluster 2 ps", "embedding_cluster_1m_vs_10k",
        "ratio"),
+      ("Keras backend, 1 process", "keras_examples_per_s", "examples/s"),
+      ("  start-up (to the first step)", "keras_startup_s", "s"),
+      ("Keras cluster 1 ps + 2 workers", "keras_cluster_2w_examples_per_s",
+       "examples/s"),
+      ("Keras cluster launch -> first step", "keras_cluster_first_step_s",
+       "s"),
+      ("Keras cluster launch -> end", "keras_cluster_total_s", "s"),
+      ("Keras dead chief -> cluster stopped", "keras_chief_death_detect_s",
+       "s"),
+      ("Keras / raw tight loop", "keras_vs_raw_tight", "ratio"),
+      ("Keras / Estimator, 1 process", "keras_vs_estimator", "ratio"),
+      ("Keras / Estimator cluster, 2 trainers", "cluster_keras_vs_estimator",
+       "ratio"),
+      ("Keras embedding 1M / 10k, 1 process", "keras_embedding_1m_vs_10k",
+       "ratio"),
+      ("Keras embedding 1M / 10k, cluster 2 ps",
+       "keras_embedding_cluster_1m_vs_10k", "ratio"),
+      ("demo accuracy, Estimator (mean)", "demo_accuracy_estimator",
+       "ratio"),
+      ("demo accuracy, Keras (mean)", "demo_accuracy_keras", "ratio"),
   ]
   lines = ["figure (median of %d runs)            value" % figures["repeats"]]
   for label, key, unit in rows:
@@ -252,17 +360,26 @@ def table(figures) -> str:
     shown = "n/a" if value is None else (
         "%.3f" % value if unit == "ratio" else "%.1f %s" % (value, unit))
     lines.append("%-38s %s" % (label, shown))
+  lines.append("Keras steps_per_execution -> examples/s: %s" % ", ".join(
+      "%s: %s" % (n, "n/a" if v is None else "%.0f" % v) for n, v in sorted(
+          figures["keras_steps_per_execution_examples_per_s"].items())))
+  lines.append("demo accuracy per seed: %s" % "; ".join(
+      "%s %s" % (b, ", ".join("%.3f" % v for v in values))
+      for b, values in sorted(figures["demo_accuracy"].items())))
   lines.append("embedding curve (steps/s, one run per point):")
-  lines.append("  %10s %10s %10s %12s" % ("rows", "lazy_adam", "adam",
-                                          "cluster 2ps"))
+  lines.append("  %10s %10s %10s %12s %10s %12s" % (
+      "rows", "lazy_adam", "adam", "cluster 2ps", "keras", "keras 2ps"))
   for rows in figures["embedding_table_sizes"]:
     points = [figures[k].get(rows) for k in (
         "embedding_steps_per_s", "embedding_dense_adam_steps_per_s",
-        "embedding_cluster_2ps_steps_per_s")]
-    lines.append("  %10d %10s %10s %12s" % ((rows,) + tuple(
+        "embedding_cluster_2ps_steps_per_s", "embedding_keras_steps_per_s",
+        "embedding_keras_cluster_2ps_steps_per_s")]
+    lines.append("  %10d %10s %10s %12s %10s %12s" % ((rows,) + tuple(
         "n/a" if p is None else "%.1f" % p for p in points)))
   for rows in figures["embedding_table_sizes"]:
-    phases = figures["embedding_phases"][rows]
+    phases = figures["embedding_phases"].get(rows)
+    if not phases:
+      continue
     lines.append("  %d rows: start-up %.1f s, checkpoint save %.2f s, "
                  "restore %.2f s, export %.2f s, eval %.2f s; ps bytes %s" % (
                      rows, phases["startup_s"], phases["checkpoint_save_s"],
@@ -284,10 +401,12 @@ def plot(figures, path):
     raise SystemExit("error: --plot needs matplotlib (pip install "
                      "matplotlib): %s" % e)
   rates = ["raw_examples_per_s", "raw_tight_examples_per_s",
-           "estimator_examples_per_s", "cluster_1w_examples_per_s",
-           "cluster_2w_examples_per_s"]
-  times = ["estimator_startup_s", "cluster_first_step_s",
-           "chief_death_detect_s"]
+           "estimator_examples_per_s", "keras_examples_per_s",
+           "cluster_1w_examples_per_s", "cluster_2w_examples_per_s",
+           "keras_cluster_2w_examples_per_s"]
+  times = ["estimator_startup_s", "keras_startup_s", "cluster_first_step_s",
+           "keras_cluster_first_step_s", "chief_death_detect_s",
+           "keras_chief_death_detect_s"]
   fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4))
   left.bar([k.replace("_examples_per_s", "") for k in rates],
            [figures[k] or 0 for k in rates])
@@ -299,7 +418,10 @@ def plot(figures, path):
                      ("embedding_dense_adam_steps_per_s",
                       "dense adam, 1 process"),
                      ("embedding_cluster_2ps_steps_per_s",
-                      "lazy_adam, cluster 2 ps")):
+                      "lazy_adam, cluster 2 ps"),
+                     ("embedding_keras_steps_per_s", "Keras, 1 process"),
+                     ("embedding_keras_cluster_2ps_steps_per_s",
+                      "Keras, cluster 2 ps")):
     right.plot(sizes, [figures[key].get(n) or 0 for n in sizes], marker="o",
                label=label)
   right.set_xscale("log")

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tests import processes
 from trainer import eval_events
+from trainer import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_ENV = "CHAOS_SEED"
@@ -256,7 +257,7 @@ def verify(run: ChaosRun, code: int) -> Dict[str, object]:
            "the schedule fell short:", run.hits())
   # The job finished: every step, an evaluation of the last checkpoint, an
   # export, loadable checkpoints.
-  final = int(tf.train.load_variable(run.model_dir, "global_step"))
+  final = warm_start.global_step(run.model_dir)
   _require(final >= run.train_steps, run, "the final step is", final)
   evaluated = eval_events.last(os.path.join(run.model_dir, "eval"))
   _require(evaluated and evaluated["global_step"] == final, run,
@@ -265,7 +266,7 @@ def verify(run: ChaosRun, code: int) -> Dict[str, object]:
   for path in state.all_model_checkpoint_paths:
     # Loads, and holds at least the step its name says: the first is of
     # step 0, and workers step on while the chief saves.
-    step = tf.train.load_checkpoint(path).get_tensor("global_step")
+    step = warm_start.global_step(path)
     _require(step >= int(path.rsplit("-", 1)[1]), run,
              "a listed checkpoint holds step %d:" % step, path)
   exported = tf.saved_model.load(os.path.join(run.model_dir, "export"))

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tests import launcher
 from tests import processes
+from trainer import warm_start
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300
@@ -97,7 +98,7 @@ class Cluster:
     for path in state.all_model_checkpoint_paths:
       # Loads, and holds at least the step its name says: the first is of
       # step 0, and workers step on while the chief saves.
-      step = tf.train.load_checkpoint(path).get_tensor("global_step")
+      step = warm_start.global_step(path)
       assert step >= int(path.rsplit("-", 1)[1]), path
     assert step > 0, state
     exported = tf.saved_model.load(os.path.join(self.model_dir, "export"))
@@ -128,7 +129,7 @@ def test_killed_worker_is_restarted_and_training_finishes(cluster_factory):
   assert code == 0, out[-3000:]
   assert re.search(r"launcher: worker-1 was killed by SIGKILL \(exit code "
                    r"137\); restarting it", out)
-  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
 
 
@@ -148,7 +149,7 @@ def test_killed_chief_resumes_from_its_latest_checkpoint(cluster_factory):
   # after step 0 at the end): then it restores that one and exports.
   assert steps or at_kill >= STEPS, (at_kill, after_restart[-3000:])
   assert min(steps, default=at_kill) >= at_kill, (at_kill, steps)
-  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
   assert "Export: " in after_restart
   cluster.check_outputs_load()
 
@@ -173,7 +174,7 @@ def test_killed_ps_is_named_and_training_resumes(cluster_factory):
   assert after_kill or at_kill >= STEPS, out[-3000:]
   assert min(after_kill, default=at_kill) >= at_kill, (at_kill, after_kill,
                                                        out[-3000:])
-  assert tf.train.load_variable(cluster.model_dir, "global_step") >= STEPS
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
 
 

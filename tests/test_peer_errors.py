@@ -66,7 +66,8 @@ def _run_raising(assets, tmp_path, monkeypatch, error, capsys):
     raise error
   chosen = backends.load
   monkeypatch.setattr(backends, "load", lambda choice: types.SimpleNamespace(
-      run=fail, model_variables=chosen(choice).model_variables))
+      run=fail, connect=lambda config: None,
+      model_variables=chosen(choice).model_variables))
   fv = cli.new_flag_values([
       "--module_handle=" + assets.digits_model, "--n_classes=5",
       "--train_files=" + assets.data("digits_train.tfrecord"),

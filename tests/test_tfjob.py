@@ -33,6 +33,7 @@ from harness import tf_config
 from tests import netns_hosts
 from tests import processes
 from trainer import eval_events
+from trainer import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRD = os.path.join(REPO, "tests", "data", "k8s", "kubeflow.org_tfjobs.yaml")
@@ -333,7 +334,7 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
                    "evaluator-0": 0}, output[-3000:]
   assert "[ps-0] " in output and "The job is done" in output
   model_dir = str(shared / "runs" / "digits")
-  step = tf.train.load_variable(model_dir, "global_step")
+  step = warm_start.global_step(model_dir)
   assert step >= 60
   # The chief waited for the evaluator, which evaluated the final checkpoint.
   assert re.search(r"\[chief-0\] .*The evaluator evaluated step \d+",

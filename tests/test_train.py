@@ -1,4 +1,5 @@
-"""trainer.train: whole jobs, in process, on the example models and data."""
+"""Whole jobs, in process, on the example models and data, on each backend
+(the Estimator's where this TF has it: tests/conftest.py)."""
 
 import dataclasses
 import os
@@ -8,18 +9,26 @@ import pytest
 import tensorflow as tf
 
 from example_kit import datasets
+from tests import backend_jobs
 from trainer import job as job_lib
-from trainer import preflight
-from trainer.estimator import train
+from trainer import warm_start
 
-pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
+# Every test here runs on each backend (`backend` below), except where it
+# says otherwise.
 
 
-def _job(assets, tmp_path, handle=None, model=None, head=None, **overrides):
+@pytest.fixture(params=backend_jobs.BACKENDS)
+def backend(request):
+  return request.param
+
+
+def _job(assets, tmp_path, handle=None, model=None, head=None, backend="auto",
+         **overrides):
   """A job on the digits model; `overrides` are settings of its parts."""
   data = dict(train_files=[assets.data("digits_train.tfrecord")],
               eval_files=[assets.data("digits_eval.tfrecord")])
-  run = dict(train_steps=30, log_every_steps=10, random_seed=0)
+  run = dict(train_steps=30, log_every_steps=10, random_seed=0,
+             backend=backend)
   for name, value in overrides.items():
     (data if name in {f.name for f in dataclasses.fields(
         job_lib.DataOptions)} else run)[name] = value
@@ -31,13 +40,16 @@ def _job(assets, tmp_path, handle=None, model=None, head=None, **overrides):
       model_dir=str(tmp_path / "model"))
 
 
+def _run(job, log=lambda line: None):
+  return backend_jobs.run(backend_jobs.check(job), log=log)
+
+
 def _accuracy(job):
-  return train.run(preflight.check(job), log=lambda line: None).metrics[
-      "accuracy"]
+  return _run(job).metrics["accuracy"]
 
 
 def test_pretrained_model_beats_training_from_scratch(
-    assets, scratch_digits_model, tmp_path):
+    assets, scratch_digits_model, tmp_path, backend):
   """Two labelled images per digit, 30 steps, 3 seeds each; the runs differ
   only in where the hub model's weights start. Measured on 2 cores: about
   0.88 fine-tuned, 0.90 frozen, 0.80 from scratch (docs/transfer.md)."""
@@ -54,15 +66,17 @@ def test_pretrained_model_beats_training_from_scratch(
         assets, tmp_path / ("%s-%d" % (name, seed)),
         model=job_lib.ModelOptions(handle, trainable=trainable),
         train_files=[train_file], eval_files=[eval_file], batch_size=16,
-        random_seed=seed)) for seed in range(3)])
+        random_seed=seed, backend=backend)) for seed in range(3)])
   print("held-out accuracy after 30 steps:", accuracy)
   assert accuracy["fine-tuned"] > accuracy["scratch"] + 0.03
   assert accuracy["frozen"] > accuracy["scratch"] + 0.03
 
 
+@pytest.mark.estimator
 def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
-  job = _job(assets, tmp_path)
-  plan = preflight.check(job)
+  from trainer.estimator import train  # pylint: disable=g-import-not-at-top
+  job = _job(assets, tmp_path, backend="estimator")
+  plan = backend_jobs.check(job)
   result = train.run(plan, log=lambda line: None)
   assert result.export_dir == os.path.join(job.model_dir, "export")
   assert result.checkpoint.endswith("model.ckpt-30")
@@ -76,21 +90,52 @@ def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
   np.testing.assert_allclose(got, np.array(expected[:len(got)]), atol=1e-5)
 
 
-def test_progress_is_reported(assets, tmp_path):
+@pytest.mark.keras
+def test_keras_export_predicts_what_the_trained_model_predicts(assets,
+                                                              tmp_path):
+  """The serving signature takes the raw input and returns what the model
+  restored from the final checkpoint returns."""
+  from trainer.keras import model as model_lib  # pylint: disable=g-import-not-at-top
+  from trainer.keras import state as state_lib  # pylint: disable=g-import-not-at-top
+  job = _job(assets, tmp_path, backend="keras")
+  plan = backend_jobs.check(job)
+  result = backend_jobs.run(plan, log=lambda line: None)
+  assert result.export_dir == os.path.join(job.model_dir, "export")
+  assert result.checkpoint.endswith("model.ckpt-30")
+  trained = state_lib.create(plan.spec, job.head, with_optimizer=False)
+  state_lib.restore(trained, result.checkpoint, expect_partial=True)
+  eval_dataset = tf.data.TFRecordDataset(plan.eval_files)
+  batch = next(iter(eval_dataset.batch(64).map(
+      __import__("trainer.data", fromlist=["parser"]).parser(
+          plan.eval_files, plan.inputs))))[0]
+  expected = model_lib.predictions(trained.model(batch), 5)
+  exported = tf.saved_model.load(result.export_dir)
+  signature = exported.signatures["serving_default"]
+  assert set(signature.structured_input_signature[1]) == {"inputs"}
+  got = signature(inputs=batch["inputs"])
+  np.testing.assert_allclose(got["probabilities"].numpy(),
+                             expected["probabilities"].numpy(), atol=1e-6)
+  np.testing.assert_array_equal(got["classes"].numpy(),
+                                expected["classes"].numpy())
+
+
+def test_progress_is_reported(assets, tmp_path, backend):
   lines = []
-  train.run(preflight.check(_job(assets, tmp_path)), log=lines.append)
+  _run(_job(assets, tmp_path, backend=backend), log=lines.append)
   assert any(line.startswith("step 20/30  loss ") and "examples/s" in line
              for line in lines), lines
 
 
-def test_regression_head(assets, tmp_path):
-  job = _job(assets, tmp_path, head=job_lib.HeadConfig(n_classes=0))
-  metrics = train.run(preflight.check(job), log=lambda line: None).metrics
+def test_regression_head(assets, tmp_path, backend):
+  job = _job(assets, tmp_path, head=job_lib.HeadConfig(n_classes=0),
+             backend=backend)
+  metrics = _run(job).metrics
   assert {"rmse", "mae", "loss"} <= set(metrics)
+  assert all(np.isfinite(value) for value in metrics.values())
 
 
-def test_text_model_fine_tunes_on_csv_text(assets, tmp_path):
-  job = _job(assets, tmp_path, handle=assets.text_model,
+def test_text_model_fine_tunes_on_csv_text(assets, tmp_path, backend):
+  job = _job(assets, tmp_path, handle=assets.text_model, backend=backend,
              train_files=[assets.data("text_train.csv")],
              eval_files=[assets.data("text_eval.csv")],
              input_map={"inputs": "text"}, train_steps=100)
@@ -105,16 +150,17 @@ def test_text_model_fine_tunes_on_csv_text(assets, tmp_path):
                          signature_outputs_as_dict=True),
     job_lib.ModelOptions(""),  # TF1 Hub defaults: tags {}, signature default.
 ])
-def test_tf1_hub_model_trains_frozen(assets, tmp_path, options):
+def test_tf1_hub_model_trains_frozen(assets, tmp_path, options, backend):
   options = dataclasses.replace(options, module_handle=assets.tf1_hub_model)
   input_map = ({"x": "pixels"} if options.signature is None
                else {"x1": "pixels", "x2": "pixels"})
   job = _job(assets, tmp_path, model=options, input_map=input_map,
-             train_steps=60)
+             train_steps=60, backend=backend)
   assert _accuracy(job) > 0.5
 
 
-def test_lazy_adam_learns_the_text_task_as_well_as_adam(assets, tmp_path):
+def test_lazy_adam_learns_the_text_task_as_well_as_adam(assets, tmp_path,
+                                                       backend):
   """The text model's embedding gets sparse gradients: lazy Adam updates
   only their rows. Held-out accuracy, 3 seeds each, 300 steps: the same
   within noise (5 seeds of 1000 steps: docs/performance.md)."""
@@ -127,24 +173,28 @@ def test_lazy_adam_learns_the_text_task_as_well_as_adam(assets, tmp_path):
                                 optimizer=optimizer),
         train_files=[assets.data("text_train.csv")],
         eval_files=[assets.data("text_eval.csv")],
-        input_map={"inputs": "text"}, train_steps=300, random_seed=seed))
-                                   for seed in range(3)])
+        input_map={"inputs": "text"}, train_steps=300, random_seed=seed,
+        backend=backend)) for seed in range(3)])
   print("held-out accuracy, mean of 3 seeds:", accuracy)
   assert accuracy["lazy_adam"] > 0.6 and accuracy["adam"] > 0.6
   assert abs(accuracy["lazy_adam"] - accuracy["adam"]) < 0.05
 
 
+@pytest.mark.estimator
 def test_a_training_step_is_one_session_run(assets, tmp_path, monkeypatch):
   """With a step cadence for checkpoints, TF's CheckpointSaverHook would run
-  the session a second time every step (trainer/checkpoints.py)."""
-  from tensorflow.python.client import session  # pylint: disable=g-import-not-at-top
+  the session a second time every step (trainer/estimator/checkpoints.py)."""
+  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.client import session
+  from trainer.estimator import train
+  # pylint: enable=g-import-not-at-top
   runs = []
   real = session.tf_session.TF_SessionRun_wrapper
   monkeypatch.setattr(session.tf_session, "TF_SessionRun_wrapper",
                       lambda *args: runs.append(1) or real(*args))
-  plan = preflight.check(_job(assets, tmp_path, train_steps=400,
-                              save_checkpoints_steps=100,
-                              log_every_steps=100))
+  plan = backend_jobs.check(_job(assets, tmp_path, train_steps=400,
+                                 save_checkpoints_steps=100,
+                                 log_every_steps=100, backend="estimator"))
   estimator = train.estimator_for(plan)
   train_input, _ = train.input_fns(plan)
   estimator.train(train_input, max_steps=100)  # Start-up runs: not counted.
@@ -154,3 +204,31 @@ def test_a_training_step_is_one_session_run(assets, tmp_path, monkeypatch):
   # write 3 summaries (a summary hook reads the global step again).
   assert 300 <= len(runs) < 300 + 50, len(runs)
   assert tf.train.latest_checkpoint(plan.job.model_dir).endswith("-400")
+
+
+def test_a_restarted_run_resumes_from_its_latest_checkpoint(assets, tmp_path,
+                                                           backend):
+  """What a restarted chief does: the same model directory, a larger
+  budget; training goes on from the latest checkpoint, never earlier."""
+  lines = []
+  _run(_job(assets, tmp_path, train_steps=40, save_checkpoints_steps=20,
+            backend=backend))
+  assert warm_start.global_step(str(tmp_path / "model")) == 40
+  _run(dataclasses.replace(_job(
+      assets, tmp_path, train_steps=80, save_checkpoints_steps=20,
+      backend=backend), export_dir=str(tmp_path / "second_export")),
+       log=lines.append)
+  first = [line for line in lines if line.startswith(
+      "first training step done")]
+  assert first and int(first[0].split()[-1]) in range(40, 52), lines
+  assert warm_start.global_step(str(tmp_path / "model")) == 80
+
+
+def test_checkpoints_follow_the_cadence_and_the_limit(assets, tmp_path,
+                                                      backend):
+  _run(_job(assets, tmp_path, train_steps=60, save_checkpoints_steps=10,
+            keep_checkpoint_max=3, backend=backend))
+  state = tf.train.get_checkpoint_state(str(tmp_path / "model"))
+  kept = [int(path.rsplit("-", 1)[1])
+          for path in state.all_model_checkpoint_paths]
+  assert kept == [40, 50, 60]

@@ -108,6 +108,19 @@ def choose(requested: str, *, tf_version: Optional[str],
                 "2.16)" % tf_version)
 
 
+def check_workers(choice: Choice, num_workers: int) -> None:
+  """The Keras backend's chief only coordinates: its steps run on workers.
+
+  Raises:
+    errors.FlagError: a Keras cluster without workers.
+  """
+  if choice.name == KERAS and num_workers < 1:
+    raise errors.FlagError(
+        "`num_workers` (%d): the Keras backend trains on workers (its chief "
+        "only coordinates them); give its cluster at least one worker, or "
+        "use `backend`=estimator, whose chief trains too." % num_workers)
+
+
 def choose_here(requested: str) -> Choice:
   """`choose` for the TF installed in this environment."""
   return choose(requested, tf_version=installed_tf_version(),

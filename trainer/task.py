@@ -62,16 +62,17 @@ def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
 def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
             log: Callable[[str], None] = logging.info,
-            build_demo: bool = True, cache_dir: Optional[str] = None):
+            build_demo: bool = True, cache_dir: Optional[str] = None,
+            choice: Optional[backends.Choice] = None):
   """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
   the backend that runs it (`plan.backend`).
 
   Writes nothing but the demo's models and data (where missing, and
   `build_demo`) and what fetching a hub handle puts into `cache_dir`
   (default: TFHUB_CACHE_DIR, else hub's default). A backend this TF lacks
-  is refused before that.
+  is refused before that. `choice`: the backend, where already chosen.
   """
-  choice = backends.choose_here(fv.backend)
+  choice = choice or backends.choose_here(fv.backend)
   job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
                        build_demo=build_demo)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
@@ -107,7 +108,8 @@ CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
 
 def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
                   log: Callable[[str], None] = logging.info,
-                  cache_dir: Optional[str] = None):
+                  cache_dir: Optional[str] = None,
+                  num_workers: Optional[int] = None):
   """A launcher's pre-flight (cluster/local.py, cluster/slurm.py): the
   trainer's whole check, once, as the chief, before any task starts; then
   the resolved trainer flags, for every task, in RUN_DIR/trainer_flags.txt.
@@ -126,6 +128,8 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
   plan = prepare(fv, tf_config.Task(tf_config.CHIEF),
                  default_model_dir=os.path.join(run_dir, "model"), log=log,
                  cache_dir=cache_dir)
+  if num_workers is not None:
+    backends.check_workers(plan.backend, num_workers)
   if evaluator and not plan.eval_files:
     raise errors.FlagError(
         "`eval_files` is empty, so an evaluator would have nothing to "
@@ -280,7 +284,10 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   try:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
-    plan = prepare(fv, task, build_demo=not fv.check_only)
+    choice = backends.choose_here(fv.backend)
+    if not fv.check_only:
+      backends.load(choice).connect(parsed)
+    plan = prepare(fv, task, build_demo=not fv.check_only, choice=choice)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
       model_dir_state = settle_model_dir(plan, fv.overwrite_model_dir,

@@ -1,5 +1,6 @@
 """The Estimator backend: `tf.estimator` on TF1 sessions (TF <= 2.15).
 
+  connect(config)               nothing: Estimator connects in its session
   run(plan, config, log)        trains, evaluates, exports (train.py)
   model_variables(spec, head)   the model's variables by name (warm_start.py)
 
@@ -13,4 +14,9 @@ export), optimizers.py (lazy Adam for TF1 optimizers), warm_start.py.
 from trainer.estimator.train import run
 from trainer.estimator.warm_start import model_variables
 
-__all__ = ["run", "model_variables"]
+__all__ = ["connect", "run", "model_variables"]
+
+
+def connect(config) -> None:
+  """Nothing before the pre-flight: Estimator's session joins the cluster."""
+  del config

@@ -1,9 +1,10 @@
 """The Keras backend: TF2's own parameter-server training (any TF >= 2.15).
 
+  connect(config)               the chief joins its cluster (train.py)
   run(plan, config, log)        trains, evaluates, exports (train.py)
   model_variables(spec, head)   the model's variables by name (model.py)
 
-Its modules: train.py (the roles), loop.py (the training loop, in one
+Its modules: train.py (the roles), cluster.py (the chief's connection), loop.py (the training loop, in one
 process or scheduled on a cluster), model.py (the tf_keras model: hub layer
 and head), state.py (model, optimizer, checkpoints), optimizers.py (Keras
 2 legacy optimizers and lazy Adam), evaluation.py (metrics, the evaluator,
@@ -12,6 +13,7 @@ from Estimator checkpoints), summaries.py (TensorBoard scalars).
 """
 
 from trainer.keras.model import model_variables
+from trainer.keras.train import connect
 from trainer.keras.train import run
 
-__all__ = ["run", "model_variables"]
+__all__ = ["connect", "run", "model_variables"]

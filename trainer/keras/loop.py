@@ -205,8 +205,13 @@ def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
     profile.after(step)
     if step >= last_summary[0] + s.log_every_steps:
       now = time.monotonic()
-      writer.write({"loss": loss, "global_step/sec": (
-          step - last_summary[0]) / max(now - last_summary[1], 1e-9)}, step)
+      writer.write({
+          "loss": loss,
+          "global_step/sec": (step - last_summary[0]) / max(
+              now - last_summary[1], 1e-9),
+          "regularization_loss": float(model_lib.regularization(
+              state.model)),
+          "learning_rate": s.learning_rate}, step)
       last_summary = (step, now)
     if s.cadence.due(step):
       save(step)

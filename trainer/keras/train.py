@@ -14,12 +14,11 @@ as the Estimator's:
 * the evaluator is not part of the training cluster: it evaluates each new
   checkpoint and the final one, then ends (trainer.keras.evaluation).
 
-Every task of a cluster runs with GRPC_FAIL_FAST=use_caller (unless set),
-as TF's parameter-server training asks, so that a lost worker or ps is an
-error at once rather than a hang: it is read by gRPC when the task's first
-channel is made, so it is set here, before the server or the strategy.
+The chief connects to its cluster before its pre-flight (`connect`, called
+by the entry point: trainer.keras.cluster says why).
 """
 
+import json
 import os
 import time
 from typing import Callable, Optional
@@ -34,6 +33,7 @@ from trainer import job_end
 from trainer import preflight
 from trainer import result as result_lib
 from trainer import warm_start as warm_start_lib
+from trainer.keras import cluster as cluster_lib
 from trainer.keras import evaluation
 from trainer.keras import export as export_lib
 from trainer.keras import loop
@@ -41,6 +41,12 @@ from trainer.keras import state as state_lib
 from trainer.keras import warm_start
 
 Result = result_lib.Result
+
+
+def connect(config: Optional[tf_config.TfConfig]) -> None:
+  """Before the pre-flight: the chief of a cluster joins it."""
+  if config is not None and tf_config.is_chief(config.task):
+    cluster_lib.connect(config)
 # Default save cadence when none is set (Estimator's).
 DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 
@@ -140,13 +146,10 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   job = p.job
   job_end.clear_markers(job.model_dir)
   early_stopping.clear(job.model_dir)
-  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-      tf.train.ClusterSpec(dict(config.cluster)), task_type=config.task.type,
-      task_id=config.task.index, rpc_layer="grpc")
-  strategy = tf.distribute.ParameterServerStrategy(resolver)
-  coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+  strategy, coordinator = cluster_lib.connect(config)
   with strategy.scope():
     state = state_lib.create(p.spec, job.head)
+  log(describe_placement(state, job.model_dir))
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
   _start_or_resume(state, manager, p, log)
@@ -167,6 +170,29 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
                 checkpoint=checkpoint, export_dir=export_dir)
 
 
+PLACEMENT_FILE = "placement.json"
+
+
+def describe_placement(state: state_lib.State, model_dir: str) -> str:
+  """Writes MODEL_DIR/placement.json (variable name -> device, as TF's
+  ParameterServerStrategy placed it: round-robin over the ps tasks) and
+  says how many bytes each ps holds."""
+  placement = {name: variable.device
+               for name, variable in sorted(state.variables.items())}
+  tf.io.gfile.makedirs(model_dir)
+  with tf.io.gfile.GFile(os.path.join(model_dir, PLACEMENT_FILE), "w") as f:
+    json.dump(placement, f, indent=1)
+  loads = {}
+  for name, variable in state.variables.items():
+    device = tf.DeviceSpec.from_string(variable.device)
+    key = "%s-%d" % (device.job, device.task or 0)
+    loads[key] = loads.get(key, 0) + (
+        variable.shape.num_elements() * variable.dtype.size)
+  return "Variables placed: %s (%s)." % (
+      ", ".join("%s %d KB" % (key, (size + 1023) // 1024)
+                for key, size in sorted(loads.items())), PLACEMENT_FILE)
+
+
 def _evaluated_step(model_dir: str) -> Optional[int]:
   metrics = eval_events.last(evaluation.eval_dir(model_dir))
   return int(metrics["global_step"]) if metrics else None
@@ -182,7 +208,6 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
   job = p.job
   if config is None:
     return _train_here(p, log)
-  os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
   task = config.task
   if task.type in (tf_config.PS, tf_config.WORKER):
     if not tf.io.gfile.exists(job.resolved_export_dir):

@@ -1,0 +1,51 @@
+"""A Keras-backend chief with its cluster's servers in the same process.
+
+  python -m tests.keras_inprocess_chief ASSETS_DIR MODEL_DIR
+
+Two workers and two ps serve in this process; the chief joins them first
+(as trainer.task does), then runs the pre-flight and trains 60 steps of the
+digits model. Prints the chief's lines, then "checkpoint NAME".
+(tests/test_keras_backend.py)
+"""
+
+import os
+import sys
+
+import portpicker
+
+from cluster import inprocess
+from harness import tf_config
+from trainer import backends
+from trainer import job as job_lib
+from trainer import keras as keras_backend
+from trainer import preflight
+
+
+def main(assets_dir: str, model_dir: str) -> None:
+  servers = inprocess.InProcessCluster(num_workers=2, num_ps=2,
+                                       inter_op_threads=3)
+  cluster = dict(servers.cluster,
+                 chief=["localhost:%d" % portpicker.pick_unused_port()])
+  config = tf_config.TfConfig(cluster, tf_config.Task(tf_config.CHIEF, 0))
+  keras_backend.connect(config)
+  data = os.path.join(assets_dir, "data")
+  job = job_lib.JobConfig(
+      model=job_lib.ModelOptions(os.path.join(assets_dir, "models", "digits"),
+                                 trainable=True),
+      head=job_lib.HeadConfig(n_classes=5),
+      data=job_lib.DataOptions(
+          train_files=[os.path.join(data, "digits_train.tfrecord")],
+          eval_files=[os.path.join(data, "digits_eval.tfrecord")]),
+      run=job_lib.RunOptions(backend="keras", train_steps=60,
+                             save_checkpoints_steps=20, log_every_steps=20,
+                             steps_per_execution=5),
+      model_dir=model_dir)
+  plan = preflight.check(job, backend=backends.choose_here("keras"),
+                         model_variables=keras_backend.model_variables,
+                         log=lambda line: None)
+  result = keras_backend.run(plan, config, log=print)
+  print("checkpoint", os.path.basename(result.checkpoint), flush=True)
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:])

@@ -1,0 +1,83 @@
+"""trainer.backends: which backend runs a job, and why, on which TF; and
+the refusal of the Estimator where TF has none, from the command line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import errors
+from tests import backend_jobs
+from tests import processes
+from trainer import backends
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("requested,tf_version,installed,name,why", [
+    ("auto", "2.15.1", True, "estimator", "auto: TF 2.15.1 has tf.estimator"),
+    ("auto", "2.21.0", False, "keras",
+     "auto: TF 2.21.0 has no tf.estimator (removed in TF 2.16)"),
+    # tensorflow-estimator 2.15 left beside a newer TF: still none.
+    ("auto", "2.16.1", True, "keras",
+     "auto: TF 2.16.1 has no tf.estimator (removed in TF 2.16)"),
+    ("auto", "2.15.0", False, "keras",
+     "auto: TF 2.15.0 has no tf.estimator (removed in TF 2.16)"),
+    ("keras", "2.15.1", True, "keras", "asked for; TF 2.15.1"),
+    ("estimator", "2.15.0rc1", True, "estimator",
+     "asked for; TF 2.15.0rc1 has tf.estimator"),
+])
+def test_the_choice_and_its_reason(requested, tf_version, installed, name,
+                                   why):
+  choice = backends.choose(requested, tf_version=tf_version,
+                           estimator_installed=installed)
+  assert (choice.name, choice.why) == (name, why)
+  assert choice.describe() == "Backend: %s (%s)." % (name, why)
+
+
+def test_the_estimator_where_tf_has_none_names_what_to_use():
+  with pytest.raises(errors.FlagError) as raised:
+    backends.choose("estimator", tf_version="2.21.0",
+                    estimator_installed=False, python="3.12")
+  assert str(raised.value) == (
+      "`backend`=estimator needs tf.estimator, which TF 2.21.0 on Python "
+      "3.12 does not have (removed in TF 2.16): run it with TF 2.15 on "
+      "Python 3.9-3.11, or use `backend`=keras (or auto).")
+
+
+def test_no_tensorflow_names_the_extras():
+  with pytest.raises(errors.FlagError, match=r"TensorFlow is not installed: "
+                     r"install the harness with the `cpu` or the `gpu` "
+                     r"extra"):
+    backends.choose("auto", tf_version=None, estimator_installed=False)
+
+
+def test_the_installed_tf_is_read_without_importing_it():
+  proc = subprocess.run(
+      [sys.executable, "-c", "import sys; from trainer import backends; "
+       "c = backends.choose_here('auto'); "
+       "print(c.name, 'tensorflow' in sys.modules)"],
+      cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+  expected = "estimator" if backend_jobs.ESTIMATOR_HERE else "keras"
+  assert proc.stdout.split() == [expected, "False"]
+
+
+@pytest.mark.keras
+@pytest.mark.skipif(backend_jobs.ESTIMATOR_HERE, reason=(
+    "this TF has tf.estimator; the refusal runs where it has none (CI's "
+    "Python 3.12 environment)"))
+def test_asking_for_the_estimator_where_tf_has_none_writes_nothing(
+    demo_cwd):
+  proc = subprocess.run(
+      [sys.executable, "-m", "trainer.task", "--backend=estimator",
+       "--model_dir=" + str(demo_cwd / "model")],
+      cwd=str(demo_cwd), env=dict(os.environ, PYTHONPATH=REPO),
+      capture_output=True, text=True, timeout=120, check=False)
+  assert proc.returncode == 1
+  lines = processes.our_lines(proc.stderr)
+  assert len(lines) == 1, lines
+  assert lines[0].startswith(
+      "error: --backend=estimator needs tf.estimator, which TF 2.")
+  assert not os.path.exists(demo_cwd / "model")
+  assert not os.path.exists(demo_cwd / "runs")

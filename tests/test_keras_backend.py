@@ -1,0 +1,85 @@
+"""The Keras backend's own parts: lazy Adam's sparse rule, the variable
+names that bridge to the Estimator's checkpoints, a parameter-server
+cluster in this process, and flags.txt saying which backend ran."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import backend_jobs
+from trainer import job as job_lib
+from trainer import warm_start
+from trainer.keras import optimizers
+
+pytestmark = pytest.mark.keras
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_lazy_adam_moves_only_the_rows_of_the_batch():
+  table = tf.Variable(np.ones([6, 3], np.float32))
+  dense = tf.Variable(np.ones([6, 3], np.float32))
+  lazy, adam = optimizers.LazyAdam(0.1), optimizers.OPTIMIZERS["adam"](0.1)
+  rows = tf.constant([1, 4, 1])  # Row 1 twice: its gradients add up.
+  for step in range(3):
+    grad = tf.IndexedSlices(tf.fill([3, 3], 0.5 + step), rows, [6, 3])
+    lazy.apply_gradients([(grad, table)])
+    adam.apply_gradients([(grad, dense)])
+  untouched = [0, 2, 3, 5]
+  np.testing.assert_array_equal(table.numpy()[untouched], 1.0)
+  np.testing.assert_array_equal(lazy.get_slot(table, "m").numpy()[untouched],
+                                0.0)
+  # Rows a step touches every time move exactly as Adam moves them.
+  np.testing.assert_allclose(table.numpy()[[1, 4]], dense.numpy()[[1, 4]],
+                             rtol=1e-6)
+  assert not np.allclose(table.numpy()[[1, 4]], 1.0)
+
+
+def test_the_optimizers_are_the_estimators():
+  assert set(optimizers.OPTIMIZERS) == set(job_lib.OPTIMIZERS)
+
+
+def test_model_variables_carry_the_estimators_names(assets):
+  from trainer import model_spec  # pylint: disable=g-import-not-at-top
+  from trainer.keras import model as model_lib  # pylint: disable=g-import-not-at-top
+  spec = model_spec.inspect_model(assets.digits_model, trainable=True)
+  shapes = model_lib.model_variables(
+      spec, job_lib.HeadConfig(n_classes=5, hidden_units=(8,)))
+  assert shapes == {
+      "batch_norm/beta": [64], "batch_norm/gamma": [64],
+      "batch_norm/moving_mean": [64], "batch_norm/moving_variance": [64],
+      "dense1/bias": [64], "dense1/kernel": [64, 64], "dense2/bias": [32],
+      "dense2/kernel": [64, 32], "hidden_0/bias": [8],
+      "hidden_0/kernel": [32, 8], "logits/bias": [5], "logits/kernel": [8, 5]}
+
+
+def test_the_escaping_of_checkpoint_keys_round_trips():
+  for name in ("dense1/kernel", "a.b/c..d", "embeddings", "x.S/y"):
+    assert warm_start.unescape(warm_start.escape(name)) == name
+
+
+def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
+                                                               tmp_path):
+  """The chief's part of a real parameter-server cluster: two workers and
+  two ps serving in one process (each with inter-op threads for every
+  worker and itself: on 2 cores TF's default hangs the first step). In a
+  process of its own: the chief joins its cluster before any other TF work
+  (trainer.keras.cluster), which this test process has done long before."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "tests.keras_inprocess_chief", assets.root,
+       str(tmp_path / "model")], cwd=REPO, capture_output=True, text=True,
+      timeout=600, check=False, env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  lines = proc.stdout.splitlines()
+  placed = [line for line in lines if line.startswith("Variables placed: ")]
+  assert placed and "ps-0" in placed[0] and "ps-1" in placed[0], lines
+  assert lines[-1] == "checkpoint model.ckpt-60"
+  assert warm_start.global_step(str(tmp_path / "model")) == 60
+  exported = tf.saved_model.load(os.path.join(str(tmp_path / "model"),
+                                              "export"))
+  probabilities = exported.signatures["serving_default"](
+      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
