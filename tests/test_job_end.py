@@ -1,6 +1,7 @@
 """trainer.job_end: how a distributed job ends by itself, with a fake clock."""
 
 import os
+import socket
 
 from harness import tf_config
 from trainer import job_end
@@ -74,3 +75,38 @@ def test_chief_gives_up_on_a_missing_final_evaluation():
       sleep=fake.sleep)
   assert 5.0 < fake.now <= 6.0
   assert lines[-1].startswith("warning: no evaluation of step 60 within 5 s")
+
+
+def test_waiting_for_a_process_to_end_sees_its_port_close():
+  """A real listening socket on loopback, closed after the third poll."""
+  listener = socket.socket()
+  listener.bind(("127.0.0.1", 0))
+  listener.listen()
+  address = "127.0.0.1:%d" % listener.getsockname()[1]
+  polls = []
+
+  def on_sleep(now):
+    polls.append(now)
+    if len(polls) == 3:
+      listener.close()
+  fake, lines = FakeTime(on_sleep), []
+  assert job_end.wait_for_exit(address, timeout_secs=60, log=lines.append,
+                               clock=fake.clock, sleep=fake.sleep)
+  assert len(polls) == 3 and not lines
+
+
+def test_waiting_for_a_process_that_never_ends_gives_up_and_says_so():
+  listener = socket.socket()
+  listener.bind(("127.0.0.1", 0))
+  listener.listen()
+  address = "127.0.0.1:%d" % listener.getsockname()[1]
+  fake, lines = FakeTime(), []
+  try:
+    assert not job_end.wait_for_exit(address, timeout_secs=5,
+                                      log=lines.append, clock=fake.clock,
+                                      sleep=fake.sleep)
+  finally:
+    listener.close()
+  assert fake.now > 5
+  assert lines == ["The chief (%s) still runs 5 s after its export; "
+                   "stopping anyway." % address]

@@ -25,6 +25,7 @@ activeDeadlineSeconds, Slurm's --time).
 
 import json
 import os
+import socket
 import time
 from typing import Callable, Optional, Set
 
@@ -117,6 +118,33 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
   wait_until_done(export_dir=export_dir, model_dir=model_dir,
                   num_workers=num_workers, log=log)
   log("The job is done (the chief's final export exists); stopping.")
+
+
+def wait_for_exit(address: str, *, timeout_secs: float,
+                  log: Callable[[str], None],
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep,
+                  poll_secs: float = POLL_SECS) -> bool:
+  """Waits until nothing listens at `address` (HOST:PORT): the process that
+  served there has ended. Returns False after `timeout_secs` without that.
+
+  Keras backend workers and ps wait so for the chief after its export: the
+  chief's TF still talks to them while its process ends (it removes its
+  functions from every task), and a task already gone makes each of those
+  calls log an error.
+  """
+  host, port = tf_config.parse_address(address)
+  deadline = clock() + timeout_secs
+  while True:
+    try:
+      socket.create_connection((host, port), timeout=poll_secs).close()
+    except OSError:
+      return True
+    if clock() > deadline:
+      log("The chief (%s) still runs %d s after its export; stopping "
+          "anyway." % (address, timeout_secs))
+      return False
+    sleep(poll_secs)
 
 
 def wait_for_final_evaluation(

@@ -47,6 +47,9 @@ def connect(config: Optional[tf_config.TfConfig]) -> None:
   """Before the pre-flight: the chief of a cluster joins it."""
   if config is not None and tf_config.is_chief(config.task):
     cluster_lib.connect(config)
+# How long a worker or ps waits, after the export, for the chief to end
+# (trainer.job_end.wait_for_exit), so as to outlive the chief's last calls.
+CHIEF_EXIT_WAIT_SECS = 60
 # Default save cadence when none is set (Estimator's).
 DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 
@@ -215,6 +218,8 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
           dict(config.cluster), job_name=task.type, task_index=task.index,
           export_dir=job.resolved_export_dir, model_dir=job.model_dir,
           wait_for_workers=False, log=log)
+      job_end.wait_for_exit(config.cluster[tf_config.CHIEF][0],
+                            timeout_secs=CHIEF_EXIT_WAIT_SECS, log=log)
     else:
       log("The chief's final export exists: training is over, nothing to "
           "do.")
