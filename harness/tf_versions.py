@@ -1,7 +1,7 @@
 """Where `share_cluster_devices_in_session` lives, by TensorFlow version.
 
 TF 2.2 moved the field from `ConfigProto.experimental` to the top level of
-`ConfigProto`. trainer.config builds session configs by this rule and the
+`ConfigProto`. trainer.estimator.config builds session configs by this rule and the
 migration assistant (hub_migrate) rewrites users' code by it. TF-free: the
 version is a string.
 """

@@ -4,7 +4,7 @@ A TF2 SavedModel in an Estimator trained with parameter servers fails with
 "Assigned device '/job:ps/replica:0/task:0/device:CPU:0' does not match any
 device" unless the session config sets `share_cluster_devices_in_session`:
 at the top level of ConfigProto from TF 2.2 on, under `experimental` before
-(harness.tf_versions, the rule trainer.config follows too).
+(harness.tf_versions, the rule trainer.estimator.config follows too).
 
 * RunConfig(session_config=ConfigProto(...)) and a ConfigProto assigned to a
   name in the RunConfig's scope get the field (a keyword of the
@@ -37,7 +37,7 @@ DEVICE_FILTERS_NOTE = (
     "then config.replace(session_config=...) with device_filters "
     "['/job:ps', '/job:%s/task:%d' % (config.task_type, config.task_id)] "
     "for workers and ['/job:ps', '/job:chief'] for the chief "
-    "(trainer.config.device_filters has the whole rule).")
+    "(trainer.estimator.config.device_filters has the whole rule).")
 
 
 class _Planner(cst.CSTVisitor):

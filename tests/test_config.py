@@ -1,4 +1,4 @@
-"""trainer.config: the session config by TF version, and kept defaults."""
+"""trainer.estimator.config: the session config by TF version, and kept defaults."""
 
 import json
 import os

@@ -43,8 +43,10 @@ def test_the_optimizers_are_the_estimators():
 
 
 def test_model_variables_carry_the_estimators_names(assets):
-  from trainer import model_spec  # pylint: disable=g-import-not-at-top
-  from trainer.keras import model as model_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from trainer import model_spec
+  from trainer.keras import model as model_lib
+  # pylint: enable=g-import-not-at-top
   spec = model_spec.inspect_model(assets.digits_model, trainable=True)
   shapes = model_lib.model_variables(
       spec, job_lib.HeadConfig(n_classes=5, hidden_units=(8,)))

@@ -1,4 +1,4 @@
-"""trainer.model: what the model_fn wires around hub.KerasLayer.
+"""trainer.estimator.model: what the model_fn wires around hub.KerasLayer.
 
 Each test builds the model_fn's graph for one mode on real digits, runs it
 in a plain session and reads the hub model's variables before and after.

@@ -1,4 +1,4 @@
-"""trainer.optimizers: lazy Adam touches only the rows of a sparse gradient,
+"""trainer.estimator.optimizers: lazy Adam touches only the rows of a sparse gradient,
 and is Adam everywhere else."""
 
 import numpy as np

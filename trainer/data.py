@@ -199,3 +199,16 @@ def make_input_fn(files: Sequence[str], config: InputConfig, *,
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
   return input_fn
+
+
+def input_fns(train_files: Sequence[str], eval_files: Sequence[str],
+              config: InputConfig, *, batch_size: int, seed=None):
+  """(train input_fn, eval input_fn or None without eval files): the one
+  pipeline of both backends (an input_fn returns a tf.data.Dataset)."""
+  train = make_input_fn(train_files, config, batch_size=batch_size,
+                        training=True, seed=seed)
+  evaluate = None
+  if eval_files:
+    evaluate = make_input_fn(eval_files, config, batch_size=batch_size,
+                             training=False)
+  return train, evaluate

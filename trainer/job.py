@@ -5,12 +5,13 @@ A `JobConfig` is built once (by the entry point, from flags) and checked once
 Its parts are nested by what uses them, and handed on whole:
 
 * `ModelOptions`: how the hub model is loaded (trainer.model_spec);
-* `HeadConfig`: the layers on top of it and their optimizer (trainer.model);
+* `HeadConfig`: the layers on top of it and their optimizer (each
+  backend's model: trainer.estimator.model, trainer.keras.model);
 * `DataOptions`: the files, columns and batches (trainer.data);
-* `RunOptions`: the Estimator's `RunConfig` and training budget
-  (trainer.config, trainer.train);
-* `ClusterOptions`: what only matters on a cluster (trainer.config,
-  trainer.readiness).
+* `RunOptions`: the backend, the training budget, checkpoints and what the
+  run does besides training (trainer.backends; the backends' train.py);
+* `ClusterOptions`: what only matters on a cluster (the Estimator's
+  trainer.estimator.config and .readiness; trainer.job_end).
 
 The defaults here are the only ones: the flags take theirs from these
 fields. No TensorFlow is imported, so entry points can check settings fast.
@@ -23,13 +24,13 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 from harness import errors
 
-# trainer.optimizers.OPTIMIZERS: the first is the default. lazy_adam is Adam
-# whose sparse updates (embedding rows) touch only the rows of the batch.
+# Each backend's optimizers.OPTIMIZERS: the first is the default. lazy_adam is
+# Adam whose sparse updates (embedding rows) touch only the rows of the batch.
 OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
 # How a step is run (trainer.backends): "auto" picks the Estimator where
 # tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
 BACKENDS = ("auto", "estimator", "keras")
-# The metrics each head reports (trainer.model), for --export_best and
+# The metrics each head reports (both backends), for --export_best and
 # --early_stopping_metric.
 CLASSIFICATION_METRICS = ("accuracy", "loss", "data_loss")
 REGRESSION_METRICS = ("rmse", "mae", "loss", "data_loss")
@@ -62,7 +63,8 @@ class HeadConfig:
   Attributes:
     n_classes: number of classes; 0 for a regression head.
     hidden_units: sizes of the ReLU layers between hub model and output.
-    optimizer: one of OPTIMIZERS (lazy_adam: see trainer.optimizers).
+    optimizer: one of OPTIMIZERS (lazy_adam: see the backends'
+      optimizers.py).
     learning_rate: the optimizer's learning rate.
   """
   n_classes: int
@@ -93,7 +95,7 @@ class DataOptions:
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-  """The training budget, the Estimator's RunConfig settings, and what the
+  """The backend, the training budget, checkpoint settings, and what the
   run does besides training.
 
   Attributes:

@@ -2,11 +2,12 @@
 
 After this task's first step it says so (the end of start-up; benchmarks
 and tests look for `FIRST_STEP`); then at each multiple of `every_n_steps`
-global steps (or the first update past it) it logs one line: the step, the loss, steps per second and examples per second
-(of this task), measured over the steps since the last line. With
-`write_scalar` (the chief's) it also records examples/sec for TensorBoard.
-The backends feed it: trainer.estimator.hooks (a SessionRunHook) and
-trainer.keras.loop (after each scheduled run of steps).
+global steps (or the first update past it) it logs one line: the step, the
+loss, steps per second and examples per second (of this task), measured
+over the steps since the last line. With `write_scalar` (the chief's) it
+also records examples/sec for TensorBoard. The backends feed it:
+trainer.estimator.hooks (a SessionRunHook) and trainer.keras.loop (after
+each scheduled run of steps).
 """
 
 import time

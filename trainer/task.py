@@ -195,6 +195,14 @@ _ROLES = {
     tf_config.PS: "holds the variables; ends once the chief's export exists",
     tf_config.EVALUATOR: "evaluates each new checkpoint until the last",
 }
+# Where the Keras backend's roles differ (trainer/keras/train.py).
+_KERAS_ROLES = dict(
+    _ROLES,
+    **{tf_config.CHIEF: "coordinates: schedules the steps on the workers, "
+                        "writes checkpoints and summaries, exports when done",
+       tf_config.WORKER: "runs the steps the chief schedules; the variables "
+                         "live on the ps tasks; ends once the chief's export "
+                         "exists"})
 
 
 def _model_kind(spec) -> str:
@@ -219,7 +227,9 @@ def describe(plan, config: Optional[tf_config.TfConfig],
   lines = ["Pre-flight passed; nothing was written.",
            plan.backend.describe(),
            "Task: %s: %s." % (task.name if task else "local",
-                              _ROLES[task.type if task else None])]
+                              (_KERAS_ROLES if plan.backend.name ==
+                               backends.KERAS else _ROLES)[
+                                   task.type if task else None])]
   if config:
     jobs = ", ".join("%s (%d)" % (job, len(addresses))
                      for job, addresses in config.cluster.items())

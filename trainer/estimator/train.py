@@ -55,16 +55,11 @@ def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
       else None)
 
 
-def input_fns(p: Plan):
+def input_fns(p: preflight.Plan):
   """(train input_fn, eval input_fn or None without eval files)."""
-  batch_size, seed = p.job.data.batch_size, p.job.run.random_seed
-  train = data.make_input_fn(p.train_files, p.inputs, batch_size=batch_size,
-                             training=True, seed=seed)
-  evaluate = None
-  if p.eval_files:
-    evaluate = data.make_input_fn(p.eval_files, p.inputs,
-                                  batch_size=batch_size, training=False)
-  return train, evaluate
+  return data.input_fns(p.train_files, p.eval_files, p.inputs,
+                        batch_size=p.job.data.batch_size,
+                        seed=p.job.run.random_seed)
 
 
 def _never_evaluated():

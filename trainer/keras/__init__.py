@@ -4,12 +4,13 @@
   run(plan, config, log)        trains, evaluates, exports (train.py)
   model_variables(spec, head)   the model's variables by name (model.py)
 
-Its modules: train.py (the roles), cluster.py (the chief's connection), loop.py (the training loop, in one
-process or scheduled on a cluster), model.py (the tf_keras model: hub layer
-and head), state.py (model, optimizer, checkpoints), optimizers.py (Keras
-2 legacy optimizers and lazy Adam), evaluation.py (metrics, the evaluator,
-the best export), export.py (the serving export), warm_start.py (the bridge
-from Estimator checkpoints), summaries.py (TensorBoard scalars).
+Its modules: train.py (the roles), cluster.py (the chief's connection), loop.py
+(the training loop, in one process or scheduled on a cluster), model.py (the
+tf_keras model: hub layer and head), state.py (model, optimizer, checkpoints),
+optimizers.py (Keras 2 legacy optimizers and lazy Adam), evaluation.py
+(metrics, the evaluator, the best export), export.py (the serving export),
+warm_start.py (the bridge from Estimator checkpoints), summaries.py
+(TensorBoard scalars).
 """
 
 from trainer.keras.model import model_variables

@@ -7,7 +7,7 @@ all examples) or rmse and mae, and loss and data_loss (means of the
 batches' losses), with global_step. `Recorder` writes each evaluation to
 MODEL_DIR/eval (trainer.keras.summaries) and keeps the best export
 (trainer.best_export). `evaluate_continuously` is the evaluator task: each
-new checkpoint, to the last.
+new checkpoint, to the last (trainer.eval_loop).
 """
 
 import os
@@ -17,8 +17,8 @@ from typing import Callable, Dict, Optional
 import tensorflow as tf
 
 from trainer import best_export
-from trainer import early_stopping
 from trainer import eval_events
+from trainer import eval_loop
 from trainer import job as job_lib
 from trainer import model_spec as model_spec_lib
 from trainer import warm_start as warm_start_lib
@@ -26,8 +26,6 @@ from trainer.keras import export as export_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries
-
-POLL_SECS = 1.0
 
 
 def eval_dir(model_dir: str) -> str:
@@ -105,56 +103,32 @@ class Recorder:
                              metrics[self._metric], step, path)
 
 
-def _final(checkpoint: str, step: int, final_step: int, model_dir: str,
-           export_dir: str) -> bool:
-  if step >= final_step:
-    return True
-  return bool(early_stopping.marker(model_dir) and
-              tf.io.gfile.exists(export_dir) and
-              tf.train.latest_checkpoint(model_dir) == checkpoint)
-
-
 def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           head: job_lib.HeadConfig, dataset_fn, *,
                           model_dir: str, eval_steps: Optional[int],
                           final_step: int, throttle_secs: float,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
-                          log: Callable[[str], None] = print,
-                          clock=time.monotonic, sleep=time.sleep) -> dict:
-  """The evaluator task: evaluates the latest checkpoint whenever there is
-  a new one (at most every `throttle_secs`), and ends after evaluating the
-  chief's final checkpoint (of `final_step`, or the last after an early
-  stop). Returns the final metrics. A checkpoint deleted by the chief
-  (keep_checkpoint_max) before it was read is skipped for the latest;
-  every other error ends the task."""
+                          log: Callable[[str], None] = print) -> dict:
+  """The evaluator task (trainer.eval_loop): a model of its own, restored
+  from each new checkpoint. Returns the final metrics."""
   local = state_lib.create(spec, head, with_optimizer=False)
-  evaluate = make_evaluate(local.model, head.n_classes)
+  evaluate_model = make_evaluate(local.model, head.n_classes)
   recorder = Recorder(model_dir, spec, head, export_best, log)
-  if start_delay_secs:
-    sleep(start_delay_secs)
-  evaluated, evaluated_step, metrics, next_allowed = None, None, None, 0.0
-  while True:
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    if checkpoint and checkpoint != evaluated and clock() >= next_allowed:
-      next_allowed = clock() + throttle_secs
-      try:
-        step = warm_start_lib.global_step(checkpoint)
-        state_lib.restore(local, checkpoint, expect_partial=True)
-      except tf.errors.NotFoundError as e:
-        log("Checkpoint %s was deleted before it was evaluated (%s); "
-            "evaluating the latest one." % (checkpoint, str(e).splitlines()[
-                0][:200]))
-        continue
-      metrics = dict(evaluate(dataset_fn(), eval_steps), global_step=step)
-      recorder.record(metrics, step, checkpoint)
-      log("Eval after step %d: %s" % (step, ", ".join(
-          "%s %.4f" % (k, v) for k, v in sorted(metrics.items())
-          if k != "global_step")))
-      evaluated, evaluated_step = checkpoint, step
-      if _final(checkpoint, step, final_step, model_dir, export_dir):
-        return metrics
-    elif evaluated and _final(evaluated, evaluated_step, final_step,
-                              model_dir, export_dir):
-      return metrics  # Early stop: the last checkpoint was evaluated.
-    sleep(POLL_SECS)
+
+  def evaluate(checkpoint):
+    try:
+      step = warm_start_lib.global_step(checkpoint)
+      state_lib.restore(local, checkpoint, expect_partial=True)
+    except tf.errors.NotFoundError as e:
+      raise eval_loop.CheckpointGone(str(e)) from e
+    metrics = dict(evaluate_model(dataset_fn(), eval_steps), global_step=step)
+    recorder.record(metrics, step, checkpoint)
+    log("Eval after step %d: %s" % (step, ", ".join(
+        "%s %.4f" % (k, v) for k, v in sorted(metrics.items())
+        if k != "global_step")))
+    return step, metrics
+  return eval_loop.evaluate_continuously(
+      evaluate, model_dir=model_dir, final_step=final_step,
+      throttle_secs=throttle_secs, export_dir=export_dir,
+      start_delay_secs=start_delay_secs, log=log)

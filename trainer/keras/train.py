@@ -55,15 +55,10 @@ DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 
 
 def dataset_fns(p: preflight.Plan):
-  """(train dataset_fn, eval dataset_fn or None): the shared pipeline."""
-  batch_size, seed = p.job.data.batch_size, p.job.run.random_seed
-  train = data.make_input_fn(p.train_files, p.inputs, batch_size=batch_size,
-                             training=True, seed=seed)
-  evaluate = None
-  if p.eval_files:
-    evaluate = data.make_input_fn(p.eval_files, p.inputs,
-                                  batch_size=batch_size, training=False)
-  return train, evaluate
+  """(train input_fn, eval input_fn or None without eval files)."""
+  return data.input_fns(p.train_files, p.eval_files, p.inputs,
+                        batch_size=p.job.data.batch_size,
+                        seed=p.job.run.random_seed)
 
 
 def settings(p: preflight.Plan) -> loop.Settings:
