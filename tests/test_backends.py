@@ -2,6 +2,7 @@
 the refusal of the Estimator where TF has none, from the command line."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -81,3 +82,14 @@ def test_asking_for_the_estimator_where_tf_has_none_writes_nothing(
       "error: --backend=estimator needs tf.estimator, which TF 2.")
   assert not os.path.exists(demo_cwd / "model")
   assert not os.path.exists(demo_cwd / "runs")
+
+
+def test_a_keras_cluster_needs_a_worker():
+  keras = backends.Choice(backends.KERAS, "asked for")
+  with pytest.raises(errors.FlagError, match=re.escape(
+      "`num_workers` (0): the Keras backend trains on workers (its chief "
+      "only coordinates them); give its cluster at least one worker, or use "
+      "`backend`=estimator, whose chief trains too.")):
+    backends.check_workers(keras, 0)
+  backends.check_workers(keras, 1)
+  backends.check_workers(backends.Choice(backends.ESTIMATOR, "auto"), 0)

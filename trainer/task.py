@@ -296,7 +296,12 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     task = parsed.task if parsed else None
     choice = backends.choose_here(fv.backend)
     if not fv.check_only:
-      backends.load(choice).connect(parsed)
+      try:  # A ps or worker not up yet, or restarting: a restart retries.
+        backends.load(choice).connect(parsed)
+      except errors.HarnessError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        return _peer_restarted(e, parsed)
     plan = prepare(fv, task, build_demo=not fv.check_only, choice=choice)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
@@ -323,17 +328,23 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
-    from trainer import peer_errors  # pylint: disable=g-import-not-at-top
-    why = peer_errors.restarted_peer(e, on_cluster=parsed is not None)
-    if not why:
-      raise  # A real error: its traceback, exit status 1.
-    print("%s: a peer task restarted (%s); exiting with code %d, which the "
-          "restart policy retries." % (task.name, why,
-                                       peer_errors.EXIT_PEER_RESTARTED),
-          file=sys.stderr, flush=True)
-    return peer_errors.EXIT_PEER_RESTARTED
+    return _peer_restarted(e, parsed)
   print(summary(result, plan), flush=True)
   return 0
+
+
+def _peer_restarted(error: Exception, parsed) -> int:
+  """The exit status of a task that saw only a peer restart (which the
+  restart policy retries); re-raises any other error (exit status 1)."""
+  from trainer import peer_errors  # pylint: disable=g-import-not-at-top
+  why = peer_errors.restarted_peer(error, on_cluster=parsed is not None)
+  if not why:
+    raise error  # A real error: its traceback, exit status 1.
+  print("%s: a peer task restarted (%s); exiting with code %d, which the "
+        "restart policy retries." % (parsed.task.name, why,
+                                     peer_errors.EXIT_PEER_RESTARTED),
+        file=sys.stderr, flush=True)
+  return peer_errors.EXIT_PEER_RESTARTED
 
 
 def main(argv):
