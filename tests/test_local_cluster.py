@@ -6,6 +6,7 @@ TF's gRPC runtime between them) through the launcher, as a user would.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,7 +115,7 @@ def test_without_share_cluster_devices_the_cluster_fails_fast(demo_cwd):
   proc, _ = _launch(demo_cwd, ["--noshare_cluster_devices"], num_workers=2,
                     num_ps=1, evaluator=True)
   assert proc.returncode == 1
-  error = proc.stderr[proc.stderr.index("\nerror: ") + 1:]
+  error = proc.stderr[re.search(r"(?m)^error: ", proc.stderr).start():]
   first_line = error.splitlines()[0]
   assert "exited with code 1" in first_line, first_line
   assert ("Assigned device '/job:ps/replica:0/task:0/device:CPU:0' does not "

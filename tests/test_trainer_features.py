@@ -207,7 +207,8 @@ def test_a_diverging_cluster_stops_every_task(demo_cwd, backend):
                       num_workers=1,
                       evaluator=False, deadline_secs=300)
   assert proc.returncode == 1
-  error = proc.stderr[proc.stderr.index("\nerror: ") + 1:].splitlines()[0]
+  first = re.search(r"(?m)^error: ", proc.stderr).start()
+  error = proc.stderr[first:].splitlines()[0]
   assert re.match(r"error: (chief|worker)-0 exited with code 1; not "
                   r"restarted: exit code 1 means an error", error), error
   assert "The loss became" in proc.stderr
