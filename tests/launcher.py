@@ -8,7 +8,6 @@ working directory whose demo_assets/ holds the session's example models
 
 import os
 import subprocess
-import sys
 
 from cluster import local
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import backend_jobs
 from trainer import job as job_lib
 from trainer import warm_start
 from trainer.keras import optimizers

@@ -15,7 +15,6 @@ from tests import processes
 from trainer import cli
 from trainer import job as job_lib
 from trainer import model_dir as model_dir_lib
-from trainer import preflight
 from trainer import task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
