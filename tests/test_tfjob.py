@@ -324,8 +324,11 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
           hosts.exec_prefix(i) + container["command"] + container["args"],
           env))
     lines = []
+    # The ps ends by itself too (on the Keras backend after the chief's
+    # process, whose last calls reach it): waited for, not stopped.
     codes = supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
-                                 deadline_secs=400, printer=lines.append)
+                                 deadline_secs=400, printer=lines.append,
+                                 wait_for_ps=True)
   finally:
     hosts.remove()
   output = "\n".join(lines)
