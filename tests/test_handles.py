@@ -149,7 +149,9 @@ def test_trainer_trains_from_a_url_and_then_from_the_cache(hub, assets,
 def test_five_processes_fetch_one_url_with_one_download(hub, cache):
   url = hub.url("/models/text/1")
   before = hub.requests["/models/text/1"]
-  hub.chunk_delay_secs = 0.005  # Long enough for them all to meet.
+  # Long enough for them all to meet, even when their starts are spread
+  # by a loaded machine (0.005 s per chunk once missed in a CI run).
+  hub.chunk_delay_secs = 0.05
   try:
     running = [_fetch(url, cache, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True) for _ in range(5)]
