@@ -29,6 +29,12 @@ def evaluations(eval_dir: str) -> List[Tuple[int, Dict[str, float]]]:
   return sorted(found.items())
 
 
+def last_step(eval_dir: str) -> Optional[int]:
+  """The global step of the latest evaluation, or None before the first."""
+  metrics = last(eval_dir)
+  return int(metrics["global_step"]) if metrics else None
+
+
 def last(eval_dir: str) -> Optional[Dict[str, float]]:
   """The metrics of the latest evaluation, with its global_step."""
   found = evaluations(eval_dir)

@@ -30,6 +30,9 @@ OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
 # How a step is run (trainer.backends): "auto" picks the Estimator where
 # tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
 BACKENDS = ("auto", "estimator", "keras")
+# The save cadence when neither steps nor seconds are set (Estimator's own
+# default; the Keras backend keeps it).
+DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 # The metrics each head reports (both backends), for --export_best and
 # --early_stopping_metric.
 CLASSIFICATION_METRICS = ("accuracy", "loss", "data_loss")

@@ -27,8 +27,7 @@ from harness import tf_config
 from harness import tf_versions
 from trainer import job as job_lib
 
-# Estimator's own default when no checkpoint cadence is set.
-DEFAULT_SAVE_CHECKPOINTS_SECS = 600
+DEFAULT_SAVE_CHECKPOINTS_SECS = job_lib.DEFAULT_SAVE_CHECKPOINTS_SECS
 
 
 def device_filters(task_type: Optional[str],

@@ -92,11 +92,6 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   return export_dir
 
 
-def _evaluated_step(eval_dir: str) -> Optional[int]:
-  metrics = eval_events.last(eval_dir)
-  return int(metrics["global_step"]) if metrics else None
-
-
 def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
   """The hooks of a training task: progress, the NaN guard, early stopping
   and the profile (the chief's part, or a worker's)."""
@@ -206,7 +201,7 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     export_dir = export(estimator, p, job.resolved_export_dir)
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
-          lambda: _evaluated_step(estimator.eval_dir()),
+          lambda: eval_events.last_step(estimator.eval_dir()),
           _step_of_latest(job.model_dir),
           timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
   return Result(task_type=task_type,

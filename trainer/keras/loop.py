@@ -78,12 +78,11 @@ class ClusterSteps:
   """Schedules calls of the step function on the cluster's workers."""
 
   def __init__(self, state, n_classes, dataset_fn, strategy, coordinator,
-               in_flight_per_worker: int = 2):
+               num_workers: int, in_flight_per_worker: int = 2):
     self._steps = make_step_fn(state, n_classes, strategy)
     self._coordinator = coordinator
     self._iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
-    self.in_flight = in_flight_per_worker * max(
-        strategy.extended._num_workers, 1)  # pylint: disable=protected-access
+    self.in_flight = in_flight_per_worker * max(num_workers, 1)
 
   def schedule(self, n: int):
     return self._coordinator.schedule(

@@ -29,6 +29,7 @@ from harness import tf_config
 from trainer import data
 from trainer import early_stopping
 from trainer import eval_events
+from trainer import job as job_lib
 from trainer import job_end
 from trainer import preflight
 from trainer import result as result_lib
@@ -50,8 +51,6 @@ def connect(config: Optional[tf_config.TfConfig]) -> None:
 # How long a worker or ps waits, after the export, for the chief to end
 # (trainer.job_end.wait_for_exit), so as to outlive the chief's last calls.
 CHIEF_EXIT_WAIT_SECS = 60
-# Default save cadence when none is set (Estimator's).
-DEFAULT_SAVE_CHECKPOINTS_SECS = 600
 
 
 def dataset_fns(p: preflight.Plan):
@@ -65,7 +64,7 @@ def settings(p: preflight.Plan) -> loop.Settings:
   job, run = p.job, p.job.run
   secs = run.save_checkpoints_secs
   if not run.save_checkpoints_steps and not secs:
-    secs = DEFAULT_SAVE_CHECKPOINTS_SECS
+    secs = job_lib.DEFAULT_SAVE_CHECKPOINTS_SECS
   return loop.Settings(
       train_steps=run.train_steps,
       steps_per_execution=run.steps_per_execution,
@@ -153,7 +152,8 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   _start_or_resume(state, manager, p, log)
   train_fn, _ = dataset_fns(p)
   runner = loop.ClusterSteps(state, job.head.n_classes, train_fn, strategy,
-                             coordinator)
+                             coordinator,
+                             len(config.cluster[tf_config.WORKER]))
   loop.train(state, runner, manager, settings(p), log=log,
              eval_dir=evaluation.eval_dir(job.model_dir))
   checkpoint = manager.latest_checkpoint
@@ -161,7 +161,8 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
                                  job.resolved_export_dir)
   if config.evaluator:
     job_end.wait_for_final_evaluation(
-        lambda: _evaluated_step(job.model_dir),
+        lambda: eval_events.last_step(evaluation.eval_dir(
+            job.model_dir)),
         warm_start_lib.global_step(checkpoint),
         timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
   return Result(task_type=config.task.type, metrics=None,
@@ -189,11 +190,6 @@ def describe_placement(state: state_lib.State, model_dir: str) -> str:
   return "Variables placed: %s (%s)." % (
       ", ".join("%s %d KB" % (key, (size + 1023) // 1024)
                 for key, size in sorted(loads.items())), PLACEMENT_FILE)
-
-
-def _evaluated_step(model_dir: str) -> Optional[int]:
-  metrics = eval_events.last(evaluation.eval_dir(model_dir))
-  return int(metrics["global_step"]) if metrics else None
 
 
 def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
