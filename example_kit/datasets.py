@@ -20,7 +20,10 @@ CSV field of space-separated numbers, or one float-list feature.
 
 import csv
 import dataclasses
+import gzip
+import io
 import os
+import zlib
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -122,29 +125,61 @@ def _number(value) -> str:
   return "%g" % value
 
 
-def write_csv(examples: Examples, path: str) -> str:
-  """Writes a CSV file with a header row; vectors become space-separated."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+def csv_text(examples: Examples) -> str:
+  """The CSV file of `examples`: a header row, vectors space-separated."""
+  text = io.StringIO(newline="")
   names = list(examples.columns)
-  with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(names)
-    for i in range(len(examples)):
-      writer.writerow([_field(examples.columns[n][i]) for n in names])
+  writer = csv.writer(text)
+  writer.writerow(names)
+  for i in range(len(examples)):
+    writer.writerow([_field(examples.columns[n][i]) for n in names])
+  return text.getvalue()
+
+
+def write_csv(examples: Examples, path: str,
+              compression: Optional[str] = None) -> str:
+  """Writes a CSV file with a header row; vectors become space-separated.
+  `compression`: None, "GZIP" (what `gzip` writes) or "ZLIB"."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  encoded = csv_text(examples).encode("utf-8")
+  if compression == "GZIP":
+    encoded = gzip.compress(encoded)
+  elif compression == "ZLIB":
+    encoded = zlib.compress(encoded)
+  elif compression:
+    raise ValueError("compression %r is not GZIP or ZLIB" % compression)
+  with open(path, "wb") as f:
+    f.write(encoded)
   return path
 
 
-def write_tfrecord(examples: Examples, path: str) -> str:
-  """Writes `tf.train.Example` records, one feature per column."""
+def write_tfrecord(examples: Examples, path: str,
+                   compression: Optional[str] = None) -> str:
+  """Writes `tf.train.Example` records, one feature per column;
+  `compression`: None, "GZIP" or "ZLIB" (TF's TFRecordWriter options)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   names = list(examples.columns)
-  with tf.io.TFRecordWriter(path) as writer:
+  with tf.io.TFRecordWriter(path, options=compression) as writer:
     for i in range(len(examples)):
       features = {n: _feature(examples.columns[n][i]) for n in names}
       example = tf.train.Example(
           features=tf.train.Features(feature=features))
       writer.write(example.SerializeToString())
   return path
+
+
+def write_shards(examples: Examples, directory: str, num_files: int, *,
+                 kind: str = "tfrecord", compression: Optional[str] = None
+                 ) -> List[str]:
+  """Writes `examples` round-robin into `num_files` files named as sharded
+  data sets are (part-00000-of-00004.tfrecord.gz); returns their paths."""
+  suffix = "." + kind + (".gz" if compression == "GZIP" else
+                         ".z" if compression == "ZLIB" else "")
+  write = {"tfrecord": write_tfrecord, "csv": write_csv}[kind]
+  return [write(examples.take(np.arange(i, len(examples), num_files)),
+                os.path.join(directory, "part-%05d-of-%05d%s" % (
+                    i, num_files, suffix)), compression)
+          for i in range(num_files)]
 
 
 def _feature(value):

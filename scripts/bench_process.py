@@ -185,7 +185,7 @@ def text_plan(model_path, assets, batch_size, optimizer, work_dir):
           train_files=[assets.data("text_train.csv")],
           eval_files=[assets.data("text_eval.csv")],
           batch_size=batch_size, input_map={"inputs": "text"},
-          validate_data=False),
+          validate_data="off"),
       model_dir=os.path.join(work_dir, "unused")), log=lambda line: None)
 
 

@@ -179,7 +179,7 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
           train_files=[assets.data("digits_train.tfrecord")],
           eval_files=[assets.data("digits_eval.tfrecord")],
           batch_size=batch_size, input_map={"inputs": "pixels"},
-          validate_data=False),
+          validate_data="off"),
       model_dir=os.path.join(work_dir, "unused")), log=log)
   runs = {"raw": [], "raw_tight": [], "estimator": [], "cluster_1w": [],
           "cluster_2w": [], "chief_death_detect_s": [], "keras": [],

@@ -14,8 +14,9 @@ from trainer import model_spec
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}
 
 
-def _first_batch(files, inputs, mapping, label_dtype=tf.int64,
+def _first_batch(paths, inputs, mapping, label_dtype=tf.int64,
                  batch_size=4):
+  files = data.expand(paths, "train_files")
   config = data.InputConfig(inputs=inputs, input_map=mapping,
                             columns=data.read_columns(files),
                             label_key="label", label_dtype=label_dtype)
@@ -69,9 +70,10 @@ def test_regression_labels_are_floats(assets):
 
 
 def test_columns_from_csv_header_and_first_example(assets):
-  assert list(data.read_columns([assets.data("digits_train.csv")])) == [
-      "pixels", "label"]
-  columns = data.read_columns([assets.data("digits_train.tfrecord")])
+  assert list(data.read_columns(data.expand(
+      [assets.data("digits_train.csv")], "f"))) == ["pixels", "label"]
+  columns = data.read_columns(data.expand(
+      [assets.data("digits_train.tfrecord")], "f"))
   assert columns["pixels"] == data.Column("float", 64)
   assert columns["label"] == data.Column("int64", 1)
 
@@ -92,7 +94,8 @@ def test_csv_files_with_different_headers(assets, tmp_path):
   other = tmp_path / "other.csv"
   other.write_text("pixels,target\n1,0\n")
   with pytest.raises(errors.DataError, match="need the same columns"):
-    data.read_columns([assets.data("digits_train.csv"), str(other)])
+    data.read_columns(data.expand([assets.data("digits_train.csv"),
+                                   str(other)], "f"))
 
 
 def test_input_map_parsing():

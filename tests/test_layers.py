@@ -43,7 +43,7 @@ LAZY = {
     "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
                         "trainer.best_export",
                         "trainer.early_stopping", "trainer.peer_errors",
-                        "trainer.eval_events"},
+                        "trainer.eval_events", "trainer.validate"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/handles.py": {"tensorflow"},

@@ -4,6 +4,7 @@ Each test starts a real parameter-server cluster (one process per task,
 TF's gRPC runtime between them) through the launcher, as a user would.
 """
 
+import gzip
 import json
 import os
 import re
@@ -90,14 +91,39 @@ def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def _gzipped_shards(path, directory, count):
+  """The CSV file `path` cut into `count` gzipped shards; their glob."""
+  with open(path) as f:
+    header, *rows = f.read().splitlines()
+  os.makedirs(directory)
+  for i in range(count):
+    with gzip.open(os.path.join(directory, "part-%d.csv.gz" % i), "wt") as f:
+      f.write("\n".join([header] + rows[i::count]) + "\n")
+  return os.path.join(directory, "part-*")
+
+
 def test_text_model_fine_tunes_on_a_cluster(demo_cwd, assets):
+  # Gzipped CSV shards, one per training task of the Estimator (chief and
+  # two workers): each reads its own; the Keras backend's workers read all.
+  shards = _gzipped_shards(assets.data("text_train.csv"),
+                           str(demo_cwd / "text_train"), 3)
   proc, run_dir = _launch(
       demo_cwd, ["--module_handle=" + assets.text_model, "--trainable",
-                 "--train_files=" + assets.data("text_train.csv"),
+                 "--train_files=" + shards,
                  "--eval_files=" + assets.data("text_eval.csv"),
                  "--input_map=inputs=text", "--n_classes=5"],
       num_workers=2, num_ps=1, evaluator=True)
   model_dir, step = _check_finished(proc, run_dir, "embeddings")
+  if re.search(r"\] Backend: keras", proc.stdout):
+    assert re.search(r"\[chief-0\] .*\] Data: each of the 2 worker\(s\) "
+                     r"reads all 3 file\(s\)", proc.stdout), proc.stdout
+  else:
+    for index, name in enumerate(("chief-0", "worker-0", "worker-1")):
+      assert re.search(
+          r"\[%s\] .*\] Data: %s \(training task %d of 3\) reads its own "
+          r"1 of the 3 files \(file %d\)" % (name, name, index + 1,
+                                             index + 1),
+          proc.stdout), proc.stdout[-3000:]
   metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] == step
   # The export takes raw strings and classifies them into the 5 classes.

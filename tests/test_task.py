@@ -98,7 +98,7 @@ def _other_models_checkpoint(model_dir, assets, flags_txt=True):
       data=job_lib.DataOptions(
           train_files=[assets.data("digits_train.csv")],
           eval_files=[assets.data("digits_eval.csv")],
-          input_map={"inputs": "pixels"}, validate_data=False),
+          input_map={"inputs": "pixels"}, validate_data="off"),
       run=job_lib.RunOptions(train_steps=2), model_dir=str(model_dir))),
                    log=lambda line: None)
   if flags_txt:
@@ -197,7 +197,7 @@ def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
   _other_models_checkpoint(model_dir, assets)
   fv = _flags(_good_args(assets, tmp_path) + ["--overwrite_model_dir"])
   moved = []
-  plan = task.prepare(fv, None, log=moved.append)
+  plan = task.prepare(fv, None, log=lambda line: None)
   assert os.path.exists(model_dir)  # The pre-flight writes nothing.
   task.settle_model_dir(plan, fv.overwrite_model_dir, log=moved.append)
   assert not os.path.exists(model_dir)

@@ -104,7 +104,7 @@ def test_keras_export_predicts_what_the_trained_model_predicts(assets,
   assert result.checkpoint.endswith("model.ckpt-30")
   trained = state_lib.create(plan.spec, job.head, with_optimizer=False)
   state_lib.restore(trained, result.checkpoint, expect_partial=True)
-  eval_dataset = tf.data.TFRecordDataset(plan.eval_files)
+  eval_dataset = tf.data.TFRecordDataset(list(plan.eval_files))
   batch = next(iter(eval_dataset.batch(64).map(
       __import__("trainer.data", fromlist=["parser"]).parser(
           plan.eval_files, plan.inputs))))[0]

@@ -37,6 +37,32 @@ _Cluster = job_lib.ClusterOptions
 _Head = job_lib.HeadConfig
 
 
+class _ValidateDataParser(flags.EnumParser):
+  """sample|full|off, and true/false as the boolean flag it once was."""
+
+  _ALIASES = {"true": "sample", "false": "off"}
+
+  def __init__(self):
+    super().__init__(job_lib.VALIDATE_DATA)
+
+  def parse(self, argument):
+    text = str(argument).strip().lower()
+    return super().parse(self._ALIASES.get(text, text))
+
+
+class ValidateDataFlag(flags.Flag):
+  """`--validate_data=sample|full|off`; `--novalidate_data` turns it off
+  and a bare `--validate_data` samples (absl's boolean spelling, kept for
+  the flagfiles and scripts that use it)."""
+
+  def __init__(self, default, help_string):
+    super().__init__(_ValidateDataParser(), flags.ArgumentSerializer(),
+                     "validate_data", default, help_string, boolean=True)
+
+  def serialize(self):
+    return "--%s=%s" % (self.name, self.value)
+
+
 def _d(options_class, name):
   return job_lib.default(options_class, name)
 
@@ -85,11 +111,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       flag_values=fv)
   flags.DEFINE_integer("batch_size", _d(_Data, "batch_size"), "Examples per "
                        "step and task.", flag_values=fv)
+  flags.DEFINE_flag(ValidateDataFlag(
+      _d(_Data, "validate_data"), "How much of the data to check before "
+      "training, to report a bad file or row by name in seconds rather than "
+      "as a TF error mid-training: sample (the default: every file's format "
+      "and first rows, a cost that does not grow with the data's size), "
+      "full (every row, read in parallel, with progress) or off. "
+      "--novalidate_data is off."), flag_values=fv)
   flags.DEFINE_bool(
-      "validate_data", _d(_Data, "validate_data"), "Read every data file "
-      "once before training, to report a bad row by file and line in "
-      "seconds rather than as a TF error mid-training. Turn off for data "
-      "too large to scan.", flag_values=fv)
+      "shard_files", _d(_Data, "shard_files"), "Where there are at least as "
+      "many training files as training tasks, each task reads its own files "
+      "(by its index in TF_CONFIG), so one pass over the data is one epoch "
+      "across the cluster. --noshard_files: every task reads every file, "
+      "each shuffled with its own seed.", flag_values=fv)
   # Head and optimization.
   flags.DEFINE_integer(
       "n_classes", None, "Number of classes (labels 0..n-1); 0 trains a "

@@ -1,27 +1,40 @@
 """Input pipelines for CSV and TFRecord files, shaped by the model's inputs.
 
-Files are globs; a name ending in `.csv` is CSV (with a header row), any
-other is TFRecord of `tf.train.Example`. The user does not describe the
-columns: each model input's dtype and shape come from the model's own
-signature (`ModelSpec.inputs`), and each column is converted to them:
+Files are globs. What each file is, CSV (with a header row) or TFRecord of
+`tf.train.Example`, plain or compressed with GZIP or ZLIB, is told from its
+bytes (trainer.data_format), not from its name or a flag. The user does not
+describe the columns either: each model input's dtype and shape come from
+the model's own signature (`ModelSpec.inputs`), and each column is converted
+to them:
 
 * a CSV field holding one number, or several separated by spaces, becomes a
   number or a vector of the input's dtype and shape; a text field feeds a
   string input as it is;
 * a TFRecord feature is parsed with its own kind (float, int64 or bytes) and
   the input's shape, then cast to the input's dtype.
+
+Many files are read interleaved and in parallel (`make_input_fn`); which of
+them a training task reads is trainer.data_share's decision.
 """
 
+import concurrent.futures
 import csv
 import dataclasses
-from typing import Dict, List, Mapping, Sequence
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from google.protobuf import message
 import tensorflow as tf
 
 from harness import errors
+from trainer import data_format
+from trainer import data_share
 
-CSV_SUFFIX = ".csv"
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}
+# Files looked at side by side when a glob is expanded or headers are read
+# (I/O-bound: on gs:// each open is a round trip).
+IO_THREADS = 16
+# How many files of a sample an error names before "and N more".
+_NAMED = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,34 +45,98 @@ class Column:
   length: int = 1
 
 
-def expand(patterns: Sequence[str], name: str) -> List[str]:
-  """Files matched by globs, sorted; errors name the setting `name` (for
-  example 'train_files') and the glob."""
-  files = []
+@dataclasses.dataclass(frozen=True)
+class Files:
+  """Data files and the format of each (all of one kind, CSV or TFRecord;
+  each with its own compression). Iterates, indexes and counts as the list
+  of its paths."""
+  paths: Tuple[str, ...]
+  formats: Tuple[data_format.Format, ...]
+
+  def __post_init__(self):
+    if not self.paths or len(self.paths) != len(self.formats):
+      raise ValueError("Files needs one format per path, and a path")
+
+  def __len__(self):
+    return len(self.paths)
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self.paths)
+
+  def __getitem__(self, index):
+    return self.paths[index]
+
+  @property
+  def kind(self) -> str:
+    return self.formats[0].kind
+
+  @property
+  def is_csv(self) -> bool:
+    return self.kind == data_format.CSV
+
+  def subset(self, indices: Sequence[int]) -> "Files":
+    return Files(tuple(self.paths[i] for i in indices),
+                 tuple(self.formats[i] for i in indices))
+
+  def describe(self) -> str:
+    """'3 GZIP TFRecord file(s)', '64 file(s): 60 CSV, 4 GZIP CSV'."""
+    counts = {}
+    for fmt in self.formats:
+      counts[str(fmt)] = counts.get(str(fmt), 0) + 1
+    if len(counts) == 1:
+      return "%d %s file(s)" % (len(self), next(iter(counts)))
+    return "%d file(s): %s" % (len(self), ", ".join(
+        "%d %s" % (n, fmt) for fmt, n in sorted(counts.items())))
+
+
+def named(paths: Sequence[str]) -> str:
+  """Up to three paths, and how many more."""
+  shown = ", ".join(paths[:_NAMED])
+  if len(paths) > _NAMED:
+    shown += " and %d more" % (len(paths) - _NAMED)
+  return shown
+
+
+def in_parallel(function: Callable, items: Sequence,
+                threads: int = IO_THREADS) -> List:
+  """[function(item) for item in items], on up to `threads` threads; the
+  first error (in the items' order) is raised."""
+  if len(items) <= 1:
+    return [function(item) for item in items]
+  with concurrent.futures.ThreadPoolExecutor(min(threads, len(items))) as pool:
+    return list(pool.map(function, items))
+
+
+def expand(patterns: Sequence[str], name: str) -> Files:
+  """Files matched by globs, sorted, with their formats; errors name the
+  setting `name` (for example 'train_files') and the glob or files."""
+  paths = []
   for pattern in patterns:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
       raise errors.DataError("`%s`: %s matches no file." % (name, pattern))
-    for path in matched:
-      if tf.io.gfile.isdir(path):
-        raise errors.DataError("`%s`: %s is a directory, not a readable file; "
-                               "give a glob of files, e.g. %s/*.csv." %
-                               (name, path, path.rstrip("/")))
-    files.extend(matched)
-  formats = {is_csv(f) for f in files}
-  if len(formats) > 1:
+    paths.extend(matched)
+  directories = [d for d, is_dir in zip(paths, in_parallel(
+      tf.io.gfile.isdir, paths)) if is_dir]
+  if directories:
+    raise errors.DataError("`%s`: %s is a directory, not a readable file; "
+                           "give a glob of files, e.g. %s/*.csv." %
+                           (name, directories[0],
+                            directories[0].rstrip("/")))
+  files = Files(tuple(paths), tuple(in_parallel(data_format.detect, paths)))
+  by_kind = {}
+  for path, fmt in zip(files.paths, files.formats):
+    by_kind.setdefault(fmt.kind, []).append(path)
+  if len(by_kind) > 1:
     raise errors.DataError(
-        "`%s` mixes CSV and TFRecord files (%s); use one format." %
-        (name, ", ".join(files)))
+        "`%s` mixes CSV and TFRecord files (CSV: %s; TFRecord: %s); use one "
+        "format." % (name, named(by_kind[data_format.CSV]),
+                     named(by_kind[data_format.TFRECORD])))
   return files
 
 
-def is_csv(path: str) -> bool:
-  return path.lower().endswith(CSV_SUFFIX)
-
-
-def csv_header(path: str) -> List[str]:
-  with tf.io.gfile.GFile(path) as f:
+def csv_header(path: str, compression: str = data_format.NONE) -> List[str]:
+  with data_format.open_text(path, compression) as f:
     header = next(csv.reader(f), None)
   if not header:
     raise errors.DataError("%s is empty; a CSV file needs a header row naming "
@@ -67,19 +144,30 @@ def csv_header(path: str) -> List[str]:
   return header
 
 
-def read_columns(files: Sequence[str]) -> Dict[str, Column]:
-  """Column names and kinds, from the CSV header or the first tf.Example."""
-  if is_csv(files[0]):
-    header = csv_header(files[0])
-    for path in files[1:]:
-      if csv_header(path) != header:
+def read_columns(files: Files) -> Dict[str, Column]:
+  """Column names and kinds, from the CSV headers (all files must agree)
+  or the first tf.Example."""
+  if files.is_csv:
+    headers = in_parallel(lambda i: csv_header(files[i],
+                                               files.formats[i].compression),
+                          range(len(files)))
+    header = headers[0]
+    for path, other in zip(files, headers):
+      if other != header:
         raise errors.DataError(
             "%s has header %s, unlike %s with %s; all files of a data set "
             "need the same columns." %
-            (path, ",".join(csv_header(path)), files[0], ",".join(header)))
+            (path, ",".join(other), files[0], ",".join(header)))
     return {name: Column("text") for name in header}
-  for record in tf.data.TFRecordDataset(files[:1]).take(1):
-    example = tf.train.Example.FromString(record.numpy())
+  dataset = tf.data.TFRecordDataset(
+      files.paths[:1], compression_type=files.formats[0].compression)
+  for record in dataset.take(1):
+    try:
+      example = tf.train.Example.FromString(record.numpy())
+    except message.DecodeError:
+      raise errors.DataError(
+          "%s: its first record is not a tf.train.Example; TFRecords of "
+          "tf.train.Example are what the trainer reads." % files[0]) from None
     return {name: _tf_example_column(feature)
             for name, feature in example.features.feature.items()}
   raise errors.DataError("%s holds no records." % files[0])
@@ -149,10 +237,10 @@ class InputConfig:
   label_dtype: tf.DType
 
 
-def parser(files: Sequence[str], config: InputConfig):
+def parser(files: Files, config: InputConfig):
   """A function from a batch of raw records to (features, labels)."""
   label_spec = tf.TensorSpec([None], config.label_dtype)
-  if is_csv(files[0]):
+  if files.is_csv:
     header = list(config.columns)
 
     def parse_csv(*fields):
@@ -177,23 +265,63 @@ def parser(files: Sequence[str], config: InputConfig):
   return parse_records
 
 
-def make_input_fn(files: Sequence[str], config: InputConfig, *,
+def reader(files: Files, num_columns: int):
+  """(path, compression) -> the dataset of one file's raw records (CSV:
+  tuples of strings, the header skipped)."""
+  if files.is_csv:
+    return lambda path, compression: tf.data.experimental.CsvDataset(
+        path, [tf.string] * num_columns, header=True,
+        compression_type=compression)
+  return lambda path, compression: tf.data.TFRecordDataset(
+      path, compression_type=compression)
+
+
+# Records a file's reader hands over at once. A parallel interleave costs
+# about 15 us per element it passes: per record, that caps 64 files at about
+# 60k records/s on 2 cores (measured: scripts/bench_data.py); per block of
+# 128 it is noise.
+INTERLEAVE_BLOCK = 128
+
+
+def records(files: Files, num_columns: int, *, training: bool,
+            seed: Optional[int] = None) -> tf.data.Dataset:
+  """The raw records of `files`: for training, repeated forever, the files
+  in a new random order each pass, read interleaved and in parallel, in
+  whatever order they come (deterministic=False); otherwise each file once,
+  in order (read ahead in parallel, still deterministic).
+
+  With several files, each file's records pass the interleave in blocks of
+  INTERLEAVE_BLOCK and are unbatched after it.
+  """
+  read = reader(files, num_columns)
+  if len(files) == 1:
+    dataset = read(files[0], files.formats[0].compression)
+    return dataset.repeat() if training else dataset
+  names = tf.data.Dataset.from_tensor_slices(
+      (list(files.paths), [f.compression for f in files.formats]))
+  if training:
+    names = names.shuffle(len(files), seed=seed).repeat()
+  blocks = names.interleave(
+      lambda path, compression: read(path, compression).batch(
+          INTERLEAVE_BLOCK),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+  return blocks.unbatch()
+
+
+def make_input_fn(files: Files, config: InputConfig, *,
                   batch_size: int, training: bool, seed=None,
                   shuffle_buffer: int = 10000):
-  """An Estimator input_fn over `files`.
+  """An input_fn over `files`, returning a tf.data.Dataset of batches.
 
-  Training repeats forever and shuffles; evaluation reads the files once.
+  Training repeats forever and shuffles (the files' order and, through a
+  buffer of `shuffle_buffer` records, the records); evaluation reads each
+  file once.
   """
-  files = list(files)
-
   def input_fn():
-    if is_csv(files[0]):
-      dataset = tf.data.experimental.CsvDataset(
-          files, [tf.string] * len(config.columns), header=True)
-    else:
-      dataset = tf.data.TFRecordDataset(files)
+    dataset = records(files, len(config.columns), training=training,
+                      seed=seed)
     if training:
-      dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+      dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(parser(files, config),
                           num_parallel_calls=tf.data.AUTOTUNE)
@@ -201,12 +329,16 @@ def make_input_fn(files: Sequence[str], config: InputConfig, *,
   return input_fn
 
 
-def input_fns(train_files: Sequence[str], eval_files: Sequence[str],
-              config: InputConfig, *, batch_size: int, seed=None):
+def input_fns(train_files: Files, eval_files: Optional[Files],
+              config: InputConfig, *, batch_size: int,
+              share: data_share.Share):
   """(train input_fn, eval input_fn or None without eval files): the one
-  pipeline of both backends (an input_fn returns a tf.data.Dataset)."""
-  train = make_input_fn(train_files, config, batch_size=batch_size,
-                        training=True, seed=seed)
+  pipeline of both backends (an input_fn returns a tf.data.Dataset).
+  Training reads this task's `share` of the files with its seed; the
+  evaluation reads every eval file once."""
+  train = make_input_fn(train_files.subset(share.indices), config,
+                        batch_size=batch_size, training=True,
+                        seed=share.seed)
   evaluate = None
   if eval_files:
     evaluate = make_input_fn(eval_files, config, batch_size=batch_size,

@@ -30,6 +30,8 @@ OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
 # How a step is run (trainer.backends): "auto" picks the Estimator where
 # tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
 BACKENDS = ("auto", "estimator", "keras")
+# How much of the data the pre-flight checks (trainer.validate).
+VALIDATE_DATA = ("sample", "full", "off")
 # The save cadence when neither steps nor seconds are set (Estimator's own
 # default; the Keras backend keeps it).
 DEFAULT_SAVE_CHECKPOINTS_SECS = 600
@@ -86,14 +88,20 @@ class DataOptions:
     label_key: the label column.
     input_map: model input name -> data column, where they differ.
     batch_size: examples per step and task.
-    validate_data: scan every file before training (trainer.validate).
+    validate_data: how much of the data to check before training
+      (trainer.validate): 'sample' (every file's format and first rows; the
+      cost does not grow with the files' size), 'full' (every row) or
+      'off'.
+    shard_files: each training task of a cluster reads its own files
+      where there are enough (trainer.data_share).
   """
   train_files: Sequence[str] = ()
   eval_files: Sequence[str] = ()
   label_key: str = "label"
   input_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
   batch_size: int = 32
-  validate_data: bool = True
+  validate_data: str = "sample"
+  shard_files: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +269,9 @@ def validate(job: JobConfig) -> JobConfig:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %
         head.n_classes)
+  if job.data.validate_data not in VALIDATE_DATA:
+    raise errors.FlagError("`validate_data`=%s is not one of: %s." % (
+        job.data.validate_data, ", ".join(VALIDATE_DATA)))
   if run.backend not in BACKENDS:
     raise errors.FlagError("`backend`=%s is not one of: %s." % (
         run.backend, ", ".join(BACKENDS)))

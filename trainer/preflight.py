@@ -2,16 +2,16 @@
 
 `check(job, task)` resolves the hub handle (a URL or an archive is fetched
 once into the cache: trainer.handles), inspects the hub model, expands and
-reads the data files,
-maps data columns to model inputs, scans every example (unless
-`validate_data` is off) and, for the task that writes them, checks the
+reads the data files
+(their formats told from their bytes), maps data columns to model inputs,
+checks a sample of rows or every row (trainer.validate; `validate_data`) and, for the task that writes them, checks the
 model and export directories. It writes nothing; a problem is a
 `HarnessError` naming it. The result, a `Plan`, is what a backend runs
 (trainer.estimator, trainer.keras).
 """
 
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 
@@ -49,15 +49,16 @@ class Plan:
   """
   job: job_lib.JobConfig
   spec: model_spec_lib.ModelSpec
-  train_files: Sequence[str]
-  eval_files: Sequence[str]
+  train_files: data.Files
+  eval_files: Optional[data.Files]
   inputs: data.InputConfig
-  train_examples: Optional[int] = None  # Counted when the data is checked.
+  train_examples: Optional[int] = None  # Counted where every row is checked.
   eval_examples: Optional[int] = None
   model_dir_conflict: str = ""
   resolution: Optional[handles.Resolution] = None
   warm_start: Optional[tuple] = None
   backend: Optional[backends.Choice] = None
+  data_checks: Tuple[str, ...] = ()  # What the data check covered.
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
@@ -101,7 +102,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   data.check_shapes(spec.inputs)
   train_files = data.expand(job.data.train_files, "train_files")
   columns = data.read_columns(train_files)
-  eval_files = []
+  eval_files = None
   if job.data.eval_files:
     eval_files = data.expand(job.data.eval_files, "eval_files")
     eval_columns = data.read_columns(eval_files)
@@ -119,13 +120,15 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   inputs = data.InputConfig(inputs=spec.inputs, input_map=mapping,
                             columns=columns, label_key=job.data.label_key,
                             label_dtype=label_dtype)
-  counts = {}
-  if job.data.validate_data:
-    counts["train_examples"] = validate.check_files(
-        train_files, inputs, job.head.n_classes, "train_files")
-    if eval_files:
-      counts["eval_examples"] = validate.check_files(
-          eval_files, inputs, job.head.n_classes, "eval_files")
+  counts, checks = {}, []
+  if job.data.validate_data != validate.OFF:
+    for name, files in (("train", train_files), ("eval", eval_files)):
+      if files:
+        checked = validate.check(files, inputs, job.head.n_classes,
+                                 name + "_files",
+                                 mode=job.data.validate_data, log=log)
+        counts[name + "_examples"] = checked.examples
+        checks.append(checked.describe(name + "_files"))
   conflict = ""
   if tf_config.is_chief(task):
     if recorded_model is not None:
@@ -152,4 +155,5 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   return Plan(job=job, spec=spec, train_files=train_files,
               eval_files=eval_files, inputs=inputs,
               model_dir_conflict=conflict, resolution=resolution,
-              warm_start=warm_start, backend=backend, **counts)
+              warm_start=warm_start, backend=backend,
+              data_checks=tuple(checks), **counts)

@@ -246,10 +246,12 @@ def describe(plan, config: Optional[tf_config.TfConfig],
                                    spec.inputs[name].shape)
       for name in spec.inputs))
   counted = lambda n: " (%d examples)" % n if n is not None else ""
-  lines.append("Train data: %d file(s)%s; eval data: %s." % (
-      len(plan.train_files), counted(plan.train_examples),
-      "%d file(s)%s" % (len(plan.eval_files), counted(plan.eval_examples))
+  lines.append("Train data: %s%s; eval data: %s." % (
+      plan.train_files.describe(), counted(plan.train_examples),
+      plan.eval_files.describe() + counted(plan.eval_examples)
       if plan.eval_files else "none (no evaluation)"))
+  lines += ["Data check: " + check for check in plan.data_checks] or [
+      "Data check: off (`validate_data`=off)."]
   lines.append("Model directory: %s: %s." % (job.model_dir, model_dir_state))
   if tf_config.is_chief(task):
     lines.append("Export: %s." % job.resolved_export_dir)
@@ -319,7 +321,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                                           plan.resolution, plan.backend),
                            os.path.join(job.model_dir, cli.FLAGS_FILE))
   logging.info("Training %s on %s%s for %d steps; model_dir %s",
-               job.model.module_handle, ",".join(plan.train_files),
+               job.model.module_handle, plan.train_files.describe(),
                " (%d examples)" % plan.train_examples
                if plan.train_examples else "", job.run.train_steps,
                job.model_dir)
@@ -328,6 +330,12 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
+    from trainer import validate  # pylint: disable=g-import-not-at-top
+    problem = validate.read_failure(e, plan.train_files, plan.eval_files,
+                                    plan.inputs, plan.job.head.n_classes,
+                                    task, log=logging.info)
+    if problem:
+      return harness_cli.report(problem, cli.FLAG_NAMES)
     return _peer_restarted(e, parsed)
   print(summary(result, plan), flush=True)
   return 0

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from harness import tf_config
 from trainer import data
+from trainer import data_share
 from trainer import early_stopping
 from trainer import eval_events
 from trainer import job_end
@@ -55,11 +56,18 @@ def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
       else None)
 
 
-def input_fns(p: preflight.Plan):
-  """(train input_fn, eval input_fn or None without eval files)."""
+def input_fns(p: preflight.Plan,
+              config: Optional[tf_config.TfConfig] = None,
+              log: Callable[[str], None] = lambda line: None):
+  """(train input_fn, eval input_fn or None without eval files), training
+  on this task's share of the files (trainer.data_share), said to `log`."""
+  share = data_share.for_estimator(len(p.train_files), config,
+                                   p.job.run.random_seed,
+                                   shard=p.job.data.shard_files)
+  if config is None or config.task.type in data_share.ESTIMATOR_TRAINING_JOBS:
+    log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
-                        batch_size=p.job.data.batch_size,
-                        seed=p.job.run.random_seed)
+                        batch_size=p.job.data.batch_size, share=share)
 
 
 def _never_evaluated():
@@ -166,7 +174,7 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
   if tf_config.is_chief(task):
     job_end.clear_markers(job.model_dir)
     early_stopping.clear(job.model_dir)
-  train_input, eval_input = input_fns(p)
+  train_input, eval_input = input_fns(p, config, log)
   hooks = _training_hooks(p, task, job.model_dir, estimator.eval_dir(), log)
   train_spec = tf.estimator.TrainSpec(train_input,
                                       max_steps=job.run.train_steps,

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from harness import tf_config
 from trainer import data
+from trainer import data_share
 from trainer import early_stopping
 from trainer import eval_events
 from trainer import job as job_lib
@@ -53,11 +54,18 @@ def connect(config: Optional[tf_config.TfConfig]) -> None:
 CHIEF_EXIT_WAIT_SECS = 60
 
 
-def dataset_fns(p: preflight.Plan):
-  """(train input_fn, eval input_fn or None without eval files)."""
+def dataset_fns(p: preflight.Plan, num_workers: int = 0,
+                log: Callable[[str], None] = lambda line: None):
+  """(train input_fn, eval input_fn or None without eval files): one
+  process's, or, with `num_workers`, the one every worker of a cluster runs
+  (trainer.data_share says why it reads every file); said to `log`."""
+  files = len(p.train_files)
+  share = (data_share.for_keras_workers(files, num_workers) if num_workers
+           else data_share.decide(files, tasks=1, index=0,
+                                  seed=p.job.run.random_seed))
+  log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
-                        batch_size=p.job.data.batch_size,
-                        seed=p.job.run.random_seed)
+                        batch_size=p.job.data.batch_size, share=share)
 
 
 def settings(p: preflight.Plan) -> loop.Settings:
@@ -114,7 +122,7 @@ def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
 
 def _train_here(p: preflight.Plan, log) -> Result:
   job = p.job
-  train_fn, eval_fn = dataset_fns(p)
+  train_fn, eval_fn = dataset_fns(p, log=log)
   state = state_lib.create(p.spec, job.head)
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
@@ -150,10 +158,10 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
   _start_or_resume(state, manager, p, log)
-  train_fn, _ = dataset_fns(p)
+  num_workers = len(config.cluster[tf_config.WORKER])
+  train_fn, _ = dataset_fns(p, num_workers, log)
   runner = loop.ClusterSteps(state, job.head.n_classes, train_fn, strategy,
-                             coordinator,
-                             len(config.cluster[tf_config.WORKER]))
+                             coordinator, num_workers)
   loop.train(state, runner, manager, settings(p), log=log,
              eval_dir=evaluation.eval_dir(job.model_dir))
   checkpoint = manager.latest_checkpoint

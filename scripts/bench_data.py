@@ -1,0 +1,295 @@
+r"""Benchmark part: the data at scale, side by side in one run.
+
+  python scripts/bench_data.py --quick --json=data.json   # this part alone
+
+1. Input throughput: the trainer's own training pipeline (trainer.data:
+   interleave, shuffle, batch, parse) against a raw tf.data read of the
+   same files written by hand (one reader over the files in turn, a
+   vectorized parse in parallel, prefetch; no shuffle): the limit on this
+   machine. For 1 large
+   file and for 64 files, each as TFRecord, GZIP TFRecord and CSV.
+2. Launch to first step: `python -m trainer.task` on 2 MB, 200 MB and
+   2 GB of TFRecords (generated here by repeating the digits' records),
+   from the process's start to the "first training step done" line, with
+   the default pre-flight (validate_data=sample).
+3. The full check's rate (validate_data=full) on the 200 MB set.
+4. A 2-task cluster (the Estimator's chief and one worker) training on 64
+   files with file sharding on and off (--shard_files), steps/s.
+
+The data is written under the work directory and deleted at the end.
+"""
+
+import gzip
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(SCRIPTS)
+sys.path.insert(0, REPO)
+sys.path.insert(0, SCRIPTS)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+
+import bench_cluster
+from example_kit import datasets
+from trainer import data
+from trainer import progress
+from trainer import validate
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+FORMATS = (("tfrecord", None), ("tfrecord", "GZIP"), ("csv", None))
+PIXELS = datasets.DIGITS_PIXELS
+INPUTS = {"inputs": tf.TensorSpec([None, PIXELS], tf.float32)}
+MB = 1000 * 1000
+
+
+def _examples():
+  return datasets.digits(datasets.TRANSFER_CLASSES, datasets.TRANSFER_HALF)
+
+
+def _chunk(kind: str, directory: str):
+  """(header bytes, rows bytes) of the digits as `kind`, uncompressed."""
+  examples = _examples()
+  if kind == "csv":
+    text = datasets.csv_text(examples).encode("utf-8")
+    header, _, rows = text.partition(b"\n")
+    return header + b"\n", rows
+  path = datasets.write_tfrecord(examples, os.path.join(directory, "chunk"))
+  with open(path, "rb") as f:
+    rows = f.read()
+  os.remove(path)
+  return b"", rows
+
+
+def write_set(directory: str, kind: str, compression, num_files: int,
+              total_bytes: int) -> str:
+  """`num_files` files of about `total_bytes` on disk in all, made of the
+  digits' records repeated (GZIP: as gzip members, which TF and Python
+  read as one stream); returns their glob."""
+  os.makedirs(directory, exist_ok=True)
+  header, rows = _chunk(kind, directory)
+  if compression == "GZIP":
+    header = gzip.compress(header) if header else b""
+    rows = gzip.compress(rows)
+  per_file = max(1, math.ceil(total_bytes / num_files / len(rows)))
+  suffix = "." + kind + (".gz" if compression else "")
+  for i in range(num_files):
+    with open(os.path.join(directory, "part-%05d%s" % (i, suffix)),
+              "wb") as f:
+      f.write(header)
+      for _ in range(per_file):
+        f.write(rows)
+  return os.path.join(directory, "part-*")
+
+
+def _config(files: data.Files) -> data.InputConfig:
+  return data.InputConfig(inputs=INPUTS, input_map={"inputs": "pixels"},
+                          columns=data.read_columns(files), label_key="label",
+                          label_dtype=tf.int64)
+
+
+def pipeline_dataset(pattern: str, batch_size: int) -> tf.data.Dataset:
+  files = data.expand([pattern], "train_files")
+  return data.make_input_fn(files, _config(files), batch_size=batch_size,
+                            training=True)()
+
+
+def raw_dataset(pattern: str, kind: str, compression,
+                batch_size: int) -> tf.data.Dataset:
+  """The same files read by hand, the simplest way: one reader over all the
+  files in turn (faster here than TF's `num_parallel_reads`, whose
+  interleave costs per record), batched and parsed in parallel; no shuffle.
+  """
+  paths = sorted(tf.io.gfile.glob(pattern))
+  if kind == "tfrecord":
+    spec = {"pixels": tf.io.FixedLenFeature([PIXELS], tf.float32),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+    dataset = tf.data.TFRecordDataset(paths,
+                                      compression_type=compression or "")
+    parse = lambda records: tf.io.parse_example(records, spec)
+  else:
+    dataset = tf.data.experimental.CsvDataset(
+        paths, [tf.string, tf.int64], header=True,
+        compression_type=compression or "")
+    parse = lambda pixels, label: (tf.reshape(tf.strings.to_number(
+        tf.strings.split(pixels)).to_tensor(), [-1, PIXELS]), label)
+  return dataset.repeat().batch(batch_size).map(
+      parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def examples_per_s(dataset: tf.data.Dataset, batches: int,
+                   batch_size: int) -> float:
+  iterator = iter(dataset)
+  for _ in range(max(5, batches // 10)):  # Warm-up: buffers fill.
+    next(iterator)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(iterator)
+  return batches * batch_size / (time.perf_counter() - start)
+
+
+def throughput(work_dir, s, log):
+  """{format-files: {raw, pipeline, ratio}} for 1 and 64 files."""
+  figures = {}
+  for kind, compression in FORMATS:
+    for num_files in (1, 64):
+      name = "%s%s_%dfile%s" % ("gzip_" if compression else "", kind,
+                                num_files, "s" if num_files > 1 else "")
+      directory = os.path.join(work_dir, "throughput", name)
+      pattern = write_set(directory, kind, compression, num_files,
+                          s["throughput_bytes"])
+      raw, ours = [], []
+      for _ in range(s["repeats"]):  # Alternated, so drift hits both.
+        raw.append(examples_per_s(raw_dataset(
+            pattern, kind, compression, s["input_batch"]),
+                                  s["input_batches"], s["input_batch"]))
+        ours.append(examples_per_s(pipeline_dataset(
+            pattern, s["input_batch"]), s["input_batches"], s["input_batch"]))
+      figures[name] = {"raw_examples_per_s": statistics.median(raw),
+                       "pipeline_examples_per_s": statistics.median(ours)}
+      figures[name]["pipeline_vs_raw"] = (
+          figures[name]["pipeline_examples_per_s"] /
+          figures[name]["raw_examples_per_s"])
+      log("input %s: pipeline %.0f, raw %.0f examples/s (%.2f)" % (
+          name, figures[name]["pipeline_examples_per_s"],
+          figures[name]["raw_examples_per_s"],
+          figures[name]["pipeline_vs_raw"]))
+      shutil.rmtree(directory)
+  return figures
+
+
+def first_step_s(pattern, model_dir, digits_model, extra=()):
+  """Seconds from launching the trainer to its first training step."""
+  started = time.time()
+  proc = subprocess.run(
+      [sys.executable, "-m", "trainer.task", "--module_handle=" + digits_model,
+       "--train_files=" + pattern, "--input_map=inputs=pixels",
+       "--n_classes=5", "--train_steps=5", "--log_every_steps=5",
+       "--model_dir=" + model_dir] + list(extra),
+      capture_output=True, text=True, timeout=900, cwd=REPO, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  if proc.returncode != 0:
+    raise RuntimeError("trainer failed: %s" % proc.stderr[-2000:])
+  year = time.localtime().tm_year
+  for stamp, message in bench_cluster.parse_log_times(proc.stderr, year):
+    if message.startswith(progress.FIRST_STEP):
+      return stamp - started
+  raise RuntimeError("no first step in: %s" % proc.stderr[-2000:])
+
+
+def startup_by_size(work_dir, s, digits_model, log):
+  """{size name: launch->first step s}, and the full check's rate."""
+  figures, full = {}, None
+  for size_name, size in s["sizes"]:
+    directory = os.path.join(work_dir, "size", size_name)
+    pattern = write_set(directory, "tfrecord", None, s["size_files"], size)
+    on_disk = sum(os.path.getsize(os.path.join(directory, n))
+                  for n in os.listdir(directory))
+    times = [first_step_s(pattern, os.path.join(work_dir, "size-model-%d" % r),
+                          digits_model) for r in range(s["repeats"])]
+    figures[size_name] = {"bytes": on_disk,
+                          "first_step_s": statistics.median(times)}
+    log("launch->first step with %s (%d bytes): %.1f s" % (
+        size_name, on_disk, figures[size_name]["first_step_s"]))
+    if size_name == s["full_check_size"]:
+      files = data.expand([pattern], "train_files")
+      checked = validate.check(files, _config(files), 5, "train_files",
+                               mode=validate.FULL, log=lambda line: None)
+      full = {"bytes": checked.bytes, "seconds": checked.seconds,
+              "mb_per_s": checked.bytes / MB / checked.seconds}
+      log("full check of %s: %.0f MB/s" % (size_name, full["mb_per_s"]))
+    shutil.rmtree(directory)
+    for r in range(s["repeats"]):
+      shutil.rmtree(os.path.join(work_dir, "size-model-%d" % r),
+                    ignore_errors=True)
+  return figures, full
+
+
+def sharding(work_dir, s, has_estimator, log):
+  """Steps/s of a chief + 1 worker Estimator cluster on 64 files, sharded
+  and not; None where TF has no Estimator (the Keras backend's workers
+  cannot shard: trainer/data_share.py)."""
+  if not has_estimator:
+    return None
+  pattern = write_set(os.path.join(work_dir, "shards"), "tfrecord", None, 64,
+                      s["throughput_bytes"])
+  figures = {}
+  for flag in ("--shard_files", "--noshard_files"):
+    rates = [bench_cluster.cluster_figures(
+        work_dir, "shard-%s-%d" % (flag[2:], r), 1, s["shard_steps"],
+        s["batch_size"], trainer_args=[
+            "--backend=estimator", "--train_files=" + pattern, flag,
+            "--eval_files="])["examples_per_s"] for r in range(s["repeats"])]
+    figures[flag[2:]] = statistics.median(r for r in rates if r) / s[
+        "batch_size"]
+    log("2-task cluster %s: %.1f steps/s" % (flag, figures[flag[2:]]))
+  shutil.rmtree(os.path.join(work_dir, "shards"))
+  return figures
+
+
+def settings(quick: bool, smoke: bool) -> dict:
+  if smoke:
+    return dict(throughput_bytes=2 * MB, input_batch=256, input_batches=20,
+                repeats=1, sizes=(("2MB", 2 * MB), ("20MB", 20 * MB)),
+                full_check_size="20MB", size_files=4, shard_steps=100,
+                batch_size=32)
+  return dict(throughput_bytes=64 * MB if quick else 256 * MB,
+              input_batch=256, input_batches=400 if quick else 2000,
+              repeats=3 if quick else 5,
+              sizes=(("2MB", 2 * MB), ("200MB", 200 * MB),
+                     ("2GB", 2000 * MB)),
+              full_check_size="200MB", size_files=16,
+              shard_steps=1500 if quick else 4000, batch_size=32)
+
+
+def run(work_dir, s, digits_model, has_estimator, log=print) -> dict:
+  """Every figure of this part, and the ratios the targets are about."""
+  figures = {"data_input": throughput(work_dir, s, log)}
+  figures["data_first_step"], figures["data_full_check"] = startup_by_size(
+      work_dir, s, digits_model, log)
+  small, large = s["sizes"][0][0], s["sizes"][-1][0]
+  figures["data_first_step_largest_vs_smallest"] = (
+      figures["data_first_step"][large]["first_step_s"] /
+      figures["data_first_step"][small]["first_step_s"])
+  figures["data_pipeline_vs_raw_min"] = min(
+      f["pipeline_vs_raw"] for f in figures["data_input"].values())
+  figures["data_sharding_steps_per_s"] = sharding(work_dir, s, has_estimator,
+                                                  log)
+  return figures
+
+
+def main():
+  # pylint: disable=g-import-not-at-top
+  import argparse
+  import json
+  from example_kit import assets as assets_lib
+  from trainer import backends
+  # pylint: enable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--smoke", action="store_true")
+  parser.add_argument("--json", default="")
+  parser.add_argument("--work_dir", default="")
+  args = parser.parse_args()
+  tf.get_logger().setLevel("ERROR")
+  work_dir = os.path.abspath(args.work_dir or tempfile.mkdtemp(
+      prefix="hub-bench-data-"))
+  assets = assets_lib.prepare(os.path.join(work_dir, "demo_assets"))
+  figures = run(work_dir, settings(args.quick, args.smoke),
+                assets.digits_model,
+                backends.choose_here("auto").name == backends.ESTIMATOR)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(figures, f, indent=2, sort_keys=True)
+  print(json.dumps(figures, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+  main()
