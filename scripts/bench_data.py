@@ -6,8 +6,11 @@ r"""Benchmark part: the data at scale, side by side in one run.
    interleave, shuffle, batch, parse) against a raw tf.data read of the
    same files written by hand (one reader over the files in turn, a
    vectorized parse in parallel, prefetch; no shuffle): the limit on this
-   machine. For 1 large
-   file and for 64 files, each as TFRecord, GZIP TFRecord and CSV.
+   machine; the same raw read with the trainer's record shuffle (a buffer
+   of 10000), which isolates what the shuffle costs from what the pipeline
+   adds; and the pipeline with --shuffle_buffer=0 (the files' order
+   shuffled, not the records) against the raw read. For 1 large file and
+   for 64 files, each as TFRecord, GZIP TFRecord and CSV.
 2. Launch to first step: `python -m trainer.task` on 2 MB, 200 MB and
    2 GB of TFRecords (generated here by repeating the digits' records),
    from the process's start to the "first training step done" line, with
@@ -48,6 +51,7 @@ FORMATS = (("tfrecord", None), ("tfrecord", "GZIP"), ("csv", None))
 PIXELS = datasets.DIGITS_PIXELS
 INPUTS = {"inputs": tf.TensorSpec([None, PIXELS], tf.float32)}
 MB = 1000 * 1000
+SHUFFLE_BUFFER = data.SHUFFLE_BUFFER  # The trainer's default.
 
 
 def _examples():
@@ -95,17 +99,20 @@ def _config(files: data.Files) -> data.InputConfig:
                           label_dtype=tf.int64)
 
 
-def pipeline_dataset(pattern: str, batch_size: int) -> tf.data.Dataset:
+def pipeline_dataset(pattern: str, batch_size: int,
+                     shuffle: int = data.SHUFFLE_BUFFER) -> tf.data.Dataset:
+  """The trainer's training pipeline; `shuffle`: --shuffle_buffer."""
   files = data.expand([pattern], "train_files")
   return data.make_input_fn(files, _config(files), batch_size=batch_size,
-                            training=True)()
+                            training=True, shuffle_buffer=shuffle)()
 
 
 def raw_dataset(pattern: str, kind: str, compression,
-                batch_size: int) -> tf.data.Dataset:
+                batch_size: int, shuffle: int = 0) -> tf.data.Dataset:
   """The same files read by hand, the simplest way: one reader over all the
   files in turn (faster here than TF's `num_parallel_reads`, whose
-  interleave costs per record), batched and parsed in parallel; no shuffle.
+  interleave costs per record), batched and parsed in parallel; shuffled
+  through a buffer of `shuffle` records, or (0) not at all.
   """
   paths = sorted(tf.io.gfile.glob(pattern))
   if kind == "tfrecord":
@@ -120,7 +127,10 @@ def raw_dataset(pattern: str, kind: str, compression,
         compression_type=compression or "")
     parse = lambda pixels, label: (tf.reshape(tf.strings.to_number(
         tf.strings.split(pixels)).to_tensor(), [-1, PIXELS]), label)
-  return dataset.repeat().batch(batch_size).map(
+  dataset = dataset.repeat()
+  if shuffle:
+    dataset = dataset.shuffle(shuffle)
+  return dataset.batch(batch_size).map(
       parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -145,22 +155,34 @@ def throughput(work_dir, s, log):
       directory = os.path.join(work_dir, "throughput", name)
       pattern = write_set(directory, kind, compression, num_files,
                           s["throughput_bytes"])
-      raw, ours = [], []
-      for _ in range(s["repeats"]):  # Alternated, so drift hits both.
-        raw.append(examples_per_s(raw_dataset(
-            pattern, kind, compression, s["input_batch"]),
-                                  s["input_batches"], s["input_batch"]))
-        ours.append(examples_per_s(pipeline_dataset(
-            pattern, s["input_batch"]), s["input_batches"], s["input_batch"]))
-      figures[name] = {"raw_examples_per_s": statistics.median(raw),
-                       "pipeline_examples_per_s": statistics.median(ours)}
-      figures[name]["pipeline_vs_raw"] = (
-          figures[name]["pipeline_examples_per_s"] /
-          figures[name]["raw_examples_per_s"])
-      log("input %s: pipeline %.0f, raw %.0f examples/s (%.2f)" % (
-          name, figures[name]["pipeline_examples_per_s"],
-          figures[name]["raw_examples_per_s"],
-          figures[name]["pipeline_vs_raw"]))
+      runs = {"raw": [], "raw_shuffled": [], "pipeline": [],
+              "pipeline_unshuffled": []}
+      for _ in range(s["repeats"]):  # Alternated, so drift hits all four.
+        for key, shuffle in (("raw", 0), ("raw_shuffled", SHUFFLE_BUFFER)):
+          runs[key].append(examples_per_s(raw_dataset(
+              pattern, kind, compression, s["input_batch"], shuffle),
+                                          s["input_batches"],
+                                          s["input_batch"]))
+        for key, shuffle in (("pipeline", SHUFFLE_BUFFER),
+                             ("pipeline_unshuffled", 0)):
+          runs[key].append(examples_per_s(pipeline_dataset(
+              pattern, s["input_batch"], shuffle), s["input_batches"],
+                                          s["input_batch"]))
+      rates = {key: statistics.median(values) for key, values in runs.items()}
+      figures[name] = {key + "_examples_per_s": rate
+                       for key, rate in rates.items()}
+      figures[name]["pipeline_vs_raw"] = rates["pipeline"] / rates["raw"]
+      figures[name]["pipeline_vs_raw_shuffled"] = (
+          rates["pipeline"] / rates["raw_shuffled"])
+      figures[name]["pipeline_unshuffled_vs_raw"] = (
+          rates["pipeline_unshuffled"] / rates["raw"])
+      log("input %s: pipeline %.0f, raw %.0f (%.2f), raw shuffled %.0f "
+          "(%.2f); --shuffle_buffer=0 %.0f, raw (%.2f) examples/s" % (
+              name, rates["pipeline"], rates["raw"],
+              figures[name]["pipeline_vs_raw"], rates["raw_shuffled"],
+              figures[name]["pipeline_vs_raw_shuffled"],
+              rates["pipeline_unshuffled"],
+              figures[name]["pipeline_unshuffled_vs_raw"]))
       shutil.rmtree(directory)
   return figures
 
@@ -258,8 +280,10 @@ def run(work_dir, s, digits_model, has_estimator, log=print) -> dict:
   figures["data_first_step_largest_vs_smallest"] = (
       figures["data_first_step"][large]["first_step_s"] /
       figures["data_first_step"][small]["first_step_s"])
-  figures["data_pipeline_vs_raw_min"] = min(
-      f["pipeline_vs_raw"] for f in figures["data_input"].values())
+  for key in ("pipeline_vs_raw", "pipeline_vs_raw_shuffled",
+              "pipeline_unshuffled_vs_raw"):
+    figures["data_%s_min" % key] = min(
+        f[key] for f in figures["data_input"].values())
   figures["data_sharding_steps_per_s"] = sharding(work_dir, s, has_estimator,
                                                   log)
   return figures

@@ -22,7 +22,10 @@ data, in one run:
 7. the embedding curve: the example text model with 10k, 100k and 1M
    rows, fine-tuned with the default optimizer (lazy_adam) and with dense
    adam in one process, and on a local cluster with 2 ps; start-up, final
-   save, export and evaluation times, and the bytes on each ps.
+   save, export and evaluation times, and the bytes on each ps;
+8. the data at scale (bench_data.py, its doc): the input pipeline against
+   a raw tf.data read, launch to first step by data size, the full data
+   check's rate, and file sharding on a 2-task cluster.
 
 Every figure is the median of --repeats runs (the curve: one run per point);
 the table says so. The JSON file holds every figure, the ratios
@@ -54,6 +57,7 @@ sys.path.insert(0, SCRIPTS)
 import tensorflow as tf
 
 import bench_cluster
+import bench_data
 import bench_keras
 import bench_process
 from example_kit import assets as assets_lib
@@ -87,16 +91,19 @@ def settings(quick: bool, smoke: bool, repeats=None) -> dict:
                 warmup=10, repeats=1, table_sizes=(10000, 1000000),
                 text_steps=60, text_cluster_steps=100, keras_steps=200,
                 steps_per_execution=(10,), demo_seeds=1)
+    plan["data"] = bench_data.settings(quick=False, smoke=True)
   elif quick:
     plan = dict(raw_steps=3000, estimator_steps=3000, cluster_steps=1500,
                 warmup=100, repeats=3, table_sizes=(10000, 100000, 1000000),
                 text_steps=1500, text_cluster_steps=1000, keras_steps=3000,
                 steps_per_execution=(1, 10, 50), demo_seeds=5)
+    plan["data"] = bench_data.settings(quick=True, smoke=False)
   else:
     plan = dict(raw_steps=10000, estimator_steps=10000, cluster_steps=4000,
                 warmup=200, repeats=5, table_sizes=(10000, 100000, 1000000),
                 text_steps=5000, text_cluster_steps=3000, keras_steps=10000,
                 steps_per_execution=(1, 5, 10, 20, 50, 100), demo_seeds=5)
+    plan["data"] = bench_data.settings(quick=False, smoke=False)
   if repeats:
     plan["repeats"] = repeats
   return plan
@@ -233,9 +240,12 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
         lambda seed, b=backend: os.path.join(work_dir, "demo-%s-%d" % (
             b, seed)))
   curve = embedding_curve(s, work_dir, assets, batch_size, log)
-  return summarize(runs, curve, s, batch_size, tf.version.VERSION,
-                   multiprocessing.cpu_count(), assets.digits_model,
-                   spe=spe, accuracy=accuracy)
+  figures = summarize(runs, curve, s, batch_size, tf.version.VERSION,
+                      multiprocessing.cpu_count(), assets.digits_model,
+                      spe=spe, accuracy=accuracy)
+  figures.update(bench_data.run(work_dir, s["data"], assets.digits_model,
+                                HAS_ESTIMATOR, log))
+  return figures
 
 
 def summarize(runs, curve, s, batch_size, tf_version, cores, model,
@@ -387,9 +397,34 @@ def table(figures) -> str:
                      phases["eval_s"], ", ".join(
                          "%s %.1f MB" % (task, n / 1e6) for task, n in
                          sorted(figures["embedding_ps_bytes"][rows].items()))))
+  lines += data_table(figures)
   lines.append("TF %s, %d cores, batch %d" % (
       figures["tf_version"], figures["cores"], figures["batch_size"]))
   return "\n".join(lines)
+
+
+def data_table(figures):
+  """The data part's lines (scripts/bench_data.py)."""
+  lines = ["input pipeline, examples/s; pipeline / raw; / raw with the "
+           "same shuffle; --shuffle_buffer=0 / raw:"]
+  for name, f in sorted(figures["data_input"].items()):
+    lines.append("  %-22s %9.0f  %.3f  %.3f  %.3f" % (
+        name, f["pipeline_examples_per_s"], f["pipeline_vs_raw"],
+        f["pipeline_vs_raw_shuffled"], f["pipeline_unshuffled_vs_raw"]))
+  lines.append("launch -> first step by data size: %s; largest / smallest "
+               "%.3f" % (", ".join(
+                   "%s %.1f s" % (name, f["first_step_s"]) for name, f in
+                   sorted(figures["data_first_step"].items(),
+                          key=lambda item: item[1]["bytes"])),
+                         figures["data_first_step_largest_vs_smallest"]))
+  lines.append("full data check: %.0f MB/s" %
+               figures["data_full_check"]["mb_per_s"])
+  sharding = figures["data_sharding_steps_per_s"]
+  lines.append("2-task cluster, 64 files: %s" % (
+      "sharded %.1f, not sharded %.1f steps/s" % (
+          sharding["shard_files"], sharding["noshard_files"])
+      if sharding else "n/a (no tf.estimator)"))
+  return lines
 
 
 def plot(figures, path):

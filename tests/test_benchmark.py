@@ -33,7 +33,10 @@ FIGURES = ["raw_examples_per_s", "raw_tight_examples_per_s",
            "keras_cluster_2w_examples_per_s", "keras_cluster_first_step_s",
            "keras_cluster_total_s", "keras_chief_death_detect_s",
            "keras_vs_raw_tight", "keras_embedding_1m_vs_10k",
-           "keras_embedding_cluster_1m_vs_10k", "demo_accuracy_keras"]
+           "keras_embedding_cluster_1m_vs_10k", "demo_accuracy_keras",
+           "data_first_step_largest_vs_smallest", "data_pipeline_vs_raw_min",
+           "data_pipeline_vs_raw_shuffled_min",
+           "data_pipeline_unshuffled_vs_raw_min"]
 # The Estimator's, where TF has it (None where not), and the ratios between
 # the two backends.
 ESTIMATOR_FIGURES = [
@@ -79,6 +82,22 @@ def test_smoke_run_produces_every_figure(tmp_path):
       [1, 1] if estimator else [1])
   assert all(0 <= a <= 1 for v in figures["demo_accuracy"].values()
              for a in v)
+  # The data part: every format and file count, both sizes, the check.
+  assert set(figures["data_input"]) == {
+      "%s_%s" % (name, files) for name in ("tfrecord", "gzip_tfrecord", "csv")
+      for files in ("1file", "64files")}
+  for f in figures["data_input"].values():
+    assert f["pipeline_examples_per_s"] > 0 and f["raw_examples_per_s"] > 0
+    assert f["pipeline_vs_raw"] == pytest.approx(
+        f["pipeline_examples_per_s"] / f["raw_examples_per_s"])
+  sizes = figures["data_first_step"]
+  assert sizes["20MB"]["bytes"] > 9 * sizes["2MB"]["bytes"]
+  assert all(f["first_step_s"] > 0 for f in sizes.values())
+  assert figures["data_full_check"]["bytes"] == sizes["20MB"]["bytes"]
+  sharding = figures["data_sharding_steps_per_s"]
+  assert (set(sharding) == {"shard_files", "noshard_files"} if estimator
+          else sharding is None)
+  assert "launch -> first step by data size: 2MB" in proc.stdout
   assert figures["statistic"] == "median" and figures["repeats"] == 1
   assert figures["cores"] >= 1
   assert figures["tf_version"].startswith("2.15" if estimator else "2.")

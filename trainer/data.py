@@ -28,6 +28,7 @@ import tensorflow as tf
 from harness import errors
 from trainer import data_format
 from trainer import data_share
+from trainer import job as job_lib
 
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}
 # Files looked at side by side when a glob is expanded or headers are read
@@ -276,53 +277,60 @@ def reader(files: Files, num_columns: int):
       path, compression_type=compression)
 
 
-# Records a file's reader hands over at once. A parallel interleave costs
+# Records a file's reader hands over at once (to the interleave, and as a
+# batch of strings to cut or unbatch). A parallel interleave costs
 # about 15 us per element it passes: per record, that caps 64 files at about
 # 60k records/s on 2 cores (measured: scripts/bench_data.py); per block of
 # 128 it is noise.
 INTERLEAVE_BLOCK = 128
+SHUFFLE_BUFFER = job_lib.default(job_lib.DataOptions, "shuffle_buffer")
 
 
-def records(files: Files, num_columns: int, *, training: bool,
-            seed: Optional[int] = None) -> tf.data.Dataset:
-  """The raw records of `files`: for training, repeated forever, the files
-  in a new random order each pass, read interleaved and in parallel, in
-  whatever order they come (deterministic=False); otherwise each file once,
-  in order (read ahead in parallel, still deterministic).
-
-  With several files, each file's records pass the interleave in blocks of
-  INTERLEAVE_BLOCK and are unbatched after it.
-  """
+def blocks(files: Files, num_columns: int, *, training: bool,
+           seed: Optional[int] = None) -> tf.data.Dataset:
+  """The raw records of `files` in blocks of up to INTERLEAVE_BLOCK: for
+  training, repeated forever, the files in a new random order each pass,
+  read interleaved and in parallel, in whatever order they come
+  (deterministic=False); otherwise each file once, in order (read ahead in
+  parallel, still deterministic)."""
   read = reader(files, num_columns)
   if len(files) == 1:
     dataset = read(files[0], files.formats[0].compression)
-    return dataset.repeat() if training else dataset
+    return (dataset.repeat() if training else dataset).batch(
+        INTERLEAVE_BLOCK)
   names = tf.data.Dataset.from_tensor_slices(
       (list(files.paths), [f.compression for f in files.formats]))
   if training:
     names = names.shuffle(len(files), seed=seed).repeat()
-  blocks = names.interleave(
+  return names.interleave(
       lambda path, compression: read(path, compression).batch(
           INTERLEAVE_BLOCK),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-  return blocks.unbatch()
 
 
 def make_input_fn(files: Files, config: InputConfig, *,
                   batch_size: int, training: bool, seed=None,
-                  shuffle_buffer: int = 10000):
+                  shuffle_buffer: int = SHUFFLE_BUFFER):
   """An input_fn over `files`, returning a tf.data.Dataset of batches.
 
   Training repeats forever and shuffles (the files' order and, through a
-  buffer of `shuffle_buffer` records, the records); evaluation reads each
-  file once.
+  buffer of `shuffle_buffer` records, the records; 0: the files' order
+  only); evaluation reads each file once. Records are unbatched only for
+  the record shuffle; otherwise the blocks are cut into batches whole
+  (`rebatch`), which costs per batch, not per record.
   """
   def input_fn():
-    dataset = records(files, len(config.columns), training=training,
-                      seed=seed)
-    if training:
-      dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = dataset.batch(batch_size)
+    if training and shuffle_buffer:
+      if len(files) == 1:  # No interleave: the reader's records as they are.
+        dataset = reader(files, len(config.columns))(
+            files[0], files.formats[0].compression).repeat()
+      else:
+        dataset = blocks(files, len(config.columns), training=True,
+                         seed=seed).unbatch()
+      dataset = dataset.shuffle(shuffle_buffer, seed=seed).batch(batch_size)
+    else:
+      dataset = blocks(files, len(config.columns), training=training,
+                       seed=seed).rebatch(batch_size)
     dataset = dataset.map(parser(files, config),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -331,14 +339,14 @@ def make_input_fn(files: Files, config: InputConfig, *,
 
 def input_fns(train_files: Files, eval_files: Optional[Files],
               config: InputConfig, *, batch_size: int,
-              share: data_share.Share):
+              share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER):
   """(train input_fn, eval input_fn or None without eval files): the one
   pipeline of both backends (an input_fn returns a tf.data.Dataset).
   Training reads this task's `share` of the files with its seed; the
   evaluation reads every eval file once."""
   train = make_input_fn(train_files.subset(share.indices), config,
                         batch_size=batch_size, training=True,
-                        seed=share.seed)
+                        seed=share.seed, shuffle_buffer=shuffle_buffer)
   evaluate = None
   if eval_files:
     evaluate = make_input_fn(eval_files, config, batch_size=batch_size,

@@ -94,6 +94,8 @@ class DataOptions:
       'off'.
     shard_files: each training task of a cluster reads its own files
       where there are enough (trainer.data_share).
+    shuffle_buffer: records in the training shuffle's buffer; 0 shuffles
+      only the files' order (for data shuffled when it was written).
   """
   train_files: Sequence[str] = ()
   eval_files: Sequence[str] = ()
@@ -102,6 +104,7 @@ class DataOptions:
   batch_size: int = 32
   validate_data: str = "sample"
   shard_files: bool = True
+  shuffle_buffer: int = 10000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +272,9 @@ def validate(job: JobConfig) -> JobConfig:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %
         head.n_classes)
+  if job.data.shuffle_buffer < 0:
+    raise errors.FlagError("`shuffle_buffer` (%d) must be >= 0 (0: no "
+                           "record shuffle)." % job.data.shuffle_buffer)
   if job.data.validate_data not in VALIDATE_DATA:
     raise errors.FlagError("`validate_data`=%s is not one of: %s." % (
         job.data.validate_data, ", ".join(VALIDATE_DATA)))

@@ -67,7 +67,8 @@ def input_fns(p: preflight.Plan,
   if config is None or config.task.type in data_share.ESTIMATOR_TRAINING_JOBS:
     log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
-                        batch_size=p.job.data.batch_size, share=share)
+                        batch_size=p.job.data.batch_size, share=share,
+                        shuffle_buffer=p.job.data.shuffle_buffer)
 
 
 def _never_evaluated():
