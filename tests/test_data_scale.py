@@ -364,3 +364,32 @@ def test_zlib_text_reader_reads_across_chunks(tmp_path):
 def test_validate_modes_are_the_settings_values():
   assert (validate.SAMPLE, validate.FULL, validate.OFF) == (
       job_lib.VALIDATE_DATA)
+
+
+@pytest.mark.parametrize("train_kind,eval_kind", [
+    ("tfrecord", "csv"), ("csv", "tfrecord"), ("csv", "csv")])
+def test_eval_files_are_read_by_their_own_columns(assets, tmp_path,
+                                                  train_kind, eval_kind):
+  """Train and eval files may differ in kind and in column order (a
+  tf.Example's features have no order at all)."""
+  examples = _numbered()
+  datasets.write_shards(examples, str(tmp_path / "train"), 2,
+                        kind=train_kind)
+  flipped = datasets.Examples({"label": examples.columns["label"],
+                               "pixels": examples.columns["pixels"]})
+  datasets.write_shards(flipped, str(tmp_path / "eval"), 3, kind=eval_kind)
+  job = cli.job_config(cli.new_flag_values(_plan_args(
+      assets, tmp_path, "--train_files=%s/train/*" % tmp_path,
+      "--eval_files=%s/eval/*" % tmp_path, "--validate_data=full")))
+  plan = backend_jobs.check(job)
+  assert plan.eval_examples == 60
+  _, evaluate = data.input_fns(
+      plan.train_files, plan.eval_files, plan.inputs, batch_size=16,
+      share=data_share.decide(2, tasks=1, index=0, seed=None),
+      eval_config=plan.eval_inputs)
+  seen = {}
+  for features, labels in evaluate():
+    for pixel, label in zip(features["inputs"][:, 0].numpy(),
+                            labels.numpy()):
+      seen[int(pixel)] = int(label)
+  assert seen == {i: i % 5 for i in range(60)}

@@ -339,16 +339,18 @@ def make_input_fn(files: Files, config: InputConfig, *,
 
 def input_fns(train_files: Files, eval_files: Optional[Files],
               config: InputConfig, *, batch_size: int,
-              share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER):
+              share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER,
+              eval_config: Optional[InputConfig] = None):
   """(train input_fn, eval input_fn or None without eval files): the one
   pipeline of both backends (an input_fn returns a tf.data.Dataset).
   Training reads this task's `share` of the files with its seed; the
-  evaluation reads every eval file once."""
+  evaluation reads every eval file once, by `eval_config` (the eval files'
+  own columns; default: `config`)."""
   train = make_input_fn(train_files.subset(share.indices), config,
                         batch_size=batch_size, training=True,
                         seed=share.seed, shuffle_buffer=shuffle_buffer)
   evaluate = None
   if eval_files:
-    evaluate = make_input_fn(eval_files, config, batch_size=batch_size,
-                             training=False)
+    evaluate = make_input_fn(eval_files, eval_config or config,
+                             batch_size=batch_size, training=False)
   return train, evaluate

@@ -52,6 +52,7 @@ class Plan:
   train_files: data.Files
   eval_files: Optional[data.Files]
   inputs: data.InputConfig
+  eval_inputs: Optional[data.InputConfig] = None  # The eval files' columns.
   train_examples: Optional[int] = None  # Counted where every row is checked.
   eval_examples: Optional[int] = None
   model_dir_conflict: str = ""
@@ -102,7 +103,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   data.check_shapes(spec.inputs)
   train_files = data.expand(job.data.train_files, "train_files")
   columns = data.read_columns(train_files)
-  eval_files = None
+  eval_files, eval_columns = None, None
   if job.data.eval_files:
     eval_files = data.expand(job.data.eval_files, "eval_files")
     eval_columns = data.read_columns(eval_files)
@@ -120,11 +121,16 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   inputs = data.InputConfig(inputs=spec.inputs, input_map=mapping,
                             columns=columns, label_key=job.data.label_key,
                             label_dtype=label_dtype)
+  # The eval files' own columns: their order and kinds may differ (CSV for
+  # one, TFRecord for the other; a tf.Example's features have no order).
+  eval_inputs = (dataclasses.replace(inputs, columns=eval_columns)
+                 if eval_files else None)
   counts, checks = {}, []
   if job.data.validate_data != validate.OFF:
-    for name, files in (("train", train_files), ("eval", eval_files)):
+    for name, files, config in (("train", train_files, inputs),
+                                ("eval", eval_files, eval_inputs)):
       if files:
-        checked = validate.check(files, inputs, job.head.n_classes,
+        checked = validate.check(files, config, job.head.n_classes,
                                  name + "_files",
                                  mode=job.data.validate_data, log=log)
         counts[name + "_examples"] = checked.examples
@@ -153,7 +159,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     warm_start_lib.check(checkpoint, variables, names)
     warm_start = (checkpoint, tuple(names))
   return Plan(job=job, spec=spec, train_files=train_files,
-              eval_files=eval_files, inputs=inputs,
+              eval_files=eval_files, inputs=inputs, eval_inputs=eval_inputs,
               model_dir_conflict=conflict, resolution=resolution,
               warm_start=warm_start, backend=backend,
               data_checks=tuple(checks), **counts)

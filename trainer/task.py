@@ -331,9 +331,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
     from trainer import validate  # pylint: disable=g-import-not-at-top
-    problem = validate.read_failure(e, plan.train_files, plan.eval_files,
-                                    plan.inputs, plan.job.head.n_classes,
-                                    task, log=logging.info)
+    problem = validate.read_failure(e, plan, task, log=logging.info)
     if problem:
       return harness_cli.report(problem, cli.FLAG_NAMES)
     return _peer_restarted(e, parsed)

@@ -72,9 +72,7 @@ class Checked:
                                   self.rows_per_file, self.seconds))
 
 
-def read_failure(error: Exception, train_files: data.Files,
-                 eval_files: Optional[data.Files], config: data.InputConfig,
-                 n_classes: int, task: Optional[tf_config.Task], *,
+def read_failure(error: Exception, plan, task: Optional[tf_config.Task], *,
                  log: Callable[[str], None] = print
                  ) -> Optional[errors.DataError]:
   """Where TF's readers stopped training on a corrupt or cut-short file
@@ -83,12 +81,13 @@ def read_failure(error: Exception, train_files: data.Files,
   if not isinstance(error, tf.errors.DataLossError):
     return None
   evaluating = task is not None and task.type == tf_config.EVALUATOR
-  files, name = ((eval_files, "eval_files") if evaluating
-                 else (train_files, "train_files"))
+  files, config, name = (
+      (plan.eval_files, plan.eval_inputs, "eval_files") if evaluating
+      else (plan.train_files, plan.inputs, "train_files"))
   log("Reading the data failed (%s); checking every row of `%s` to name "
       "the file." % (data_format.tf_message(error), name))
   try:
-    check(files, config, n_classes, name, mode=FULL, log=log)
+    check(files, config, plan.job.head.n_classes, name, mode=FULL, log=log)
   except errors.DataError as e:
     return e
   return errors.DataError(

@@ -68,7 +68,8 @@ def input_fns(p: preflight.Plan,
     log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
                         batch_size=p.job.data.batch_size, share=share,
-                        shuffle_buffer=p.job.data.shuffle_buffer)
+                        shuffle_buffer=p.job.data.shuffle_buffer,
+                        eval_config=p.eval_inputs)
 
 
 def _never_evaluated():

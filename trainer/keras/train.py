@@ -66,7 +66,8 @@ def dataset_fns(p: preflight.Plan, num_workers: int = 0,
   log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
                         batch_size=p.job.data.batch_size, share=share,
-                        shuffle_buffer=p.job.data.shuffle_buffer)
+                        shuffle_buffer=p.job.data.shuffle_buffer,
+                        eval_config=p.eval_inputs)
 
 
 def settings(p: preflight.Plan) -> loop.Settings:
