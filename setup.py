@@ -64,7 +64,10 @@ setuptools.setup(
                  "tensorboard",
                  "tensorboard-plugin-profile>=2.15,<2.16; "
                  "python_version<'3.12'",
-                 "tensorboard-plugin-profile>=2.19; python_version>='3.12'"],
+                 "tensorboard-plugin-profile>=2.19; python_version>='3.12'",
+                 # Google's own CustomJobSpec type, to parse the Vertex AI
+                 # specs (tests/test_vertex.py); TF 2.15 keeps protobuf < 5.
+                 "google-cloud-aiplatform>=1.60"],
         "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
     },
     entry_points={
@@ -73,6 +76,7 @@ setuptools.setup(
             "hub-cluster=cluster.local:console_main",
             "hub-tfjob=cluster.tfjob:console_main",
             "hub-slurm=cluster.slurm:console_main",
+            "hub-vertex=cluster.vertex:console_main",
             "hub-migrate=hub_migrate.cli:console_main",
         ],
     },

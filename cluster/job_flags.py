@@ -7,6 +7,7 @@ it. Each engine adds only what is its own (an image, a partition, ...).
 
 from absl import flags
 
+from cluster import resources as resources_lib
 from cluster import restart
 from harness import errors
 
@@ -50,3 +51,23 @@ def check(fv: flags.FlagValues, *, min_workers: int = 0) -> None:
   if fv.deadline_secs is not None and fv.deadline_secs <= 0:
     raise errors.FlagError("`deadline_secs` (%d) must be positive." %
                            fv.deadline_secs)
+
+
+def define_resources(fv: flags.FlagValues, supported) -> None:
+  """--chief_resources, --worker_resources, --ps_resources and
+  --evaluator_resources (cluster/resources.py), with the keys `supported`
+  by the engine named in their help."""
+  for role in resources_lib.ROLES:
+    flags.DEFINE_string(
+        resources_lib.flag_name(role), "", "What each %s task needs: "
+        "comma-separated KEY=VALUE of %s, e.g. %s." % (
+            role, ", ".join(supported),
+            "cpu=4,memory=16Gi" if "cpu" in supported else
+            "machine_type=n1-highmem-8"), flag_values=fv)
+
+
+def resources(fv: flags.FlagValues):
+  """{role: cluster.resources.Resources} from the flags."""
+  return resources_lib.per_role({
+      role: fv[resources_lib.flag_name(role)].value
+      for role in resources_lib.ROLES})

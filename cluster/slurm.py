@@ -49,10 +49,12 @@ from absl import app
 from absl import flags
 
 from cluster import job_flags
+from cluster import resources as resources_lib
 from cluster import restart
 from cluster import slurm_status
 from harness import cli as harness_cli
 from harness import errors
+from harness import tf_config
 from trainer import cli as trainer_cli
 from trainer import handles
 from trainer import task as trainer_task
@@ -82,6 +84,8 @@ class JobSpec:
   job_name: str = "hub-harness"
   python: str = sys.executable
   port_base: int = slurm_status.DEFAULT_PORT_BASE
+  # #SBATCH options of every task (cluster.resources.slurm_options).
+  resources: Sequence[str] = ()
 
   @property
   def num_tasks(self) -> int:
@@ -158,6 +162,7 @@ def batch_script(spec: JobSpec, trainer_args: Sequence[str],
     lines.append("#SBATCH --time=%s" % spec.time_limit)
   if spec.partition:
     lines.append("#SBATCH --partition=%s" % spec.partition)
+  lines += ["#SBATCH %s" % option for option in spec.resources]
   command = " \\\n    ".join(_wrap(
       [shlex.quote(a) for a in step_command(spec, trainer_args)]))
   lines += ["set -eu", "cd %s" % shlex.quote(spec.workdir),
@@ -221,12 +226,16 @@ def check_fit(spec: JobSpec, environ: Mapping[str, str]) -> None:
   if len(cpus) < spec.nodes:
     raise errors.ClusterError(
         "`nodes`=%d, but %s has %d node(s)." % (spec.nodes, name, len(cpus)))
-  fit = sum(sorted(cpus.values(), reverse=True)[:spec.nodes])
+  per_task = next((int(o.split("=")[1]) for o in spec.resources
+                   if o.startswith("--cpus-per-task=")), 1)
+  fit = sum(sorted((count // per_task for count in cpus.values()),
+                   reverse=True)[:spec.nodes])
   if spec.num_tasks > fit:
     raise errors.ClusterError(
         "The job's %d tasks do not fit on %d node(s) of %s: they hold %d "
-        "tasks (one CPU each). Ask for more `nodes`, or fewer tasks." %
-        (spec.num_tasks, spec.nodes, name, fit))
+        "tasks (%s). Ask for more `nodes`, or fewer tasks." %
+        (spec.num_tasks, spec.nodes, name, fit,
+         "one CPU each" if per_task == 1 else "%d CPUs each" % per_task))
 
 
 def submit(script_path: str, environ: Mapping[str, str]) -> str:
@@ -330,6 +339,7 @@ def failure(job_id: str, state: str, spec: JobSpec,
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   job_flags.define(fv, deadline_secs=None)
+  job_flags.define_resources(fv, ("cpu", "memory", "gpu", "gpu_type"))
   flags.DEFINE_integer("nodes", 1, "Slurm nodes for the job (one srun step "
                        "runs every task across them).", flag_values=fv)
   flags.DEFINE_string("partition", "", "Slurm partition; empty: the "
@@ -370,6 +380,10 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
       time_limit=time_limit(fv.time, fv.deadline_secs),
       partition=fv.partition, job_name=fv.job_name, python=fv.python,
       port_base=fv.port_base)
+  spec = dataclasses.replace(spec, resources=tuple(
+      resources_lib.slurm_options(job_flags.resources(fv), [
+          role for role in resources_lib.ROLES
+          if role != tf_config.EVALUATOR or spec.evaluator])))
   check(spec)
   return spec
 

@@ -27,6 +27,9 @@ What maps where (facts of training-operator v1.9.0, docs/engines.md):
   once the chief's export exists, and the chief waits for the evaluator's
   final evaluation before it exits (trainer/job_end.py), so nothing is cut
   off;
+* resources: --ROLE_resources=cpu=C,memory=M,gpu=G per role (chief,
+  worker, ps, evaluator): requests = limits of cpu and memory, and
+  `nvidia.com/gpu` limits (cluster/resources.py);
 * storage: every pod writes the model directory (the ps run the save ops),
   so --model_dir (and --export_dir) must be on a volume mounted in every pod
   (--volume=CLAIM:PATH) or a remote file system (gs://, s3://, hdfs://);
@@ -38,13 +41,14 @@ import dataclasses
 import os
 import re
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 import yaml
 
 from cluster import job_flags
+from cluster import resources as resources_lib
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
@@ -68,6 +72,9 @@ _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 # Where a pod fetches a URL or archive hub handle: its own cache (an
 # emptyDir), so the pods never race for one directory.
 HUB_CACHE = "/var/cache/tfhub"
+# What a pod can be given (cluster/resources.py), and the GPU's name.
+SUPPORTED = ("cpu", "memory", "gpu")
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +97,8 @@ class JobSpec:
   deadline_secs: Optional[int] = None
   volumes: Tuple[Volume, ...] = ()
   python: str = "python"
-  cpu: str = ""
-  memory: str = ""
+  resources: Dict[str, resources_lib.Resources] = dataclasses.field(
+      default_factory=dict)
   fetches_handle: bool = False
 
   def replicas(self) -> List[Tuple[str, int]]:
@@ -127,6 +134,8 @@ def check(spec: JobSpec) -> None:
   if spec.num_workers < 1:
     raise errors.FlagError(
         "`num_workers` (%d) must be >= 1 on Kubernetes." % spec.num_workers)
+  resources_lib.for_engine(spec.resources, "Kubernetes", SUPPORTED,
+                           [role for role, _ in spec.replicas()])
 
 
 def check_shared(path: str, setting: str, volumes: Sequence[Volume]) -> None:
@@ -151,7 +160,22 @@ def check_shared(path: str, setting: str, volumes: Sequence[Volume]) -> None:
       (setting, path, mounts))
 
 
-def _container(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
+def container_resources(wanted: resources_lib.Resources) -> Optional[dict]:
+  """A container's `resources`: requests = limits (Kubernetes' Guaranteed
+  class, the last evicted); GPUs, which Kubernetes takes in limits only,
+  as nvidia.com/gpu."""
+  amounts = {k: v for k, v in (("cpu", wanted.cpu),
+                               ("memory", wanted.memory)) if v}
+  limits = dict(amounts)
+  if wanted.gpu:
+    limits[GPU_RESOURCE] = wanted.gpu
+  if not limits:
+    return None
+  return dict({"requests": amounts} if amounts else {}, limits=limits)
+
+
+def _container(spec: JobSpec, trainer_args: Sequence[str],
+               role: str) -> dict:
   container = {
       "name": CONTAINER,
       "image": spec.image,
@@ -167,15 +191,15 @@ def _container(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
     mounts.append({"name": "hub-cache", "mountPath": HUB_CACHE})
   if mounts:
     container["volumeMounts"] = mounts
-  requests = {k: v for k, v in (("cpu", spec.cpu), ("memory", spec.memory))
-              if v}
-  if requests:
-    container["resources"] = {"requests": requests}
+  wanted = container_resources(spec.resources.get(
+      role, resources_lib.Resources()))
+  if wanted:
+    container["resources"] = wanted
   return container
 
 
-def _pod(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
-  pod = {"containers": [_container(spec, trainer_args)]}
+def _pod(spec: JobSpec, trainer_args: Sequence[str], role: str) -> dict:
+  pod = {"containers": [_container(spec, trainer_args, role)]}
   volumes = [{"name": "volume-%d" % i,
               "persistentVolumeClaim": {"claimName": v.claim}}
              for i, v in enumerate(spec.volumes)]
@@ -202,7 +226,7 @@ def tfjob(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
               REPLICA_TYPES[kind]: {
                   "replicas": count,
                   "restartPolicy": "ExitCode",
-                  "template": {"spec": _pod(spec, trainer_args)},
+                  "template": {"spec": _pod(spec, trainer_args, kind)},
               } for kind, count in spec.replicas()},
       },
   }
@@ -266,10 +290,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
       "must be under one, or on gs://.", flag_values=fv)
   flags.DEFINE_string("python", "python", "The Python command in the "
                       "image.", flag_values=fv)
-  flags.DEFINE_string("cpu", "", "CPU request of each pod, e.g. 2.",
-                      flag_values=fv)
-  flags.DEFINE_string("memory", "", "Memory request of each pod, e.g. 4Gi.",
-                      flag_values=fv)
+  job_flags.define_resources(fv, SUPPORTED)
 
 
 def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
@@ -279,7 +300,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
       num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
       max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
       volumes=tuple(parse_volume(v) for v in fv.volume), python=fv.python,
-      cpu=fv.cpu, memory=fv.memory)
+      resources=job_flags.resources(fv))
   check(spec)
   return spec
 

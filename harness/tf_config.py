@@ -7,10 +7,16 @@ cluster and itself as task `evaluator`.
 
 TF_CONFIG is accepted as the engines write it (../ENGINES facts, in
 docs/engines.md): Kubeflow's TFJob lists the evaluator inside "cluster" for
-every task and adds "environment": "cloud"; AI Platform adds "job" and a
-task's "trial"; hosts are DNS names. The evaluator is taken out of the
-cluster (kept as `TfConfig.evaluator`), every other key is kept, and
-`for_estimator()` is the TF_CONFIG Estimator is given.
+every task and adds "environment": "cloud"; Vertex AI (and AI Platform
+before it) may call the chief "master", never lists the evaluator, and adds
+"job", "environment" and a task's "trial" and "cloud"; hosts are DNS names.
+A "master" is read as the chief (every task of the job reads it so, so the
+cluster's job names agree); the evaluator is taken out of the cluster (kept
+as `TfConfig.evaluator`), every other key is kept, and `for_estimator()` is
+the TF_CONFIG Estimator is given. Where there is no TF_CONFIG, Vertex's
+CLUSTER_SPEC (worker pools 0-3: chief, workers, ps, evaluator) is read
+instead; where there are both, CLUSTER_SPEC still says where the evaluator
+is, which Vertex's TF_CONFIG leaves out.
 
 `parse(text)` checks a TF_CONFIG string and says what is wrong with it;
 `from_environ(environ)` does the same for the TF_CONFIG of an environment,
@@ -29,6 +35,10 @@ CHIEF, MASTER, WORKER, PS, EVALUATOR = (
 CLUSTER_JOBS = (CHIEF, WORKER, PS)
 TASK_TYPES = CLUSTER_JOBS + (EVALUATOR,)
 ENV = "TF_CONFIG"
+CLUSTER_SPEC_ENV = "CLUSTER_SPEC"
+# Vertex AI's worker pools, by position (CLUSTER_SPEC).
+WORKER_POOLS = {"workerpool0": CHIEF, "workerpool1": WORKER,
+                "workerpool2": PS, "workerpool3": EVALUATOR}
 
 ClusterDict = Dict[str, List[str]]
 
@@ -140,7 +150,7 @@ def validate_task(cluster: ClusterDict, task: Task,
 def is_chief(task: Optional[Task]) -> bool:
   """Whether `task` writes the run's outputs (flags.txt, the export): the
   chief, or a single process (no task)."""
-  return task is None or task.type in (CHIEF, MASTER)
+  return task is None or task.type == CHIEF
 
 
 def make(cluster: ClusterDict, task: Task) -> dict:
@@ -161,12 +171,14 @@ class TfConfig:
       cluster (TFJob does, for every task); None where it does not.
     extra: the other top-level keys, as given (e.g. "environment").
     task_extra: the other keys of "task", as given (e.g. "trial").
+    source: where it came from and how it was read, for the run's log.
   """
   cluster: ClusterDict
   task: Task
   evaluator: Optional[str] = None
   extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
   task_extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+  source: str = ENV
 
   def for_estimator(self) -> dict:
     """The TF_CONFIG Estimator's RunConfig is given: the evaluator outside
@@ -188,17 +200,43 @@ def _split_evaluator(cluster) -> Tuple[Mapping, List[str]]:
   return {k: v for k, v in cluster.items() if k != EVALUATOR}, evaluators
 
 
-def parse(text: str) -> TfConfig:
-  """Checks a TF_CONFIG string, as any engine writes it."""
+def _load(text: str, name: str) -> dict:
   try:
     config = json.loads(text)
   except ValueError as e:
-    raise errors.ClusterError("TF_CONFIG is not valid JSON (%s): %r" %
-                              (e, text[:200])) from e
+    raise errors.ClusterError("%s is not valid JSON (%s): %r" %
+                              (name, e, text[:200])) from e
   if not isinstance(config, dict) or "cluster" not in config:
     raise errors.ClusterError(
-        "TF_CONFIG needs \"cluster\" and \"task\" keys; it holds %r." %
-        text[:200])
+        "%s needs \"cluster\" and \"task\" keys; it holds %r." %
+        (name, text[:200]))
+  return config
+
+
+def _chief_not_master(config: dict) -> Tuple[dict, bool]:
+  """TF_CONFIG with a "master" (Vertex AI, AI Platform) called "chief";
+  and whether there was one."""
+  cluster, task = config["cluster"], config.get("task")
+  renamed = False
+  if isinstance(cluster, Mapping) and MASTER in cluster:
+    if CHIEF in cluster:
+      raise errors.ClusterError(
+          "TF_CONFIG's cluster has both a chief and a master: a cluster "
+          "has one chief (\"master\" is its older name).")
+    cluster = {CHIEF if job == MASTER else job: addresses
+               for job, addresses in cluster.items()}
+    renamed = True
+  if isinstance(task, dict) and task.get("type") == MASTER:
+    task = dict(task, type=CHIEF)
+    renamed = True
+  return dict(config, cluster=cluster, task=task), renamed
+
+
+def parse(text: str, source: str = ENV) -> TfConfig:
+  """Checks a TF_CONFIG string, as any engine writes it."""
+  config, renamed = _chief_not_master(_load(text, ENV))
+  if renamed:
+    source += " (its \"master\" read as the chief)"
   cluster, evaluators = _split_evaluator(config["cluster"])
   try:
     cluster = validate_cluster(cluster)
@@ -215,10 +253,51 @@ def parse(text: str) -> TfConfig:
       cluster, checked, evaluator=evaluators[0] if evaluators else None,
       extra={k: v for k, v in config.items() if k not in ("cluster", "task")},
       task_extra={k: v for k, v in task.items() if k not in ("type",
-                                                             "index")})
+                                                             "index")},
+      source=source)
+
+
+def from_cluster_spec(text: str) -> dict:
+  """Vertex AI's CLUSTER_SPEC as the TF_CONFIG dict it stands for: worker
+  pools 0-3 are the chief, the workers, the ps and the evaluator."""
+  spec = _load(text, CLUSTER_SPEC_ENV)
+  pools, task = spec["cluster"], spec.get("task")
+  if not isinstance(pools, Mapping):
+    raise errors.ClusterError("CLUSTER_SPEC's cluster must map worker pools "
+                              "to lists of HOST:PORT; got %r." % (pools,))
+  unknown = sorted(set(pools) - set(WORKER_POOLS))
+  if unknown:
+    raise errors.ClusterError(
+        "CLUSTER_SPEC names worker pool(s) %s; Vertex AI's are %s (chief, "
+        "workers, ps, evaluator)." % (", ".join(unknown),
+                                      ", ".join(WORKER_POOLS)))
+  if not isinstance(task, dict) or task.get("type") not in WORKER_POOLS:
+    raise errors.ClusterError(
+        "CLUSTER_SPEC's task must name a worker pool (%s); it is %r." %
+        (", ".join(WORKER_POOLS), task))
+  config = {k: v for k, v in spec.items() if k not in ("cluster", "task")}
+  config["cluster"] = {WORKER_POOLS[pool]: addresses
+                       for pool, addresses in pools.items() if addresses}
+  config["task"] = dict(task, type=WORKER_POOLS[task["type"]])
+  return config
 
 
 def from_environ(environ: Mapping[str, str]) -> Optional[TfConfig]:
-  """The environment's TF_CONFIG, checked; None without one."""
+  """The environment's TF_CONFIG (else Vertex AI's CLUSTER_SPEC), checked;
+  None without either (a single process)."""
   text = environ.get(ENV, "").strip()
-  return parse(text) if text else None
+  spec_text = environ.get(CLUSTER_SPEC_ENV, "").strip()
+  if not text and not spec_text:
+    return None
+  if not text:
+    return parse(json.dumps(from_cluster_spec(spec_text)),
+                 source=CLUSTER_SPEC_ENV + " (Vertex AI's worker pools)")
+  config = parse(text)
+  if spec_text and config.evaluator is None:
+    evaluators = from_cluster_spec(spec_text)["cluster"].get(EVALUATOR)
+    if evaluators:  # Vertex's TF_CONFIG never lists the evaluator.
+      parse_address(evaluators[0])
+      config = dataclasses.replace(
+          config, evaluator=evaluators[0],
+          source=config.source + ", the evaluator from " + CLUSTER_SPEC_ENV)
+  return config

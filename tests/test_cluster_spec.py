@@ -107,7 +107,7 @@ def test_tf_config_round_trip():
     ('{"cluster": {"chief": ["h:x1"], "ps": ["h:2"]}, "task": {"type": '
      '"chief", "index": 0}}', "Port 'x1' of address 'h:x1' is not a number"),
     ('{"cluster": {"chief": ["h:1"], "master": ["h:2"]}, "task": {"type": '
-     '"chief"}}', "Unknown job 'master'"),
+     '"chief"}}', "TF_CONFIG's cluster has both a chief and a master"),
     ('{"cluster": {"chief": ["h:1"], "ps": ["h:1"]}, "task": {"type": '
      '"chief"}}', "chief-0 and ps-0 both use h:1"),
     ('{"cluster": {"chief": ["h:1"]}, "task": "chief"}',

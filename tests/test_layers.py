@@ -35,7 +35,7 @@ ALLOWED = {
 }
 # The cluster modules that start the trainer (and run its pre-flight).
 CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
-                        "cluster/slurm.py"}
+                        "cluster/slurm.py", "cluster/vertex.py"}
 # module -> names imported inside functions, on purpose.
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are

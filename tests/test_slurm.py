@@ -68,6 +68,39 @@ def test_batch_script_lines_and_step():
   assert max(len(l) for l in lines if not l.startswith("# Written")) <= 79
 
 
+def _every_role(value):
+  return ["--%s_resources=%s" % (role, value)
+          for role in ("chief", "worker", "ps", "evaluator")]
+
+
+def test_resources_become_sbatch_options_for_every_task(tmp_path):
+  proc = _cli(["--run_dir=%s" % (tmp_path / "run")] + _every_role(
+      "cpu=2,memory=3Gi,gpu=1,gpu_type=a100"), TRAINER)
+  assert proc.returncode == 0, proc.stderr
+  options = [l for l in proc.stdout.splitlines() if l.startswith("#SBATCH")]
+  assert options[-3:] == ["#SBATCH --cpus-per-task=2",
+                          "#SBATCH --mem-per-cpu=1536M",
+                          "#SBATCH --gpus-per-task=a100:1"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--worker_resources=gpu=1"], "Slurm runs every task of the job in one "
+     "srun step, so every role gets the same resources; give "
+     "--chief_resources, --worker_resources, --ps_resources, "
+     "--evaluator_resources the same (asked: chief nothing; worker gpu=1; "
+     "ps nothing; evaluator nothing)"),
+    (_every_role("cpu=0.5"), "--chief_resources: cpu=0.5: Slurm gives whole "
+     "CPUs"),
+    (_every_role("machine_type=n1"), "--chief_resources: Slurm has no term "
+     "for machine_type"),
+])
+def test_resources_slurm_cannot_give_are_one_line(tmp_path, args, message):
+  proc = _cli(["--run_dir=%s" % (tmp_path / "run")] + args, TRAINER)
+  assert proc.returncode == 1 and proc.stdout == ""
+  lines = processes.our_lines(proc.stderr)
+  assert len(lines) == 1 and message in lines[0], lines
+
+
 def test_arguments_with_spaces_are_quoted():
   script = slurm.batch_script(_spec(), ["--label_key=my label"], ["x"])
   assert "'--label_key=my label'" in script
@@ -312,6 +345,13 @@ def test_a_bad_trainer_flag_fails_before_anything_is_queued(cluster,
     (["--partition=nope"], "sbatch refused the job: sbatch: error: invalid "
      "partition specified: nope; sbatch: error: Batch job submission "
      "failed: Invalid partition name specified"),
+    # Resources the test cluster does not have: Slurm's own refusal.
+    (_every_role("gpu=1"), "sbatch refused the job: sbatch: error: Invalid "
+     "generic resource (gres) specification"),
+    (_every_role("memory=900Gi"), "sbatch refused the job: sbatch: error: "
+     "Memory specification can not be satisfied"),
+    (_every_role("cpu=64"), "The job's 5 tasks do not fit on {nodes} "
+     "node(s) of the default partition: they hold 0 tasks (64 CPUs each)"),
 ])
 def test_what_slurm_cannot_run_is_one_line(cluster, workdir, args, message):
   nodes = len(cluster.node_names)

@@ -173,6 +173,30 @@ def _manifest(shared, args=(), extra=()):
   return documents
 
 
+def test_resources_per_role_pass_the_crd(shared):
+  job, _ = _manifest(shared, args=[
+      "--worker_resources=cpu=8,memory=32Gi,gpu=1",
+      "--ps_resources=cpu=4,memory=16Gi", "--chief_resources=cpu=500m"])
+  jsonschema.validate(job, tfjob_schema())
+  specs = job["spec"]["tfReplicaSpecs"]
+  got = {kind: spec["template"]["spec"]["containers"][0].get("resources")
+         for kind, spec in specs.items()}
+  assert got == {
+      "Worker": {"requests": {"cpu": "8", "memory": "32Gi"},
+                 "limits": {"cpu": "8", "memory": "32Gi",
+                            "nvidia.com/gpu": 1}},
+      "PS": {"requests": {"cpu": "4", "memory": "16Gi"},
+             "limits": {"cpu": "4", "memory": "16Gi"}},
+      "Chief": {"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}},
+      "Evaluator": None}
+  # The CRD checks the quantities' form: one it refuses, it refuses.
+  bad = json.loads(json.dumps(job))
+  bad["spec"]["tfReplicaSpecs"]["PS"]["template"]["spec"]["containers"][0][
+      "resources"]["limits"]["cpu"] = [4]
+  with pytest.raises(jsonschema.ValidationError):
+    jsonschema.validate(bad, tfjob_schema())
+
+
 def test_tfjob_passes_the_operators_schema_and_webhook_rules(shared):
   job, _ = _manifest(shared)
   jsonschema.validate(job, tfjob_schema())
@@ -254,6 +278,13 @@ BAD = [
      "--model_dir=/tmp/local-run is local to each pod"),
     ([], ["--eval_files="], "--eval_files is empty, so an evaluator"),
     ([], ["--module_handle="], "--module_handle is required"),
+    (["--worker_resources=machine_type=n1-standard-8"], [],
+     "--worker_resources: Kubernetes has no term for machine_type; on "
+     "Kubernetes give cpu, memory, gpu"),
+    (["--ps_resources=memory=lots"], [], "--ps_resources: memory=lots is "
+     "not an amount of memory"),
+    (["--worker_resources=cpu"], [], "--worker_resources=cpu: 'cpu' is not "
+     "KEY=VALUE"),
 ]
 
 

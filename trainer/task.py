@@ -30,6 +30,7 @@ from absl import logging
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
+from trainer import aip_dirs
 from trainer import backends
 from trainer import cli
 from trainer import demo
@@ -41,15 +42,27 @@ from trainer import job as job_lib
 # loads (measured in docs/layout.md).
 
 
+def vertex_dirs(fv: flags.FlagValues, environ: Mapping[str, str]):
+  """The directories Vertex AI's environment fills (trainer.aip_dirs)."""
+  return aip_dirs.chosen({"model_dir": fv.model_dir,
+                          "export_dir": fv.export_dir}, environ)
+
+
 def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
                    log: Callable[[str], None] = logging.info,
-                   build_demo: bool = True) -> job_lib.JobConfig:
+                   build_demo: bool = True,
+                   environ: Mapping[str, str] = os.environ
+                   ) -> job_lib.JobConfig:
   """The job the flags describe: the demo's settings where no model is
-  given (its files built where missing, with `build_demo`),
-  `default_model_dir` where no --model_dir is."""
+  given (its files built where missing, with `build_demo`), Vertex AI's
+  directories where --model_dir or --export_dir is unset and `environ`
+  has them, `default_model_dir` where there is still no --model_dir."""
   is_demo = demo.wanted(fv)
   if is_demo:
     demo.apply(fv, log=log, build=build_demo)
+  for chosen in vertex_dirs(fv, environ):
+    setattr(fv, chosen.setting, chosen.value)
+    log(chosen.note())
   if not fv.model_dir:
     if not default_model_dir and is_demo:
       default_model_dir = os.path.join(
@@ -63,7 +76,8 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
             log: Callable[[str], None] = logging.info,
             build_demo: bool = True, cache_dir: Optional[str] = None,
-            choice: Optional[backends.Choice] = None):
+            choice: Optional[backends.Choice] = None,
+            environ: Mapping[str, str] = os.environ):
   """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
   the backend that runs it (`plan.backend`).
 
@@ -74,7 +88,7 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   """
   choice = choice or backends.choose_here(fv.backend)
   job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
-                       build_demo=build_demo)
+                       build_demo=build_demo, environ=environ)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
   return preflight.check(
       job, task, recorded_model=cli.recorded_model,
@@ -235,7 +249,8 @@ def describe(plan, config: Optional[tf_config.TfConfig],
                      for job, addresses in config.cluster.items())
     evaluator = (" + evaluator %s, outside the training cluster" %
                  config.evaluator if config.evaluator else "")
-    lines.append("Cluster: %s%s." % (jobs, evaluator))
+    lines.append("Cluster: %s%s; from %s." % (jobs, evaluator,
+                                               config.source))
   job, spec = plan.job, plan.spec
   if plan.resolution and plan.resolution.in_cache:
     lines.append("Model handle: %s." % plan.resolution.describe())
@@ -304,7 +319,9 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
         raise
       except Exception as e:  # pylint: disable=broad-except
         return _peer_restarted(e, parsed)
-    plan = prepare(fv, task, build_demo=not fv.check_only, choice=choice)
+    from_vertex = vertex_dirs(fv, environ)
+    plan = prepare(fv, task, build_demo=not fv.check_only, choice=choice,
+                   environ=environ)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
       model_dir_state = settle_model_dir(plan, fv.overwrite_model_dir,
@@ -312,14 +329,21 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   except errors.HarnessError as e:
     return harness_cli.report(e, cli.FLAG_NAMES)
   if fv.check_only:
-    print(describe(plan, parsed, model_dir_state), flush=True)
+    print("\n".join([describe(plan, parsed, model_dir_state)] + [
+        chosen.note() + "." for chosen in from_vertex]), flush=True)
     return 0
   job = plan.job
   logging.info(plan.backend.describe())
+  if parsed:
+    logging.info("Cluster: from %s.", parsed.source)
+  for line in filter(None, [aip_dirs.tensorboard_note(environ,
+                                                      job.model_dir)]):
+    logging.info(line)
   if tf_config.is_chief(task):
-    model_dir.write_record(recorded_flags(cli.flag_lines(fv),
-                                          plan.resolution, plan.backend),
-                           os.path.join(job.model_dir, cli.FLAGS_FILE))
+    model_dir.write_record(
+        recorded_flags(cli.flag_lines(fv), plan.resolution, plan.backend) +
+        ["# " + chosen.note() for chosen in from_vertex],
+        os.path.join(job.model_dir, cli.FLAGS_FILE))
   logging.info("Training %s on %s%s for %d steps; model_dir %s",
                job.model.module_handle, plan.train_files.describe(),
                " (%d examples)" % plan.train_examples

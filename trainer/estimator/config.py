@@ -40,11 +40,10 @@ def device_filters(task_type: Optional[str],
   """
   if task_type == tf_config.CHIEF:
     return ["/job:ps", "/job:chief"]
-  if task_type == tf_config.MASTER:
-    return ["/job:ps", "/job:master"]
   if task_type == tf_config.WORKER:
     return ["/job:ps", "/job:worker/task:%d" % task_id]
   if task_type == tf_config.PS:
+    # As Estimator's own (a "master" is read as the chief: tf_config).
     return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
   return None
 
