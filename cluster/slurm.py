@@ -128,8 +128,11 @@ def step_command(spec: JobSpec, trainer_args: Sequence[str]) -> List[str]:
       "--max_restarts=%d" % spec.max_restarts,
       "--restart_policy=%s" % ",".join(spec.restart_policy),
       "--restart_window_secs=%g" % spec.restart_window_secs,
-      "--port_base=%d" % spec.port_base, "--run_dir=" + spec.run_dir, "--"] +
-          list(trainer_args))
+      "--port_base=%d" % spec.port_base, "--run_dir=" + spec.run_dir] +
+          # The job's time limit bounds each task's supervisor too (without
+          # one, the partition's limit does: Slurm ends the job).
+          (["--deadline_secs=%d" % _seconds(spec.time_limit)]
+           if spec.time_limit else []) + ["--"] + list(trainer_args))
 
 
 def shared_cache_dir(spec: JobSpec, environ: Mapping[str, str]) -> str:

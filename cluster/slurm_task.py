@@ -44,7 +44,10 @@ from harness import errors
 from harness import tf_config
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  job_flags.define(fv)
+  # No deadline of its own unless given (the batch script passes the job's
+  # time limit): the local launcher's 15-minute default would end a long
+  # job's tasks; without a time limit the partition's ends the job.
+  job_flags.define(fv, deadline_secs=None)
   flags.DEFINE_integer("port_base", slurm_status.DEFAULT_PORT_BASE,
                        "The first gRPC port "
                        "of each node; a node's tasks take the next ones.",
@@ -110,7 +113,7 @@ def main(argv):
   events("TF_CONFIG=%s" % env["TF_CONFIG"])
   try:
     supervisor.supervise([launch], log_dir=log_dir,
-                         deadline_secs=fv.deadline_secs or 10**9,
+                         deadline_secs=fv.deadline_secs,
                          on_event=events, policies=policies,
                          wait_for_ps=True)
   except supervisor.TaskFailed as e:

@@ -189,7 +189,7 @@ def _signal_group(pid: int, signum: int) -> None:
 
 
 def supervise(launches: Sequence[Launch], *, log_dir: str,
-              deadline_secs: float,
+              deadline_secs: Optional[float],
               printer: Callable[[str], None] = print_line,
               clock: Callable[[], float] = time.monotonic,
               on_event: Optional[Callable[[str], None]] = None,
@@ -201,7 +201,8 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
   Args:
     launches: the tasks to run.
     log_dir: where TASK.log and TASK.pid (the current pid) are written.
-    deadline_secs: the whole cluster's deadline.
+    deadline_secs: the whole cluster's deadline; None only where something
+      outside bounds it (a Slurm job's time limit: cluster/slurm_task.py).
     printer: receives every output line, prefixed with its task's name.
     clock: the clock the deadline is measured with.
     on_event: receives the supervisor's own messages (restarts, the end).
@@ -227,7 +228,8 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
   try:
     for launch in launches:
       running.append(RunningTask(launch, log_dir, printer))
-    return _watch(running, start + deadline_secs, deadline_secs, clock,
+    deadline = start + deadline_secs if deadline_secs is not None else None
+    return _watch(running, deadline, deadline_secs, clock,
                   on_event, stop_grace_secs, policies, wait_for_ps)
   finally:
     for task in running:
@@ -277,7 +279,7 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
         ps.stop(stop_grace_secs)
         codes[ps.task.name] = ps.poll()
       return codes
-    if clock() > deadline:
+    if deadline is not None and clock() > deadline:
       waiting = [t.task.name for t in finishers if t.poll() is None]
       raise DeadlineExceeded(
           "The cluster did not finish within %d s (--deadline_secs); still "

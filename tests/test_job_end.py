@@ -3,6 +3,9 @@
 import os
 import socket
 
+import pytest
+
+from harness import errors
 from harness import tf_config
 from trainer import job_end
 
@@ -42,8 +45,21 @@ def test_ps_waits_for_the_export_then_for_every_worker(tmp_path):
   fake = FakeTime(lambda now: events.pop(now, lambda: None)())
   missing = job_end.wait_until_done(
       export_dir=export, model_dir=model_dir, num_workers=2,
-      log=print, clock=fake.clock, sleep=fake.sleep, poll_secs=1.0)
+      log=print, clock=fake.clock, sleep=fake.sleep, poll_secs=1.0,
+      timeout_secs=100)
   assert missing == set() and fake.now == 8.0
+
+
+def test_ps_gives_up_when_no_export_ever_comes(tmp_path):
+  fake = FakeTime()
+  with pytest.raises(errors.ClusterError,
+                     match=r"No final export at .*export after 30 s of "
+                           r"serving.*\(`serve_timeout_secs`\)"):
+    job_end.wait_until_done(
+        export_dir=str(tmp_path / "export"), model_dir=str(tmp_path),
+        num_workers=1, log=print, clock=fake.clock, sleep=fake.sleep,
+        poll_secs=1.0, timeout_secs=30)
+  assert 30.0 < fake.now <= 31.0
 
 
 def test_ps_stops_anyway_when_a_worker_never_reports(tmp_path):
@@ -54,7 +70,7 @@ def test_ps_stops_anyway_when_a_worker_never_reports(tmp_path):
   missing = job_end.wait_until_done(
       export_dir=export, model_dir=model_dir, num_workers=2,
       log=lines.append, clock=fake.clock, sleep=fake.sleep,
-      marker_wait_secs=10.0)
+      marker_wait_secs=10.0, timeout_secs=100)
   assert missing == {"worker-1"} and 10.0 < fake.now <= 11.0
   assert "worker-1 left no finish marker within 10 s" in lines[0]
 

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 
+from absl import flags
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cluster import slurm
+from cluster import slurm_task
 from harness import errors
 from tests import flagged
 from tests import processes
@@ -62,7 +64,7 @@ def test_batch_script_lines_and_step():
       "--num_workers=2", "--num_ps=1", "--evaluator", "--max_restarts=3",
       "--restart_policy=exit_code", "--restart_window_secs=600",
       "--port_base=8888",
-      "--run_dir=/shared/run", "--",
+      "--run_dir=/shared/run", "--deadline_secs=900", "--",
       "--flagfile=/shared/run/trainer_flags.txt"]
   # The step is wrapped to be read: no line of it is over 79 characters.
   assert max(len(l) for l in lines if not l.startswith("# Written")) <= 79
@@ -363,3 +365,16 @@ def test_what_slurm_cannot_run_is_one_line(cluster, workdir, args, message):
            if l.startswith("error: ")]
   assert len(lines) == 1 and message in lines[0], proc.stderr
   assert cluster.queue() == []
+
+
+def test_a_task_has_no_deadline_of_its_own_but_the_jobs_time_limit():
+  """The step's supervisor ends with the job's time limit (passed by the
+  batch script), never the local launcher's 15-minute default."""
+  fv = flags.FlagValues()
+  slurm_task.define_flags(fv)
+  fv(["slurm_task"])
+  assert fv.deadline_secs is None
+  step = slurm.step_command(_spec(time_limit="1-00:00:00"), [])
+  assert "--deadline_secs=86400" in step
+  assert not any(a.startswith("--deadline_secs")
+                 for a in slurm.step_command(_spec(time_limit=""), []))

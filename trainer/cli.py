@@ -249,6 +249,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "does), how long the chief waits after its export for the evaluator's "
       "final evaluation, so that ending the job with the chief does not cut "
       "it off.", flag_values=fv)
+  flags.DEFINE_integer(
+      "serve_timeout_secs", _d(_Cluster, "serve_timeout_secs"), "How long a "
+      "ps (and, on the Keras backend, a worker) serves waiting for the "
+      "chief's final export before it gives up with exit status 1, should "
+      "the chief never finish and no engine stop it (default: 7 days, "
+      "Vertex AI's default job timeout).", flag_values=fv)
   # What the entry point does.
   flags.DEFINE_bool(
       "check_only", False, "Run the whole pre-flight (flags, TF_CONFIG, "

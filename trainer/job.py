@@ -162,12 +162,15 @@ class ClusterOptions:
     final_evaluation_wait_secs: where TF_CONFIG lists an evaluator in the
       cluster (TFJob), how long the chief waits after its export for the
       evaluator's final evaluation (trainer.job_end).
+    serve_timeout_secs: how long a ps (and a Keras worker) serves waiting
+      for the chief's final export before it gives up (trainer.job_end).
   """
   share_cluster_devices: bool = True
   max_worker_delay_secs: int = 0
   session_creation_timeout_secs: int = 300
   readiness_poll_secs: float = 1.0
   final_evaluation_wait_secs: int = 600
+  serve_timeout_secs: int = 7 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +270,8 @@ def validate(job: JobConfig) -> JobConfig:
              "session_creation_timeout_secs":
                  cluster.session_creation_timeout_secs,
              "final_evaluation_wait_secs":
-                 cluster.final_evaluation_wait_secs})
+                 cluster.final_evaluation_wait_secs,
+             "serve_timeout_secs": cluster.serve_timeout_secs})
   if head.n_classes < 0 or head.n_classes == 1:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %

@@ -31,6 +31,7 @@ from typing import Callable, Optional, Set
 
 import tensorflow as tf
 
+from harness import errors
 from harness import tf_config
 
 MARKERS = "finished"
@@ -66,7 +67,7 @@ def finished_workers(model_dir: str) -> Set[str]:
 
 
 def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
-                    log: Callable[[str], None],
+                    log: Callable[[str], None], timeout_secs: float,
                     clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep,
                     poll_secs: float = POLL_SECS,
@@ -76,8 +77,17 @@ def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
 
   Returns the workers that did not leave a marker within `marker_wait_secs`
   of the export (empty when all did).
+
+  Raises:
+    errors.ClusterError: no export within `timeout_secs`.
   """
+  give_up = clock() + timeout_secs
   while not tf.io.gfile.exists(export_dir):
+    if clock() > give_up:
+      raise errors.ClusterError(
+          "No final export at %s after %d s of serving: the chief never "
+          "finished, and nothing stopped this task; giving up "
+          "(`serve_timeout_secs`)." % (export_dir, timeout_secs))
     sleep(poll_secs)
   workers = {tf_config.Task(tf_config.WORKER, i).name
              for i in range(num_workers)}
@@ -96,7 +106,7 @@ def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
 
 def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
                      export_dir: str, model_dir: str,
-                     log: Callable[[str], None],
+                     log: Callable[[str], None], timeout_secs: float,
                      config: Optional[tf.compat.v1.ConfigProto] = None,
                      protocol: Optional[str] = None,
                      wait_for_workers: bool = True) -> None:
@@ -112,11 +122,12 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
   del server  # Serves in its own threads until the process exits.
   num_workers = len(cluster_spec.get(tf_config.WORKER, [])) if (
       wait_for_workers) else 0
-  log("Serving; stopping once %s exists%s." % (
-      export_dir, " and %d worker(s) finished" % num_workers
-      if num_workers else ""))
+  log("Serving; stopping once %s exists%s (at most %d s: "
+      "--serve_timeout_secs)." % (
+          export_dir, " and %d worker(s) finished" % num_workers
+          if num_workers else "", timeout_secs))
   wait_until_done(export_dir=export_dir, model_dir=model_dir,
-                  num_workers=num_workers, log=log)
+                  num_workers=num_workers, log=log, timeout_secs=timeout_secs)
   log("The job is done (the chief's final export exists); stopping.")
 
 

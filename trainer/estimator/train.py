@@ -164,7 +164,8 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
                                  .gpu_options),
                              protocol=run_config.protocol,
                              export_dir=job.resolved_export_dir,
-                             model_dir=job.model_dir, log=log)
+                             model_dir=job.model_dir, log=log,
+                             timeout_secs=job.cluster.serve_timeout_secs)
     return Result(task_type=task_type, metrics=None, checkpoint=None,
                   export_dir=None)
   if task_type == tf_config.WORKER and tf.io.gfile.exists(

@@ -218,7 +218,8 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
       job_end.serve_until_done(
           dict(config.cluster), job_name=task.type, task_index=task.index,
           export_dir=job.resolved_export_dir, model_dir=job.model_dir,
-          wait_for_workers=False, log=log)
+          wait_for_workers=False, log=log,
+          timeout_secs=job.cluster.serve_timeout_secs)
       job_end.wait_for_exit(config.cluster[tf_config.CHIEF][0],
                             timeout_secs=CHIEF_EXIT_WAIT_SECS, log=log)
     else:
