@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import portpicker
 import pytest
 import tensorflow as tf
@@ -90,7 +91,35 @@ def test_archive_on_another_file_system_is_fetched(assets, cache):
     f.write(hub_server.archive(assets.digits_model))
   resolution = handles.resolve(handle, cache, log=lambda line: None)
   assert resolution.fetched and resolution.in_cache
-  assert tf.saved_model.load(resolution.path) is not None
+  fetched, original = (tf.saved_model.load(path) for path in (
+      resolution.path, assets.digits_model))
+  pixels = tf.random.uniform([3, 64], seed=1)
+  np.testing.assert_allclose(fetched(pixels), original(pixels), rtol=1e-6)
+
+
+def test_a_cache_on_another_file_system_is_refused_naming_the_variable(
+    assets, tmp_path):
+  """The cache is unpacked under a kernel lock: a gs:// or ram:// cache is
+  refused in one line that names TFHUB_CACHE_DIR, and nothing is written
+  (before, a local directory named "ram:" appeared, and the error blamed
+  the handle)."""
+  archive = str(tmp_path / "digits.tar.gz")
+  with open(archive, "wb") as f:
+    f.write(hub_server.archive(assets.digits_model))
+  os.symlink(assets.root, str(tmp_path / "assets"))
+  proc = subprocess.run(
+      [sys.executable, "-m", "trainer.task"] + _digits_args(
+          archive, tmp_path, "--model_dir=%s" % (tmp_path / "model")),
+      env=dict(ENV, TFHUB_CACHE_DIR="ram://hubcache"), cwd=str(tmp_path),
+      capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 1
+  lines = processes.our_lines(proc.stderr)
+  assert len(lines) == 1, lines
+  assert lines[0].startswith(
+      "error: The hub cache ram://hubcache (TFHUB_CACHE_DIR, else a "
+      "temporary directory) is not a local directory"), lines
+  assert "Set TFHUB_CACHE_DIR to such a directory" in lines[0]
+  assert sorted(os.listdir(tmp_path)) == ["assets", "digits.tar.gz"]
 
 
 def test_a_job_on_another_file_system_trains(assets, tmp_path):
@@ -120,7 +149,10 @@ def test_a_job_on_another_file_system_trains(assets, tmp_path):
   result = backend_jobs.run(plan, log=lambda line: None)
   assert result.checkpoint == "ram://runs/model/model.ckpt-20"
   assert result.metrics["accuracy"] > 0.5
-  assert tf.saved_model.load(result.export_dir) is not None
+  exported = tf.saved_model.load(result.export_dir)
+  probabilities = exported.signatures["serving_default"](
+      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_trainer_trains_from_a_url_and_then_from_the_cache(hub, assets,

@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -46,6 +47,9 @@ from typing import Callable, Optional
 from harness import errors
 
 CACHE_ENV = "TFHUB_CACHE_DIR"
+# A path on one of TF's file systems (gs://, ram://, hdfs://...), not a
+# local one.
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 CONNECT_TIMEOUT_SECS = 20.0
@@ -285,6 +289,15 @@ def resolve(handle: str, cache_dir: str,
   """
   if not needs_fetching(handle):  # A directory: in place, or fetched before.
     return origin(handle) or Resolution(handle, handle)
+  if _SCHEME.match(cache_dir):
+    raise errors.ModelCheckError(
+        "The hub cache %s (%s, else a temporary directory) is not a local "
+        "directory: a URL or archive --module_handle is unpacked there under "
+        "a kernel lock (flock), which needs a local or mounted file system "
+        "(a disk, NFS, a volume). Set %s to such a directory, or give "
+        "`module_handle` the SavedModel's directory, which any file system "
+        "TF reads (gs://...) serves in place." % (cache_dir, CACHE_ENV,
+                                                   CACHE_ENV))
   path = cache_path(handle, cache_dir)
   if _complete(path):
     return dataclasses.replace(origin(path), seconds=0.0, fetched=False)
