@@ -55,7 +55,7 @@ from harness import tf_config
 # runs (trainer/task.py), i.e. inside the namespace.
 from trainer import cli as trainer_cli
 from trainer import handles
-from trainer import task as trainer_task
+from trainer import launch
 
 PORT_ATTEMPTS = 3
 
@@ -134,7 +134,7 @@ def prefetch_handle(trainer_args, environ=os.environ, log=print) -> None:
   """Fetches a URL or archive hub handle into the cache before the cluster
   is isolated: inside its network namespace nothing can be reached. The
   pre-flight then finds it there, and every task is given that directory
-  (trainer.task.prepare_tasks): one download, however many tasks."""
+  (trainer.launch.prepare_tasks): one download, however many tasks."""
   try:
     fv = trainer_cli.new_flag_values(trainer_args)
   except errors.FlagError:
@@ -185,12 +185,12 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
   """What the cluster did: tasks, final eval metrics, model, export, logs."""
   lines = ["Cluster finished in %.0f s: %s." % (seconds,
                                                  ", ".join(sorted(codes)))]
-  metrics = trainer_task.last_evaluation(job.model_dir)
+  metrics = launch.last_evaluation(job.model_dir)
   if metrics:
     lines.append("Final evaluation (step %d): %s" % (
         metrics.pop("global_step"),
         ", ".join("%s %.4f" % kv for kv in sorted(metrics.items()))))
-  lines += trainer_task.run_notes(job.model_dir)
+  lines += launch.run_notes(job.model_dir)
   lines += ["Model: %s" % job.model_dir,
             "Export: %s" % job.resolved_export_dir,
             "Logs: %s" % log_dir]
@@ -215,7 +215,7 @@ def main(argv):
     job_flags.check(fv)
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts,
                                       fv.restart_window_secs)
-    flagfile, plan = trainer_task.prepare_tasks(
+    flagfile, plan = launch.prepare_tasks(
         argv[1:], run_dir, evaluator=fv.evaluator, log=print,
         num_workers=fv.num_workers)
     print("Restart policy: %s" % restart.describe(policies), flush=True)

@@ -57,7 +57,7 @@ from harness import errors
 from harness import tf_config
 from trainer import cli as trainer_cli
 from trainer import handles
-from trainer import task as trainer_task
+from trainer import launch
 
 SCRIPT_FILE = "job.sbatch"
 POLL_SECS = 0.5
@@ -409,7 +409,7 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
   """Pre-flight, sbatch, follow; returns the exit status."""
   check_submit_environment(environ)
   check_fit(spec, environ)
-  flagfile, plan = trainer_task.prepare_tasks(
+  flagfile, plan = launch.prepare_tasks(
       trainer_args, spec.run_dir, evaluator=spec.evaluator, log=_print_line,
       cache_dir=shared_cache_dir(spec, environ))
   script = os.path.join(spec.run_dir, SCRIPT_FILE)
@@ -431,7 +431,7 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
     return 130
   if state != "COMPLETED":
     raise failure(job_id, state, spec)
-  metrics = trainer_task.last_evaluation(plan.job.model_dir)
+  metrics = launch.last_evaluation(plan.job.model_dir)
   if metrics:
     step = metrics.pop("global_step")
     print("Final evaluation (step %d): %s" % (step, ", ".join(
@@ -468,11 +468,7 @@ def main(argv):
     spec = spec_from_flags(fv)
     if fv.submit:
       return run_submitted(spec, argv[1:], _written_by())
-    _, job = trainer_task.check_flags_only(argv[1:])
-    if spec.evaluator and not job.data.eval_files:
-      raise errors.FlagError(
-          "`eval_files` is empty, so an evaluator would have nothing to "
-          "evaluate: give the trainer `eval_files`, or --noevaluator.")
+    _, job = launch.check_flags_only(argv[1:], evaluator=spec.evaluator)
     trainer_args = trainer_cli.flag_lines(
         trainer_cli.new_flag_values(argv[1:]), only_set=True)
     fetch = None

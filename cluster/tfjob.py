@@ -54,7 +54,7 @@ from harness import errors
 from harness import tf_config
 from trainer import cli as trainer_cli
 from trainer import handles
-from trainer import task as trainer_task
+from trainer import launch
 
 API_VERSION = "kubeflow.org/v1"
 PORT = 2222
@@ -263,14 +263,10 @@ def trainer_flags(trainer_args: Sequence[str],
                   spec: JobSpec) -> Tuple[List[str], JobSpec]:
   """The trainer's flags, checked (without model or data) and resolved;
   and the spec, with a per-pod hub cache where the handle is fetched."""
-  fv, job = trainer_task.check_flags_only(trainer_args)
+  fv, job = launch.check_flags_only(trainer_args, evaluator=spec.evaluator)
   check_shared(job.model_dir, "model_dir", spec.volumes)
   if job.export_dir:
     check_shared(job.export_dir, "export_dir", spec.volumes)
-  if spec.evaluator and not job.data.eval_files:
-    raise errors.FlagError(
-        "`eval_files` is empty, so an evaluator would have nothing to "
-        "evaluate: give the trainer `eval_files`, or --noevaluator.")
   spec = dataclasses.replace(spec, fetches_handle=handles.needs_fetching(
       job.model.module_handle))
   return trainer_cli.flag_lines(fv, only_set=True), spec

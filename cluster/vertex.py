@@ -54,7 +54,7 @@ from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
 from trainer import cli as trainer_cli
-from trainer import task as trainer_task
+from trainer import launch
 
 PORT = 2222  # Vertex AI's, on every replica.
 # Pools by position: CustomJobSpec.workerPoolSpecs[i].
@@ -199,14 +199,10 @@ def trainer_flags(trainer_args: Sequence[str], spec: JobSpec) -> List[str]:
     # What AIP_CHECKPOINT_DIR will be, for the checks below only.
     checked.append("--model_dir=%s/checkpoints" %
                    spec.base_output_dir.rstrip("/"))
-  fv, job = trainer_task.check_flags_only(checked)
+  fv, job = launch.check_flags_only(checked, evaluator=spec.evaluator)
   check_shared(job.model_dir, "model_dir")
   if job.export_dir:
     check_shared(job.export_dir, "export_dir")
-  if spec.evaluator and not job.data.eval_files:
-    raise errors.FlagError(
-        "`eval_files` is empty, so an evaluator would have nothing to "
-        "evaluate: give the trainer `eval_files`, or --noevaluator.")
   lines = trainer_cli.flag_lines(fv, only_set=True)
   if not trainer_cli.new_flag_values(trainer_args).model_dir:
     lines = [line for line in lines if not line.startswith("--model_dir=")]

@@ -38,8 +38,7 @@ CASES = [
      "--batch_size (0) must be a positive integer"),
     ("cluster.local", ["--evaluator", "--", "--eval_files="],
      "--eval_files is empty, so an evaluator would have nothing to "
-     "evaluate: give the trainer --eval_files, or run the cluster with "
-     "--noevaluator"),
+     "evaluate: give the trainer --eval_files, or --noevaluator."),
     ("trainer.task", ["--train_steps=zero"],
      "flag --train_steps=zero: invalid literal for int()"),
     ("trainer.task", ["--eval_files=/nope/*.csv"],

@@ -40,10 +40,11 @@ CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
-    "trainer/task.py": {"trainer.preflight", "trainer.model_dir",
-                        "trainer.best_export",
-                        "trainer.early_stopping", "trainer.peer_errors",
-                        "trainer.eval_events", "trainer.validate"},
+    "trainer/task.py": {"trainer.model_dir", "trainer.peer_errors",
+                        "trainer.validate"},
+    "trainer/planning.py": {"trainer.preflight", "trainer.model_dir"},
+    "trainer/launch.py": {"trainer.model_dir", "trainer.best_export",
+                          "trainer.early_stopping", "trainer.eval_events"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/handles.py": {"tensorflow"},

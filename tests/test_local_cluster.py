@@ -23,8 +23,9 @@ from cluster import ports as ports_lib
 from cluster import restart
 from tests import launcher
 from tests import processes
+from trainer import backends
 from trainer import eval_events
-from trainer import task as trainer_task
+from trainer import launch
 from trainer import warm_start
 
 pytestmark = pytest.mark.cluster
@@ -157,7 +158,7 @@ def test_legacy_tf1_model_trains_frozen_on_two_ps(demo_cwd, assets):
                  "--n_classes=5", "--tags=foo,bar", "--signature=sig",
                  "--output_key=features", "--input_map=x1=pixels,x2=pixels"],
       num_workers=1, num_ps=2, evaluator=False)
-  keras = trainer_task.backends.choose_here("auto").name == "keras"
+  keras = backends.choose_here("auto").name == "keras"
   # On the Keras backend a TF1 Hub format model's variables are loaded on
   # the chief (TF's legacy loading does not go through the strategy); the
   # head's are on the ps tasks. The Estimator places everything on the ps.
@@ -194,7 +195,7 @@ def test_port_taken_before_binding_is_retried(demo_cwd, monkeypatch):
   monkeypatch.chdir(demo_cwd)
   run_dir = str(demo_cwd / "run")
   try:
-    flagfile, _ = trainer_task.prepare_tasks(
+    flagfile, _ = launch.prepare_tasks(
         ["--train_steps=20", "--save_checkpoints_steps=10"], run_dir,
         evaluator=False, log=lambda line: None)
     events = []

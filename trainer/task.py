@@ -10,18 +10,15 @@ one process trains, evaluates and exports. The resolved flags are written to
 MODEL_DIR/flags.txt. Any problem found before training is reported as one
 line, and the exit status is 1.
 
-The way from flags to a run, for this entry point and for the launchers that
-start it (cluster/):
-  flags -> the backend (trainer.backends: estimator or keras, and why)
-        -> `job_from_flags` (trainer.cli, the demo) -> JobConfig
-        -> `prepare` (trainer.preflight: validated once, model, data) -> Plan
-        -> trainer.model_dir.settle -> the backend's run -> `summary`.
+The way from flags to a run is trainer.planning's (the launchers' pre-flight
+goes the same way, through trainer.launch); this module reads the flags and
+TF_CONFIG, runs the plan on its backend, and says what it did (`describe`
+for --check_only, `summary` at the end).
 """
 
-import datetime
 import os
 import sys
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
 from absl import app
 from absl import flags
@@ -33,172 +30,12 @@ from harness import tf_config
 from trainer import aip_dirs
 from trainer import backends
 from trainer import cli
-from trainer import demo
-from trainer import handles
-from trainer import job as job_lib
+from trainer import launch
+from trainer import planning
 # The modules that load TensorFlow (trainer.preflight, .model_dir, the
-# backends) are imported where first used, on purpose: --helpfull and a bad flag answer
-# in a fraction of the time, and main() sets TF's C++ log level before TF
-# loads (measured in docs/layout.md).
-
-
-def vertex_dirs(fv: flags.FlagValues, environ: Mapping[str, str]):
-  """The directories Vertex AI's environment fills (trainer.aip_dirs)."""
-  return aip_dirs.chosen({"model_dir": fv.model_dir,
-                          "export_dir": fv.export_dir}, environ)
-
-
-def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
-                   log: Callable[[str], None] = logging.info,
-                   build_demo: bool = True,
-                   environ: Mapping[str, str] = os.environ
-                   ) -> job_lib.JobConfig:
-  """The job the flags describe: the demo's settings where no model is
-  given (its files built where missing, with `build_demo`), Vertex AI's
-  directories where --model_dir or --export_dir is unset and `environ`
-  has them, `default_model_dir` where there is still no --model_dir."""
-  is_demo = demo.wanted(fv)
-  if is_demo:
-    demo.apply(fv, log=log, build=build_demo)
-  for chosen in vertex_dirs(fv, environ):
-    setattr(fv, chosen.setting, chosen.value)
-    log(chosen.note())
-  if not fv.model_dir:
-    if not default_model_dir and is_demo:
-      default_model_dir = os.path.join(
-          "runs", "demo-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    fv.model_dir = os.path.abspath(default_model_dir) if (
-        default_model_dir) else ""
-  return cli.job_config(fv)
-
-
-def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
-            default_model_dir: str = "",
-            log: Callable[[str], None] = logging.info,
-            build_demo: bool = True, cache_dir: Optional[str] = None,
-            choice: Optional[backends.Choice] = None,
-            environ: Mapping[str, str] = os.environ):
-  """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
-  the backend that runs it (`plan.backend`).
-
-  Writes nothing but the demo's models and data (where missing, and
-  `build_demo`) and what fetching a hub handle puts into `cache_dir`
-  (default: TFHUB_CACHE_DIR, else hub's default). A backend this TF lacks
-  is refused before that. `choice`: the backend, where already chosen.
-  """
-  choice = choice or backends.choose_here(fv.backend)
-  job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
-                       build_demo=build_demo, environ=environ)
-  from trainer import preflight  # pylint: disable=g-import-not-at-top
-  return preflight.check(
-      job, task, recorded_model=cli.recorded_model,
-      model_settings=cli.model_settings(fv),
-      cache_dir=cache_dir or handles.default_cache_dir(os.environ),
-      backend=choice,
-      model_variables=backends.load(choice).model_variables, log=log)
-
-
-def recorded_flags(lines: List[str], resolution,
-                   choice: Optional[backends.Choice] = None) -> List[str]:
-  """flags.txt's lines: the backend that ran (and why, as a comment), the
-  module handle as the user gave it, and, as a comment, the directory it
-  resolved to (with the archive's size and sha256), so that a run can be
-  reproduced and audited."""
-  if choice:
-    lines = lines + ["# " + choice.describe()]
-  if not (resolution and resolution.in_cache):
-    return lines
-  return [line for line in lines if not line.startswith("--module_handle=")
-         ] + ["--module_handle=" + resolution.handle,
-              "# " + resolution.describe()]
-
-
-# Where a launcher writes the trainer flags its tasks read, and what it tells
-# them after its pre-flight: it scanned the data, and settled the model
-# directory (a restarted chief must resume, not move its own work aside).
-TASK_FLAGS_FILE = "trainer_flags.txt"
-CHECKED_ONCE = ("--novalidate_data", "--nooverwrite_model_dir")
-
-
-def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
-                  log: Callable[[str], None] = logging.info,
-                  cache_dir: Optional[str] = None,
-                  num_workers: Optional[int] = None):
-  """A launcher's pre-flight (cluster/local.py, cluster/slurm.py): the
-  trainer's whole check, once, as the chief, before any task starts; then
-  the resolved trainer flags, for every task, in RUN_DIR/trainer_flags.txt.
-  A hub handle that must be fetched is fetched here, once, into `cache_dir`
-  (which every task must see), and the tasks are given the directory.
-
-  Returns (path of that flagfile, the checked plan).
-
-  Raises:
-    errors.HarnessError: the one-line problem (trainer flags named as such).
-  """
-  try:
-    fv = cli.new_flag_values(trainer_args)
-  except errors.FlagError as e:
-    raise errors.FlagError("trainer flags: %s" % e) from e
-  plan = prepare(fv, tf_config.Task(tf_config.CHIEF),
-                 default_model_dir=os.path.join(run_dir, "model"), log=log,
-                 cache_dir=cache_dir)
-  if num_workers is not None:
-    backends.check_workers(plan.backend, num_workers)
-  if evaluator and not plan.eval_files:
-    raise errors.FlagError(
-        "`eval_files` is empty, so an evaluator would have nothing to "
-        "evaluate: give the trainer `eval_files`, or run the cluster with "
-        "--noevaluator.")
-  settle_model_dir(plan, fv.overwrite_model_dir, log=log)
-  log(plan.backend.describe())
-  # Every task runs the backend the launcher chose.
-  lines = cli.flag_lines(fv) + list(CHECKED_ONCE) + [
-      "# " + plan.backend.describe(), "--backend=" + plan.backend.name]
-  if plan.resolution.in_cache:  # Every task loads the one fetched copy.
-    lines += ["# %s, once, by the launcher" % plan.resolution.describe(),
-              "--module_handle=" + plan.resolution.path]
-  from trainer import model_dir  # pylint: disable=g-import-not-at-top
-  path = model_dir.write_record(lines, os.path.join(run_dir,
-                                                    TASK_FLAGS_FILE))
-  return path, plan
-
-
-def check_flags_only(trainer_args) -> Tuple[flags.FlagValues,
-                                            job_lib.JobConfig]:
-  """The trainer's checks that need neither the model nor the data, for the
-  job generators (cluster/tfjob.py, cluster/slurm.py): those files are
-  where the job runs. Unknown flags, bad values, contradictions.
-
-  Raises:
-    errors.HarnessError: the one-line problem.
-  """
-  fv = cli.new_flag_values(trainer_args)
-  if demo.wanted(fv):
-    raise errors.FlagError(
-        "`module_handle` is required here: give the hub model's path as "
-        "the job's tasks will see it (the demo runs only where its "
-        "pre-flight runs: python -m cluster.local, or python -m "
-        "cluster.slurm --submit).")
-  job = cli.job_config(fv)
-  job_lib.validate(job)
-  return fv, job
-
-
-def settle_model_dir(plan, overwrite: bool,
-                     log: Callable[[str], None] = logging.info,
-                     dry_run: bool = False) -> str:
-  """Refuses another model's directory, or moves it aside (see
-  trainer.model_dir); for the chief's pre-flight. Returns what it did
-  (with `dry_run`: would do)."""
-  from trainer import model_dir  # pylint: disable=g-import-not-at-top
-  return model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
-                          overwrite, log=log, dry_run=dry_run)
-
-
-def last_evaluation(model_dir: str) -> Optional[dict]:
-  """The metrics of the latest evaluation written under `model_dir`."""
-  from trainer import eval_events  # pylint: disable=g-import-not-at-top
-  return eval_events.last(os.path.join(model_dir, "eval"))
+# backends) are imported where first used, on purpose: --helpfull and a bad
+# flag answer in a fraction of the time, and main() sets TF's C++ log level
+# before TF loads (measured in docs/layout.md).
 
 
 _ROLES = {
@@ -286,18 +123,8 @@ def summary(result, plan) -> str:
     lines.append("Checkpoint: %s" % result.checkpoint)
   if result.export_dir:
     lines.append("Export: %s" % result.export_dir)
-    lines += run_notes(plan.job.model_dir)
+    lines += launch.run_notes(plan.job.model_dir)
   return "\n".join(lines)
-
-
-def run_notes(model_dir: str) -> List[str]:
-  """How the run ended besides: an early stop, the best export."""
-  # pylint: disable=g-import-not-at-top
-  from trainer import best_export
-  from trainer import early_stopping
-  # pylint: enable=g-import-not-at-top
-  return [note for note in (early_stopping.describe(model_dir),
-                            best_export.describe(model_dir)) if note]
 
 
 def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
@@ -319,13 +146,13 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
         raise
       except Exception as e:  # pylint: disable=broad-except
         return _peer_restarted(e, parsed)
-    from_vertex = vertex_dirs(fv, environ)
-    plan = prepare(fv, task, build_demo=not fv.check_only, choice=choice,
-                   environ=environ)
+    from_vertex = planning.vertex_dirs(fv, environ)
+    plan = planning.prepare(fv, task, build_demo=not fv.check_only,
+                            choice=choice, environ=environ)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
-      model_dir_state = settle_model_dir(plan, fv.overwrite_model_dir,
-                                         dry_run=fv.check_only)
+      model_dir_state = planning.settle_model_dir(
+          plan, fv.overwrite_model_dir, dry_run=fv.check_only)
   except errors.HarnessError as e:
     return harness_cli.report(e, cli.FLAG_NAMES)
   if fv.check_only:
@@ -341,7 +168,8 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     logging.info(line)
   if tf_config.is_chief(task):
     model_dir.write_record(
-        recorded_flags(cli.flag_lines(fv), plan.resolution, plan.backend) +
+        planning.recorded_flags(cli.flag_lines(fv), plan.resolution,
+                                plan.backend) +
         ["# " + chosen.note() for chosen in from_vertex],
         os.path.join(job.model_dir, cli.FLAGS_FILE))
   logging.info("Training %s on %s%s for %d steps; model_dir %s",

@@ -1,0 +1,113 @@
+"""From the trainer's flags to a checked plan: the way every run starts.
+
+`python -m trainer.task` and the launchers' pre-flight (trainer.launch) both
+go this way:
+  flags -> the backend (trainer.backends: estimator or keras, and why)
+        -> `job_from_flags` (trainer.cli, the demo, Vertex AI's directories)
+        -> JobConfig
+        -> `prepare` (trainer.preflight: validated once, model, data) -> Plan
+        -> `settle_model_dir` (trainer.model_dir) -> the backend's run.
+"""
+
+import datetime
+import os
+from typing import Callable, List, Mapping, Optional
+
+from absl import flags
+from absl import logging
+
+from harness import tf_config
+from trainer import aip_dirs
+from trainer import backends
+from trainer import cli
+from trainer import demo
+from trainer import handles
+from trainer import job as job_lib
+# The modules that load TensorFlow (trainer.preflight, .model_dir, the
+# backends) are imported where first used, on purpose: --helpfull and a bad
+# flag answer in a fraction of the time, and the entry point sets TF's C++
+# log level before TF loads (measured in docs/layout.md).
+
+
+def vertex_dirs(fv: flags.FlagValues, environ: Mapping[str, str]):
+  """The directories Vertex AI's environment fills (trainer.aip_dirs)."""
+  return aip_dirs.chosen({"model_dir": fv.model_dir,
+                          "export_dir": fv.export_dir}, environ)
+
+
+def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
+                   log: Callable[[str], None] = logging.info,
+                   build_demo: bool = True,
+                   environ: Mapping[str, str] = os.environ
+                   ) -> job_lib.JobConfig:
+  """The job the flags describe: the demo's settings where no model is
+  given (its files built where missing, with `build_demo`), Vertex AI's
+  directories where --model_dir or --export_dir is unset and `environ`
+  has them, `default_model_dir` where there is still no --model_dir."""
+  is_demo = demo.wanted(fv)
+  if is_demo:
+    demo.apply(fv, log=log, build=build_demo)
+  for chosen in vertex_dirs(fv, environ):
+    setattr(fv, chosen.setting, chosen.value)
+    log(chosen.note())
+  if not fv.model_dir:
+    if not default_model_dir and is_demo:
+      default_model_dir = os.path.join(
+          "runs", "demo-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    fv.model_dir = os.path.abspath(default_model_dir) if (
+        default_model_dir) else ""
+  return cli.job_config(fv)
+
+
+def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
+            default_model_dir: str = "",
+            log: Callable[[str], None] = logging.info,
+            build_demo: bool = True, cache_dir: Optional[str] = None,
+            choice: Optional[backends.Choice] = None,
+            environ: Mapping[str, str] = os.environ):
+  """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
+  the backend that runs it (`plan.backend`).
+
+  Writes nothing but the demo's models and data (where missing, and
+  `build_demo`) and what fetching a hub handle puts into `cache_dir`
+  (default: TFHUB_CACHE_DIR, else hub's default). A backend this TF lacks
+  is refused before that. `choice`: the backend, where already chosen.
+  """
+  choice = choice or backends.choose_here(fv.backend)
+  job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
+                       build_demo=build_demo, environ=environ)
+  from trainer import preflight  # pylint: disable=g-import-not-at-top
+  return preflight.check(
+      job, task, recorded_model=cli.recorded_model,
+      model_settings=cli.model_settings(fv),
+      cache_dir=cache_dir or handles.default_cache_dir(os.environ),
+      backend=choice,
+      model_variables=backends.load(choice).model_variables, log=log)
+
+
+def recorded_flags(lines: List[str], resolution,
+                   choice: Optional[backends.Choice] = None) -> List[str]:
+  """flags.txt's lines: the backend that ran (and why, as a comment), the
+  module handle as the user gave it, and, as a comment, the directory it
+  resolved to (with the archive's size and sha256), so that a run can be
+  reproduced and audited."""
+  if choice:
+    lines = lines + ["# " + choice.describe()]
+  if not (resolution and resolution.in_cache):
+    return lines
+  return [line for line in lines if not line.startswith("--module_handle=")
+         ] + ["--module_handle=" + resolution.handle,
+              "# " + resolution.describe()]
+
+
+def settle_model_dir(plan, overwrite: bool,
+                     log: Callable[[str], None] = logging.info,
+                     dry_run: bool = False) -> str:
+  """Refuses another model's directory, or moves it aside (see
+  trainer.model_dir); for the chief's pre-flight. Returns what it did
+  (with `dry_run`: would do)."""
+  from trainer import model_dir  # pylint: disable=g-import-not-at-top
+  return model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
+                          overwrite, log=log, dry_run=dry_run)
+
+
