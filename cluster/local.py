@@ -39,7 +39,6 @@ import sys
 import time
 from typing import List, Sequence
 
-from absl import app
 from absl import flags
 
 from cluster import job_flags
@@ -236,8 +235,7 @@ def main(argv):
 
 
 def console_main():
-  define_flags()
-  app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
+  harness_cli.console_main(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import sys
 import time
 from typing import Callable, List, Mapping, Optional, Sequence
 
-from absl import app
 from absl import flags
 
 from cluster import job_flags
@@ -484,8 +483,7 @@ def main(argv):
 
 
 def console_main():
-  define_flags()
-  app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
+  harness_cli.console_main(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import re
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 import yaml
 
@@ -312,8 +311,7 @@ def main(argv):
 
 
 def console_main():
-  define_flags()
-  app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
+  harness_cli.console_main(define_flags, main)
 
 
 if __name__ == "__main__":

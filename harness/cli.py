@@ -11,6 +11,7 @@ import sys
 import warnings
 from typing import Callable, Collection, Optional
 
+from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
@@ -50,6 +51,14 @@ class TensorFlowInfo(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or (
         "%stensorflow%s" % (os.sep, os.sep) not in record.pathname)
+
+
+def console_main(define_flags: Callable[[], None],
+                 main: Callable[[list], int]) -> None:
+  """An entry point: its flags defined, parsed (a bad one is one line,
+  exit status 2), then `main`."""
+  define_flags()
+  app.run(main, flags_parser=parse_flags_or_exit)
 
 
 def parse_flags_or_exit(argv, fv: flags.FlagValues = flags.FLAGS):

@@ -98,3 +98,31 @@ class NamespaceHosts:
     for name in reversed(self._created):
       subprocess.run(["ip", "netns", "del", name], capture_output=True,
                      check=False, timeout=30)
+
+
+def run_as_hosts(replicas, *, log_dir: str, deadline_secs: float):
+  """Runs each replica, (host name, task, command, env), in a namespace of
+  its own that resolves every replica's host name, under the local
+  launcher's supervisor (the ps too end by themselves: waited for, not
+  stopped). Returns (task name -> exit code, the output's lines); the
+  namespaces are removed whatever happens."""
+  # pylint: disable=g-import-not-at-top
+  from cluster import supervisor
+  # pylint: enable=g-import-not-at-top
+  hosts = NamespaceHosts(len(replicas))
+  lines = []
+  try:
+    names = {name: hosts.address(i)
+             for i, (name, _, _, _) in enumerate(replicas)}
+    launches = []
+    for i, (_, task, command, env) in enumerate(replicas):
+      hosts.hosts_file(i, names)
+      launches.append(supervisor.Launch(task, hosts.exec_prefix(i) + command,
+                                        env))
+    codes = supervisor.supervise(launches, log_dir=log_dir,
+                                 deadline_secs=deadline_secs,
+                                 printer=lines.append, wait_for_ps=True)
+  finally:
+    hosts.remove()
+  assert not os.path.exists("/etc/netns/" + hosts.names[0])
+  return codes, lines

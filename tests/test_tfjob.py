@@ -28,7 +28,6 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from cluster import supervisor
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
@@ -337,31 +336,19 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
   job, _ = _manifest(shared, extra=[
       "--train_steps=60", "--save_checkpoints_steps=30",
       "--log_every_steps=20", "--eval_throttle_secs=1"])
-  pods = list(_replicas(job))
-  hosts = netns_hosts.NamespaceHosts(len(pods))
-  try:
-    names = {}
-    for i, (kind, index, _) in enumerate(pods):
-      names["digits-%s-%d.default.svc" % (kind.lower(), index)] = (
-          hosts.address(i))
-    launches = []
-    for i, (kind, index, container) in enumerate(pods):
-      hosts.hosts_file(i, names)
-      env = dict(ENV, TF_CONFIG=json.dumps(operator_tf_config(job, kind,
-                                                              index)))
-      env.update({e["name"]: e["value"] for e in container["env"]})
-      launches.append(supervisor.Launch(
-          tf_config.Task(kind.lower(), index),
-          hosts.exec_prefix(i) + container["command"] + container["args"],
-          env))
-    lines = []
-    # The ps ends by itself too (on the Keras backend after the chief's
-    # process, whose last calls reach it): waited for, not stopped.
-    codes = supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
-                                 deadline_secs=400, printer=lines.append,
-                                 wait_for_ps=True)
-  finally:
-    hosts.remove()
+  replicas = []
+  for kind, index, container in _replicas(job):
+    env = dict(ENV, TF_CONFIG=json.dumps(operator_tf_config(job, kind,
+                                                            index)))
+    env.update({e["name"]: e["value"] for e in container["env"]})
+    replicas.append((
+        "digits-%s-%d.default.svc" % (kind.lower(), index),
+        tf_config.Task(kind.lower(), index),
+        container["command"] + container["args"], env))
+  # The ps ends by itself too (on the Keras backend after the chief's
+  # process, whose last calls reach it): waited for, not stopped.
+  codes, lines = netns_hosts.run_as_hosts(
+      replicas, log_dir=str(tmp_path / "logs"), deadline_secs=400)
   output = "\n".join(lines)
   # Everyone, the ps included, ended by itself, with success.
   assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "ps-0": 0,
@@ -380,4 +367,3 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
       inputs=tf.zeros([2, 64]))["probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
   assert not processes.pids_mentioning(model_dir)
-  assert not os.path.exists("/etc/netns/" + hosts.names[0])

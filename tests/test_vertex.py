@@ -32,7 +32,6 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from cluster import supervisor
 from harness import errors
 from harness import tf_config
 from tests import netns_hosts
@@ -308,28 +307,16 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
       "--train_steps=60", "--save_checkpoints_steps=30",
       "--log_every_steps=20", "--eval_throttle_secs=1"])
   base = str(tmp_path / "bucket")  # Stands in for gs://bucket/runs/digits.
-  replicas = list(_replicas(spec))
-  hosts = netns_hosts.NamespaceHosts(len(replicas))
-  try:
-    names = {}
-    for i, (pool, index, _) in enumerate(replicas):
-      names["cmle-training-workerpool%d-%s-%d" % (pool, JOB_ID, index)] = (
-          hosts.address(i))
-    launches = []
-    for i, (pool, index, container) in enumerate(replicas):
-      hosts.hosts_file(i, names)
-      env = dict(ENV, **vertex_environment(spec, pool, index, base))
-      env.update({e["name"]: e["value"] for e in container["env"]})
-      launches.append(supervisor.Launch(
-          tf_config.Task(POOL_ROLES[pool], index),
-          hosts.exec_prefix(i) + container["command"] + container["args"],
-          env))
-    lines = []
-    codes = supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
-                                 deadline_secs=400, printer=lines.append,
-                                 wait_for_ps=True)
-  finally:
-    hosts.remove()
+  replicas = []
+  for pool, index, container in _replicas(spec):
+    env = dict(ENV, **vertex_environment(spec, pool, index, base))
+    env.update({e["name"]: e["value"] for e in container["env"]})
+    replicas.append((
+        "cmle-training-workerpool%d-%s-%d" % (pool, JOB_ID, index),
+        tf_config.Task(POOL_ROLES[pool], index),
+        container["command"] + container["args"], env))
+  codes, lines = netns_hosts.run_as_hosts(
+      replicas, log_dir=str(tmp_path / "logs"), deadline_secs=400)
   output = "\n".join(lines)
   assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "ps-0": 0,
                    "evaluator-0": 0}, output[-3000:]
