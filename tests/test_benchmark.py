@@ -64,8 +64,27 @@ def test_smoke_run_produces_every_figure(tmp_path):
   for key in FIGURES + (ESTIMATOR_FIGURES if estimator else []):
     assert isinstance(figures[key], float), (key, figures[key],
                                              proc.stdout[-3000:])
+    assert figures[key] > 0, (key, figures[key])  # A rate, time or ratio.
   for key in [] if estimator else ESTIMATOR_FIGURES:
     assert figures[key] is None, (key, figures[key])
+  # Each ratio is the quotient of the figures it names, measured in the run.
+  ratios = {"keras_vs_raw_tight": ("keras_examples_per_s",
+                                   "raw_tight_examples_per_s")}
+  if estimator:
+    ratios.update(
+        estimator_vs_raw=("estimator_examples_per_s", "raw_examples_per_s"),
+        cluster_vs_estimator=("cluster_1w_examples_per_s",
+                              "estimator_examples_per_s"),
+        scaling_2w_vs_1w=("cluster_2w_examples_per_s",
+                          "cluster_1w_examples_per_s"),
+        keras_vs_estimator=("keras_examples_per_s",
+                            "estimator_examples_per_s"))
+  for ratio, (top, bottom) in ratios.items():
+    assert figures[ratio] == pytest.approx(figures[top] / figures[bottom]), (
+        ratio)
+  assert figures["keras_cluster_first_step_s"] < figures[
+      "keras_cluster_total_s"]
+  assert 0 <= figures["demo_accuracy_keras"] <= 1
   assert figures["embedding_table_sizes"] == [10000, 1000000]
   for rows in ("10000", "1000000"):
     assert isinstance(figures["embedding_keras_steps_per_s"][rows], float)

@@ -189,7 +189,10 @@ def test_variables_are_balanced_over_ps_tasks_by_size(assets):
   rr_load = [sum(b for task, b in round_robin.values() if task == t)
              for t in (0, 1)]
   print("bytes per ps: balanced %s, round-robin %s" % (load, rr_load))
-  assert max(load) <= max(rr_load)
+  # Strictly better than round-robin here (a tie would prove nothing):
+  # balanced [10284, 16392] bytes, round-robin [17812, 8864].
+  assert max(load) < max(rr_load)
+  assert sum(load) == sum(rr_load)  # The same variables, placed otherwise.
   assert max(load) / sum(load) < 0.65
 
 

@@ -36,9 +36,24 @@ def _good_args(assets, tmp_path):
 
 
 def test_every_flag_has_help():
+  """Every flag says what it does, in a sentence of its own: not its name
+  again, not another flag's words."""
   fv = _flags([])
+  helps = {}
   for name in cli.FLAG_NAMES:
-    assert len(fv[name].help) > 10, name
+    text = re.sub(r"^<[^>]*>: ", "", fv[name].help)  # An enum's values.
+    assert text.rstrip().endswith((".", ")")), (name, text)
+    assert len(text.split()) >= 5, (name, text)
+    assert text.split()[0][0].isupper(), (name, text)
+    helps.setdefault(text, []).append(name)
+  assert not [names for names in helps.values() if len(names) > 1]
+  # And --helpfull shows each of them.
+  shown = subprocess.run(
+      [sys.executable, "-m", "trainer.task", "--helpfull"],
+      capture_output=True, text=True, timeout=60, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO)).stdout  # absl exits 1 here.
+  for name in cli.FLAG_NAMES:
+    assert re.search(r"--(\[no\])?%s:" % name, shown), name
 
 
 def test_flagfile_then_command_line_overrides(tmp_path):

@@ -104,7 +104,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "evaluation files, as --train_files. Empty: train without evaluating "
       "(a cluster then has no evaluator).", flag_values=fv)
   flags.DEFINE_string("label_key", _d(_Data, "label_key"), "Column holding "
-                      "the label.", flag_values=fv)
+                      "the label: a class 0..n_classes-1, or a number for "
+                      "regression.", flag_values=fv)
   flags.DEFINE_list(
       "input_map", [], "MODEL_INPUT=DATA_COLUMN pairs, comma-separated. A "
       "model input left out is fed by the column of its name.",
@@ -144,7 +145,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "updates every row of every table on every step (README, "
       "'Choosing --optimizer').", flag_values=fv)
   flags.DEFINE_float("learning_rate", _d(_Head, "learning_rate"),
-                     "Learning rate.", flag_values=fv)
+                     "The optimizer's learning rate (step size).",
+                     flag_values=fv)
   # How a step is run.
   flags.DEFINE_enum(
       "backend", _d(_Run, "backend"), list(job_lib.BACKENDS),
@@ -165,17 +167,21 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
   flags.DEFINE_integer("eval_steps", _d(_Run, "eval_steps"), "Batches per "
                        "evaluation; unset: all of --eval_files.",
                        flag_values=fv)
-  flags.DEFINE_integer("random_seed", _d(_Run, "random_seed"), "Graph-level "
-                       "random seed.", flag_values=fv)
+  flags.DEFINE_integer("random_seed", _d(_Run, "random_seed"), "Random seed "
+                       "of the data's shuffle (training task k of a cluster "
+                       "shuffles with seed + k) and, on the Estimator, its "
+                       "graph-level seed; unset: random.", flag_values=fv)
   flags.DEFINE_integer("save_checkpoints_steps",
                        _d(_Run, "save_checkpoints_steps"), "Checkpoint every "
-                       "N steps.", flag_values=fv)
+                       "N global steps (or give --save_checkpoints_secs).",
+                       flag_values=fv)
   flags.DEFINE_integer("save_checkpoints_secs",
                        _d(_Run, "save_checkpoints_secs"), "Checkpoint every "
                        "N seconds (default 600 when no step cadence is set).",
                        flag_values=fv)
   flags.DEFINE_integer("keep_checkpoint_max", _d(_Run, "keep_checkpoint_max"),
-                       "Checkpoints to keep.", flag_values=fv)
+                       "How many of the latest checkpoints to keep; older "
+                       "ones are deleted.", flag_values=fv)
   flags.DEFINE_integer("log_every_steps", _d(_Run, "log_every_steps"),
                        "Report progress every N steps.", flag_values=fv)
   flags.DEFINE_integer("eval_throttle_secs", _d(_Run, "eval_throttle_secs"),
