@@ -1,9 +1,9 @@
 """Fault tests on live clusters: SIGKILL a task at a random moment.
 
 Each test starts `python -m cluster.local` in the background, waits until
-training has written its first checkpoint after step 0, waits a random
-fraction of a second more, kills one task with SIGKILL, and checks what
-must hold. After every test: every checkpoint listed in the `checkpoint`
+training has written its first checkpoint after step 0 and reached a random
+global step well before the last checkpoint (so that every run has a
+resume to prove), kills one task with SIGKILL, and checks what must hold. After every test: every checkpoint listed in the `checkpoint`
 file loads, the export loads, and no process of the cluster is left.
 
 The random moment comes from a seed, printed by each test ("fault seed:
@@ -27,6 +27,10 @@ from trainer import warm_start
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300
 STEPS = 2000
+# Global steps at which a test may kill (progress is logged every 100):
+# after the first checkpoint after step 0 (200), and 700 steps or more
+# before the final one, which at ~300 steps/s here is seconds of margin.
+KILL_STEPS = tuple(range(300, 1400, 100))
 SEED_ENV = "FAULT_SEED"
 
 
@@ -57,14 +61,27 @@ class Cluster:
                   for p in glob.glob(os.path.join(self.model_dir,
                                                   "model.ckpt-*.index")))
 
+  def logged_step(self) -> int:
+    """The highest global step any training task has logged so far."""
+    logs = glob.glob(os.path.join(self.run_dir, "logs", "*.log"))
+    steps = [0]
+    for path in logs:
+      if os.path.basename(path).startswith(("chief", "worker")):
+        with open(path) as f:
+          steps += _steps_logged(f.read())
+    return max(steps)
+
   def wait_for_training(self):
-    """Until a checkpoint after step 0 exists; then a random moment more."""
+    """Until a checkpoint after step 0 exists and training has logged a
+    random step from KILL_STEPS: the kill's moment, always before the final
+    checkpoint (STEPS), so that the task killed has something to resume."""
+    target = self.random.choice(KILL_STEPS)
+    print("killing at global step >= %d" % target)
     assert processes.wait_until(
-        lambda: any(s > 0 for s in self.checkpoint_steps()) or
-        self.process.poll() is not None, 240, poll_secs=0.05)
+        lambda: (any(s > 0 for s in self.checkpoint_steps()) and
+                 self.logged_step() >= target) or
+        self.process.poll() is not None, 240, poll_secs=0.02)
     assert self.process.poll() is None, self.output()
-    # Not a wait for readiness (training runs): the kill's random moment.
-    time.sleep(self.random.uniform(0.0, 1.0))
 
   def pid(self, task_name):
     with open(os.path.join(self.run_dir, "logs", task_name + ".pid")) as f:
@@ -143,12 +160,12 @@ def test_killed_chief_resumes_from_its_latest_checkpoint(cluster_factory):
   assert "launcher: chief-0 was killed by SIGKILL" in out
   after_restart = cluster.task_log("chief-0").split("--- restart 1 ---")[1]
   steps = _steps_logged(after_restart)
-  # Every step the restarted chief logs is at or above the checkpoint that
-  # was the latest at the kill. It logs none only where the kill came after
-  # the final checkpoint (a starved chief can save its first checkpoint
-  # after step 0 at the end): then it restores that one and exports.
-  assert steps or at_kill >= STEPS, (at_kill, after_restart[-3000:])
-  assert min(steps, default=at_kill) >= at_kill, (at_kill, steps)
+  # The kill came before the final checkpoint (KILL_STEPS): the restarted
+  # chief resumed, and every step it logs is at or above the checkpoint
+  # that was the latest at the kill, never from scratch.
+  assert 0 < at_kill < STEPS, at_kill
+  assert steps, (at_kill, after_restart[-3000:])
+  assert min(steps) >= at_kill, (at_kill, steps)
   assert warm_start.global_step(cluster.model_dir) >= STEPS
   assert "Export: " in after_restart
   cluster.check_outputs_load()
@@ -169,11 +186,9 @@ def test_killed_ps_is_named_and_training_resumes(cluster_factory):
   # step it reported after the ps died is at or above the checkpoint that
   # was the latest then (the restored ps holds that checkpoint's values).
   after_kill = _steps_logged(cluster.task_log("chief-0")[chief_log_at_kill:])
-  # (None only where the kill came after the final checkpoint, as in the
-  # chief's test above.)
-  assert after_kill or at_kill >= STEPS, out[-3000:]
-  assert min(after_kill, default=at_kill) >= at_kill, (at_kill, after_kill,
-                                                       out[-3000:])
+  assert 0 < at_kill < STEPS, at_kill  # Before the end: a resume to prove.
+  assert after_kill, out[-3000:]
+  assert min(after_kill) >= at_kill, (at_kill, after_kill, out[-3000:])
   assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
 
