@@ -77,6 +77,7 @@ setuptools.setup(
             "hub-tfjob=cluster.tfjob:console_main",
             "hub-slurm=cluster.slurm:console_main",
             "hub-vertex=cluster.vertex:console_main",
+            "hub-host=cluster.hosts:console_main",
             "hub-migrate=hub_migrate.cli:console_main",
         ],
     },

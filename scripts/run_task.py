@@ -1,73 +1,18 @@
-r"""Runs one task of a parameter-server cluster on this host.
+"""Moved: `python -m cluster.hosts` runs one task on a real host.
 
-Start every task of the cluster, each on its own host, with the same
-cluster and trainer flags; only --task differs:
-
-  python scripts/run_task.py \
-      --cluster='chief=10.0.0.1:2222;worker=10.0.0.2:2222;ps=10.0.0.3:2222' \
-      --task=ps:0 -- --flagfile=configs/digits.cfg --model_dir=/shared/run
-
---cluster_file=cluster.json (a cluster dict, or a whole TF_CONFIG) may stand
-for --cluster. The script checks the cluster and the task, sets TF_CONFIG
-and replaces itself with `python -m trainer.task TRAINER_FLAGS`; TF's gRPC
-runtime connects the tasks. MODEL_DIR must be a path every task reaches (a
-shared file system). A ps task serves until it is stopped; stop it when the
-chief has finished. TF's gRPC servers accept anyone who can reach their
-port: keep the cluster's ports behind a firewall.
+This script still runs it, with the same flags, for the commands and
+scripts written before the move.
 """
 
-import json
 import os
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
-
-from cluster import spec  # pylint: disable=g-import-not-at-top
-from harness import cli
-from harness import errors
-from harness import tf_config
-
-_CLUSTER = flags.DEFINE_string(
-    "cluster", "", "The training cluster: JOB=HOST:PORT[,HOST:PORT...] for "
-    "chief, worker and ps, separated by ';'.")
-_CLUSTER_FILE = flags.DEFINE_string(
-    "cluster_file", "", "A JSON file with the cluster dict (or a whole "
-    "TF_CONFIG); instead of --cluster.")
-_TASK = flags.DEFINE_string(
-    "task", "", "This host's task as TYPE:INDEX: chief:0, worker:N, ps:N or "
-    "evaluator:0.")
-
-
-def task_environment(cluster_text: str, cluster_file: str, task_text: str,
-                     environ=os.environ) -> dict:
-  """The environment of the trainer process: TF_CONFIG for this task."""
-  if bool(cluster_text) == bool(cluster_file):
-    raise errors.FlagError("Give the cluster as `cluster` or `cluster_file` "
-                           "(exactly one of them).")
-  cluster = (spec.parse_cluster_flag(cluster_text) if cluster_text
-             else spec.load_cluster_file(cluster_file))
-  if not task_text:
-    raise errors.FlagError("`task` is required, e.g. `task`=worker:0.")
-  task = spec.parse_task_flag(task_text)
-  python_path = os.pathsep.join(
-      filter(None, [REPO, environ.get("PYTHONPATH", "")]))
-  return dict(environ, TF_CONFIG=json.dumps(tf_config.make(cluster, task)),
-              PYTHONUNBUFFERED="1", PYTHONPATH=python_path)
-
-
-def main(argv):
-  try:
-    env = task_environment(_CLUSTER.value, _CLUSTER_FILE.value, _TASK.value)
-  except errors.HarnessError as e:
-    return cli.report(e, flags.FLAGS)
-  print("TF_CONFIG=%s" % env["TF_CONFIG"], flush=True)
-  command = [sys.executable, "-m", "trainer.task"] + list(argv[1:])
-  os.execve(sys.executable, command, env)
-
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags_or_exit)
+  print("note: scripts/run_task.py is now `python -m cluster.hosts`; "
+        "running that.", file=sys.stderr, flush=True)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      filter(None, [REPO, os.environ.get("PYTHONPATH", "")])))
+  os.execve(sys.executable, [sys.executable, "-m", "cluster.hosts"] +
+            sys.argv[1:], env)

@@ -1,4 +1,4 @@
-"""scripts/run_task.py across addresses: each task on its own test host.
+"""python -m cluster.hosts across addresses: each task on its own test host.
 
 Every task runs in a network namespace of its own, with its own IP address,
 joined to the others by a bridge (in a namespace too, so the machine's own
@@ -23,7 +23,9 @@ from trainer import warm_start
 pytestmark = pytest.mark.cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "scripts", "run_task.py")
+COMMAND = [sys.executable, "-m", "cluster.hosts"]
+ENV = dict(os.environ, PYTHONPATH=REPO)
+OLD_SCRIPT = os.path.join(REPO, "scripts", "run_task.py")
 PORT = 2222
 
 
@@ -49,10 +51,10 @@ def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
       "--model_dir=" + model_dir, "--train_steps=40",
       "--save_checkpoints_steps=20", "--log_every_steps=20"]
   launches = [supervisor.Launch(
-      task, hosts.exec_prefix(i) + [sys.executable, SCRIPT,
-             "--cluster=" + cluster_flag, "--task=%s:%d" % (task.type,
-                                                             task.index),
-             "--"] + trainer_flags, dict(os.environ))
+      task, hosts.exec_prefix(i) + COMMAND + [
+          "--cluster=" + cluster_flag, "--task=%s:%d" % (task.type,
+                                                         task.index),
+          "--"] + trainer_flags, ENV)
               for i, task in enumerate(roles)]
   lines = []
   supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
@@ -66,11 +68,18 @@ def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
   assert not processes.pids_mentioning(model_dir)
 
 
-def test_host_script_refuses_bad_cluster(tmp_path):
+@pytest.mark.parametrize("old", [False, True])
+def test_host_command_refuses_bad_cluster(tmp_path, old):
+  """Also through its former home, scripts/run_task.py, which says where
+  it went and runs it."""
+  command = [sys.executable, OLD_SCRIPT] if old else COMMAND
   proc = subprocess.run(
-      [sys.executable, SCRIPT, "--cluster=chief=h1:2222;ps=h2:x",
-       "--task=ps:0", "--", "--n_classes=2"], capture_output=True, text=True,
-      timeout=120, check=False)
+      command + ["--cluster=chief=h1:2222;ps=h2:x", "--task=ps:0", "--",
+                 "--n_classes=2"], capture_output=True, text=True,
+      timeout=120, check=False, env=ENV)
   assert proc.returncode == 1
-  assert processes.our_lines(proc.stderr) == [
-      "error: Port 'x' of address 'h2:x' is not a number from 1 to 65535."]
+  assert processes.our_lines(proc.stderr) == ([
+      "note: scripts/run_task.py is now `python -m cluster.hosts`; running "
+      "that."] if old else []) + [
+          "error: Port 'x' of address 'h2:x' is not a number from 1 to "
+          "65535."]

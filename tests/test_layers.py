@@ -36,6 +36,7 @@ ALLOWED = {
 # The cluster modules that start the trainer (and run its pre-flight).
 CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
                         "cluster/slurm.py", "cluster/vertex.py"}
+# (cluster/hosts.py starts the trainer by command, importing none of it.)
 # module -> names imported inside functions, on purpose.
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
