@@ -1,7 +1,8 @@
 """Shared fixtures: the example hub models and data, built once per run.
 
 Markers (registered in pytest.ini): `cluster` tags the tests that start
-live multi-process clusters; `pytest -m "not cluster"` is the fast lane.
+live multi-process clusters, and `slow` ones that train end to end or start
+TF processes; `pytest -m "not cluster and not slow"` is the fast lane.
 `estimator` and `keras` tag the tests of one backend; where TF has no
 tf.estimator (TF >= 2.16) the Estimator's are not collected.
 """

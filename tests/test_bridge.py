@@ -40,6 +40,7 @@ def test_the_vendored_checkpoint_is_an_estimators():
   assert warm_start.global_step(CHECKPOINT) == 50
 
 
+@pytest.mark.slow
 def test_an_estimator_checkpoint_continues_on_the_keras_backend(assets,
                                                                 tmp_path):
   plan = backend_jobs.check(_job(assets, tmp_path / "model"))

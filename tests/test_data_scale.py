@@ -172,6 +172,7 @@ def _run_task(args, capsys):
   return code, capsys.readouterr()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
 def test_trains_on_gzipped_shards(assets, tmp_path, capsys, backend):
   digits = datasets.digits(datasets.TRANSFER_CLASSES, datasets.TRANSFER_HALF)

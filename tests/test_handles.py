@@ -97,6 +97,7 @@ def test_archive_on_another_file_system_is_fetched(assets, cache):
   np.testing.assert_allclose(fetched(pixels), original(pixels), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_cache_on_another_file_system_is_refused_naming_the_variable(
     assets, tmp_path):
   """The cache is unpacked under a kernel lock: a gs:// or ram:// cache is
@@ -122,6 +123,7 @@ def test_a_cache_on_another_file_system_is_refused_naming_the_variable(
   assert sorted(os.listdir(tmp_path)) == ["assets", "digits.tar.gz"]
 
 
+@pytest.mark.slow
 def test_a_job_on_another_file_system_trains(assets, tmp_path):
   """Model, data and model directory on ram://: every user path goes
   through tf.io.gfile (the export, as Estimator's own, needs a file
@@ -155,6 +157,7 @@ def test_a_job_on_another_file_system_trains(assets, tmp_path):
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_trainer_trains_from_a_url_and_then_from_the_cache(hub, assets,
                                                            tmp_path):
   os.symlink(assets.root, str(tmp_path / "assets"))
@@ -259,6 +262,7 @@ BROKEN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,message", BROKEN)
 def test_a_handle_that_cannot_be_fetched_is_one_line(broken, case, message):
   handle, cache_dir = broken[case]

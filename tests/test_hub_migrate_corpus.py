@@ -63,6 +63,7 @@ def migrated(tmp_path_factory):
   return folder, code, out.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.estimator  # The corpus is Estimator code.
 def test_the_tf1_corpus_cannot_run_on_the_installed_hub(assets, tmp_path):
   done = subprocess.run(
@@ -151,6 +152,7 @@ def _accuracy(folder, name, assets, model_dir):
   return metrics["accuracy"]
 
 
+@pytest.mark.slow
 @pytest.mark.estimator  # The corpus is Estimator code.
 @pytest.mark.parametrize("name", PROJECTS)
 def test_a_migrated_project_trains_in_one_process(migrated, assets, tmp_path,

@@ -62,6 +62,7 @@ def test_the_escaping_of_checkpoint_keys_round_trips():
     assert warm_start.unescape(warm_start.escape(name)) == name
 
 
+@pytest.mark.slow
 def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
                                                                tmp_path):
   """The chief's part of a real parameter-server cluster: two workers and

@@ -46,6 +46,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module,args,message", CASES)
 def test_bad_input(demo_cwd, module, args, message):
   """Run where the demo finds its models (demo_cwd)."""

@@ -144,6 +144,7 @@ def test_the_rule_above_catches_a_cycle(tmp_path, monkeypatch):
     test_layers_import_one_way("trainer", "trainer/bad.py")
 
 
+@pytest.mark.slow
 def test_importing_changes_nothing_in_the_process():
   modules = [path[:-3].replace("/", ".") for _, path in _modules()
              if not path.endswith("__main__.py")]

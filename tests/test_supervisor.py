@@ -110,6 +110,7 @@ def test_port_conflict_is_recognised(tmp_path):
   assert failed.value.port_conflict
 
 
+@pytest.mark.slow
 def test_deadline_stops_everything_even_tasks_ignoring_sigterm(tmp_path):
   with pytest.raises(supervisor.DeadlineExceeded,
                      match="did not finish within 1 s.*still running: "
@@ -220,6 +221,7 @@ print("done after %%d deaths" %% count)
 """
 
 
+@pytest.mark.slow
 def test_deaths_far_apart_never_add_up_to_the_budget(tmp_path):
   """One restart allowed per 0.5 s: a task killed three times, 1 s apart,
   is restarted every time."""

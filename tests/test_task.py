@@ -165,11 +165,12 @@ BAD_INPUTS = [
     (["ENV:TF_CONFIG={{\"cluster\": {{\"worker\": [\"h:1\"]}}, \"task\": "
       "{{\"type\": \"worker\", \"index\": 0}}}}"],
      "The cluster has no chief"),
-    (["OTHER_MODEL"], "holds a checkpoint (%s) of a different model: "
-     "--n_classes was 0, now 5. Use a new --model_dir, or "
-     "--overwrite_model_dir"),
-    (["OTHER_MODEL_NO_FLAGS"], "but no flags.txt, so it may belong to "
-     "another model"),
+    # These two train the other model first: seconds each.
+    pytest.param(["OTHER_MODEL"], "holds a checkpoint (%s) of a different "
+                 "model: --n_classes was 0, now 5. Use a new --model_dir, or "
+                 "--overwrite_model_dir", marks=pytest.mark.slow),
+    pytest.param(["OTHER_MODEL_NO_FLAGS"], "but no flags.txt, so it may "
+                 "belong to another model", marks=pytest.mark.slow),
 ]
 
 
@@ -208,6 +209,7 @@ def test_bad_input_is_one_line_and_writes_nothing(assets, tmp_path, capsys,
   assert _listing(model_dir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
   model_dir = tmp_path / "model"
   _other_models_checkpoint(model_dir, assets)
@@ -222,6 +224,7 @@ def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
   assert os.path.exists(tmp_path / aside[0] / "model.ckpt-2.index")
 
 
+@pytest.mark.slow
 def test_same_model_resumes_from_its_model_dir(assets, tmp_path):
   model_dir = tmp_path / "model"
   _other_models_checkpoint(model_dir, assets)
@@ -242,6 +245,7 @@ def _run_cli(args, cwd):
                         timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_without_traceback(assets, tmp_path):
   proc = _run_cli(["--module_handle=/no/such/model", "--n_classes=2",
                    "--train_files=x", "--eval_files=x",
@@ -254,6 +258,7 @@ def test_cli_reports_bad_input_without_traceback(assets, tmp_path):
   assert not os.path.exists(tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_demo_runs_with_no_flags_but_a_short_budget(demo_cwd):
   """The README's main job: no model flags, the demo (configs/digits.cfg)."""
   demo_assets = os.path.join(str(demo_cwd), "demo_assets")
@@ -297,6 +302,7 @@ def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
       demo_job.data.train_files)
 
 
+@pytest.mark.slow
 def test_check_only_describes_the_run_and_writes_nothing(assets, tmp_path):
   proc = _run_cli(_good_args(assets, tmp_path) + ["--check_only"], tmp_path)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -312,6 +318,7 @@ def test_check_only_describes_the_run_and_writes_nothing(assets, tmp_path):
   assert not os.path.exists(tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_a_single_process_without_eval_files_trains_and_exports(
     assets, tmp_path):
   args = [a for a in _good_args(assets, tmp_path)
@@ -345,6 +352,7 @@ MISSING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left_out,message", MISSING)
 def test_a_required_flag_left_out_is_one_line(assets, tmp_path, left_out,
                                               message):

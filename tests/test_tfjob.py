@@ -172,6 +172,7 @@ def _manifest(shared, args=(), extra=()):
   return documents
 
 
+@pytest.mark.slow
 def test_resources_per_role_pass_the_crd(shared):
   job, _ = _manifest(shared, args=[
       "--worker_resources=cpu=8,memory=32Gi,gpu=1",
@@ -222,6 +223,7 @@ def test_tfjob_passes_the_operators_schema_and_webhook_rules(shared):
         "args"]
 
 
+@pytest.mark.slow
 def test_the_checks_above_can_fail(shared):
   """Broken TFJobs: the schema and the webhook rules catch them."""
   job, _ = _manifest(shared)
@@ -306,6 +308,7 @@ def _replicas(job):
       yield kind, index, container
 
 
+@pytest.mark.slow
 def test_every_replica_passes_the_pre_flight_with_the_operators_tf_config(
     shared):
   job, _ = _manifest(shared)

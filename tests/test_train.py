@@ -48,6 +48,7 @@ def _accuracy(job):
   return _run(job).metrics["accuracy"]
 
 
+@pytest.mark.slow
 def test_pretrained_model_beats_training_from_scratch(
     assets, scratch_digits_model, tmp_path, backend):
   """Two labelled images per digit, 30 steps, 3 seeds each; the runs differ
@@ -72,6 +73,7 @@ def test_pretrained_model_beats_training_from_scratch(
   assert accuracy["frozen"] > accuracy["scratch"] + 0.03
 
 
+@pytest.mark.slow
 @pytest.mark.estimator
 def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
   from trainer.estimator import train  # pylint: disable=g-import-not-at-top
@@ -126,6 +128,7 @@ def test_progress_is_reported(assets, tmp_path, backend):
              for line in lines), lines
 
 
+@pytest.mark.slow
 def test_regression_head(assets, tmp_path, backend):
   job = _job(assets, tmp_path, head=job_lib.HeadConfig(n_classes=0),
              backend=backend)
@@ -150,6 +153,7 @@ def test_text_model_fine_tunes_on_csv_text(assets, tmp_path, backend):
                          signature_outputs_as_dict=True),
     job_lib.ModelOptions(""),  # TF1 Hub defaults: tags {}, signature default.
 ])
+@pytest.mark.slow
 def test_tf1_hub_model_trains_frozen(assets, tmp_path, options, backend):
   options = dataclasses.replace(options, module_handle=assets.tf1_hub_model)
   input_map = ({"x": "pixels"} if options.signature is None
@@ -159,6 +163,7 @@ def test_tf1_hub_model_trains_frozen(assets, tmp_path, options, backend):
   assert _accuracy(job) > 0.5
 
 
+@pytest.mark.slow
 def test_lazy_adam_learns_the_text_task_as_well_as_adam(assets, tmp_path,
                                                        backend):
   """The text model's embedding gets sparse gradients: lazy Adam updates
@@ -180,6 +185,7 @@ def test_lazy_adam_learns_the_text_task_as_well_as_adam(assets, tmp_path,
   assert abs(accuracy["lazy_adam"] - accuracy["adam"]) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.estimator
 def test_a_training_step_is_one_session_run(assets, tmp_path, monkeypatch):
   """With a step cadence for checkpoints, TF's CheckpointSaverHook would run
@@ -206,6 +212,7 @@ def test_a_training_step_is_one_session_run(assets, tmp_path, monkeypatch):
   assert tf.train.latest_checkpoint(plan.job.model_dir).endswith("-400")
 
 
+@pytest.mark.slow
 def test_a_restarted_run_resumes_from_its_latest_checkpoint(assets, tmp_path,
                                                            backend):
   """What a restarted chief does: the same model directory, a larger
@@ -224,6 +231,7 @@ def test_a_restarted_run_resumes_from_its_latest_checkpoint(assets, tmp_path,
   assert warm_start.global_step(str(tmp_path / "model")) == 80
 
 
+@pytest.mark.slow
 def test_checkpoints_follow_the_cadence_and_the_limit(assets, tmp_path,
                                                       backend):
   _run(_job(assets, tmp_path, train_steps=60, save_checkpoints_steps=10,

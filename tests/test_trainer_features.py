@@ -66,6 +66,7 @@ def _losses(job):
     # The bridge both ways, where both backends run (TF 2.15).
     pytest.param("estimator", "keras", marks=pytest.mark.estimator),
     pytest.param("keras", "estimator", marks=pytest.mark.estimator)])
+@pytest.mark.slow
 def test_a_warm_start_begins_where_the_other_run_ended(assets, tmp_path,
                                                        first_backend,
                                                        backend):
@@ -87,6 +88,7 @@ def test_a_warm_start_begins_where_the_other_run_ended(assets, tmp_path,
   assert warm_start.global_step(str(tmp_path / "warm")) == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
 def test_another_head_warm_starts_everything_but_the_head(assets, tmp_path,
                                                           backend):
@@ -126,6 +128,7 @@ def test_another_head_warm_starts_everything_but_the_head(assets, tmp_path,
     (dict(profile_steps=(9, 3)), "--profile_steps=9,3 must be two global "
      "steps FIRST,LAST"),
 ])
+@pytest.mark.slow
 def test_bad_feature_settings_are_named(assets, tmp_path, setting, message):
   (tmp_path / "empty").mkdir()
   first = tmp_path / "first"
@@ -150,6 +153,7 @@ def test_features_that_need_evaluations_say_so(assets, tmp_path):
 # Best export.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
 def test_the_best_export_is_the_best_evaluation(assets, tmp_path, backend):
   job = _job(assets, tmp_path / "run", train_steps=120, log_every_steps=20,
@@ -177,6 +181,7 @@ def test_the_best_export_is_the_best_evaluation(assets, tmp_path, backend):
 # The NaN guard.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
 def test_a_diverging_run_stops_at_once_with_one_line(demo_cwd, backend):
   proc = subprocess.run(

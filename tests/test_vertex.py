@@ -225,6 +225,7 @@ def _replicas(spec):
 
 @pytest.mark.parametrize("chief_name,tf_config_too", [
     ("chief", True), ("master", True), ("chief", False)])
+@pytest.mark.slow
 def test_every_replica_passes_the_pre_flight_with_vertexs_environment(
     assets, tmp_path, chief_name, tf_config_too):
   spec = _spec(assets)
