@@ -125,3 +125,47 @@ def test_run_config_takes_the_run_and_cluster_options():
   assert run_config.experimental_max_worker_delay_secs == 4
   assert run_config.session_creation_timeout_secs == 9
   assert run_config.save_checkpoints_secs is None
+
+
+# What the Estimator backend relies on in TF that no public API offers; each
+# of these fails loudly if a TF release changes it.
+
+
+def test_run_config_reads_the_cluster_only_inside_its_context():
+  """RunConfig takes TF_CONFIG from os.environ alone (no argument): the
+  backend hands it the task's inside a context that puts it back."""
+  cluster = {"chief": ["h:1"], "worker": ["h:2"], "ps": ["h:3"]}
+  wanted = {"cluster": cluster, "task": {"type": "worker", "index": 0}}
+  with mock.patch.dict(os.environ, {"TF_CONFIG": '{"sentinel": 1}'}):
+    run_config = config.run_config(
+        job.RunOptions(save_checkpoints_steps=10), job.ClusterOptions(),
+        model_dir="/tmp/m", tf_config_dict=wanted)
+    assert os.environ["TF_CONFIG"] == '{"sentinel": 1}'  # Put back.
+  assert run_config.cluster_spec.as_dict() == cluster
+  assert (run_config.task_type, run_config.task_id) == ("worker", 0)
+  with mock.patch.dict(os.environ, {}, clear=True):
+    with pytest.raises(RuntimeError):
+      with config._environment_tf_config(wanted):  # pylint: disable=protected-access
+        assert json.loads(os.environ["TF_CONFIG"]) == wanted
+        raise RuntimeError("the build failed")
+    assert "TF_CONFIG" not in os.environ  # Put back on failure too.
+
+
+def test_quick_readiness_polls_reach_the_sessions_estimator_makes():
+  """MonitoredTrainingSession's session creators make their SessionManager
+  through the module attribute that readiness.poll_every swaps, and only
+  inside it."""
+  # pylint: disable=g-import-not-at-top,protected-access
+  from tensorflow.python.training import monitored_session
+  from tensorflow.python.training import session_manager
+  from trainer.estimator import readiness
+  original = session_manager.SessionManager
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    creator = monitored_session.WorkerSessionCreator()
+    with readiness.poll_every(0.25):
+      quick = creator._get_session_manager()
+    assert quick._recovery_wait_secs == 0.25
+    assert session_manager.SessionManager is original
+    slow = monitored_session.WorkerSessionCreator()._get_session_manager()
+    assert slow._recovery_wait_secs == 30  # TF's, outside the context.
