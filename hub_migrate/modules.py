@@ -45,7 +45,7 @@ from hub_migrate import names
 _CTOR_PARAMS = ("spec", "trainable", "name", "tags")
 # module(inputs=None, signature=None, as_dict=None)
 _CALL_PARAMS = ("inputs", "signature", "as_dict")
-HOW_TO = "see the README, \"Migrating TF1 code\""
+HOW_TO = "see docs/migrating.md"
 
 
 class Refused(Exception):

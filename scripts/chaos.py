@@ -1,4 +1,4 @@
-r"""Chaos runs in a row: the README's reliability figures.
+r"""Chaos runs in a row: docs/faults.md's reliability figures.
 
   python scripts/chaos.py --runs=5 --signal=SIGKILL --json=chaos.json
 

@@ -7,7 +7,7 @@ seeded `random.Random`, until at least `min_kills` kills have hit every
 role, the chief and a ps at least twice each. While it runs it records the
 latest checkpoint's step over time; afterwards `progress()` reads every
 training task's progress lines. tests/test_chaos.py asserts on it;
-scripts/chaos.py runs it many times for the README's figures.
+scripts/chaos.py runs it many times for docs/faults.md's figures.
 
 CHAOS_SEED=N in the environment replays a schedule.
 """

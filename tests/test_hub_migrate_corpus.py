@@ -88,7 +88,7 @@ def test_the_report(migrated):
   notes = [line for line in report.splitlines() if ": note: " in line]
   assert [n.split("[")[1].split("]")[0] for n in notes] == [
       "device-filters", "device-filters", "trainable-handle"]
-  # The before/after of the README's "Migrating TF1 code".
+  # The before/after of docs/migrating.md.
   assert ('+  module = hub.KerasLayer(params["hub_handle"], tags={"foo", '
           '"bar"},\n+                          signature="sig", '
           'signature_outputs_as_dict=True)') in report

@@ -58,7 +58,7 @@ def test_refusals_leave_the_code_and_say_why(source):
   assert set(cases.codes(found)) == {"module-not-rewritten"}, found
   finding = found[0]
   assert "hub.Module is not rewritten" in finding.message
-  assert 'see the README, "Migrating TF1 code"' in finding.message
+  assert "see docs/migrating.md" in finding.message
   # The finding names a line of the case that mentions the module.
   assert "m" in before.splitlines()[finding.line - 1].lower()
 

@@ -142,7 +142,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
       "Optimizer. lazy_adam (the default) is Adam whose sparse updates (a "
       "hub text model's embedding rows) touch only the rows of the batch, so "
       "a step costs what the batch costs, not what the table does; adam "
-      "updates every row of every table on every step (README, "
+      "updates every row of every table on every step (docs/training.md, "
       "'Choosing --optimizer').", flag_values=fv)
   flags.DEFINE_float("learning_rate", _d(_Head, "learning_rate"),
                      "The optimizer's learning rate (step size).",

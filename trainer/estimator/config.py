@@ -1,6 +1,6 @@
 """Builds the Estimator `RunConfig` and its session config.
 
-Two traps are handled here (see the README, "Why the session config"):
+Two traps are handled here (see docs/training.md, "Why the session config"):
 
 1. A TF2 SavedModel called in a TF1 session whose variables sit on `/job:ps`
    fails with "Assigned device '/job:ps/replica:0/task:0/device:CPU:0' does
