@@ -9,6 +9,7 @@ from absl import flags
 
 from cluster import resources as resources_lib
 from cluster import restart
+from cluster import spec
 from harness import errors
 
 
@@ -41,10 +42,7 @@ def check(fv: flags.FlagValues, *, min_workers: int = 0) -> None:
   if fv.num_workers < min_workers:
     raise errors.FlagError(
         "`num_workers` (%d) must be >= %d." % (fv.num_workers, min_workers))
-  if fv.num_ps < 1:
-    raise errors.FlagError(
-        "`num_ps` (%d) must be >= 1: parameter-server training keeps its "
-        "variables on ps tasks." % fv.num_ps)
+  spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
   if fv.max_restarts < 0:
     raise errors.FlagError("`max_restarts` (%d) must be >= 0." %
                            fv.max_restarts)

@@ -31,10 +31,8 @@ inside its network namespace: the process that re-executes itself there
 never loads TF (measured in docs/layout.md).
 """
 
-import datetime
 import json
 import os
-import signal
 import sys
 import time
 from typing import List, Sequence
@@ -42,6 +40,7 @@ from typing import List, Sequence
 from absl import flags
 
 from cluster import job_flags
+from cluster import launcher_end
 from cluster import netns
 from cluster import ports as ports_lib
 from cluster import restart
@@ -88,15 +87,6 @@ def command_line(*, run_dir: str, trainer_args: Sequence[str] = (),
            "--evaluator" if evaluator else "--noevaluator",
            "--deadline_secs=%d" % deadline_secs] + list(extra) + ["--"] +
           list(trainer_args))
-
-
-class Terminated(Exception):
-  """SIGTERM arrived; raised so that every child is stopped on the way out."""
-
-
-def _on_sigterm(signum, frame):
-  del signum, frame  # Unused.
-  raise Terminated()
 
 
 def isolate_or_warn(isolate: bool, argv, environ=os.environ, log=print):
@@ -182,18 +172,10 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
 
 def finished_summary(seconds, codes, job, log_dir) -> str:
   """What the cluster did: tasks, final eval metrics, model, export, logs."""
-  lines = ["Cluster finished in %.0f s: %s." % (seconds,
-                                                 ", ".join(sorted(codes)))]
-  metrics = launch.last_evaluation(job.model_dir)
-  if metrics:
-    lines.append("Final evaluation (step %d): %s" % (
-        metrics.pop("global_step"),
-        ", ".join("%s %.4f" % kv for kv in sorted(metrics.items()))))
-  lines += launch.run_notes(job.model_dir)
-  lines += ["Model: %s" % job.model_dir,
-            "Export: %s" % job.resolved_export_dir,
-            "Logs: %s" % log_dir]
-  return "\n".join(lines)
+  return "\n".join(["Cluster finished in %.0f s: %s." % (
+      seconds, ", ".join(sorted(codes)))] + launcher_end.finished_lines(
+          job, log_dir, launch.last_evaluation(job.model_dir),
+          launch.run_notes(job.model_dir)))
 
 
 def main(argv):
@@ -205,10 +187,9 @@ def main(argv):
       return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   isolate_or_warn(fv.isolate, sys.argv)
   harness_cli.quiet_tensorflow()  # Before TF loads, in the pre-flight.
-  signal.signal(signal.SIGTERM, _on_sigterm)
-  run_dir = fv.run_dir or os.path.join(
-      "runs", "cluster-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-  run_dir = os.path.abspath(run_dir)
+  launcher_end.raise_on_sigterm()
+  run_dir = os.path.abspath(fv.run_dir or launcher_end.default_run_dir(
+      "cluster"))
   started = time.monotonic()
   try:
     job_flags.check(fv)
@@ -225,7 +206,7 @@ def main(argv):
         deadline_secs=fv.deadline_secs, policies=policies)
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  except (KeyboardInterrupt, Terminated):
+  except (KeyboardInterrupt, launcher_end.Terminated):
     print("launcher: interrupted; every task was stopped.", file=sys.stderr,
           flush=True)
     return 130

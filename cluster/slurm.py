@@ -33,13 +33,11 @@ its exit code and the tail of its log. Ctrl-C cancels the job.
 """
 
 import dataclasses
-import datetime
 import math
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -48,9 +46,11 @@ from typing import Callable, List, Mapping, Optional, Sequence
 from absl import flags
 
 from cluster import job_flags
+from cluster import launcher_end
 from cluster import resources as resources_lib
 from cluster import restart
 from cluster import slurm_status
+from cluster import supervisor
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
@@ -371,8 +371,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
   job_flags.check(fv)
   restart.parse_policies(fv.restart_policy, fv.max_restarts,
                          fv.restart_window_secs)
-  run_dir = fv.run_dir or os.path.join(
-      "runs", "slurm-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  run_dir = fv.run_dir or launcher_end.default_run_dir("slurm")
   spec = JobSpec(
       run_dir=os.path.abspath(run_dir), workdir=os.getcwd(), nodes=fv.nodes,
       num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
@@ -390,18 +389,6 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
   return spec
 
 
-def _print_line(line: str) -> None:
-  print(line, flush=True)
-
-
-class _Interrupted(Exception):
-  """Ctrl-C or SIGTERM while the job runs."""
-
-
-def _on_sigterm(signum, frame):
-  del signum, frame  # Unused.
-  raise _Interrupted()
-
 
 def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
                   argv: Sequence[str], environ=os.environ) -> int:
@@ -409,7 +396,7 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
   check_submit_environment(environ)
   check_fit(spec, environ)
   flagfile, plan = launch.prepare_tasks(
-      trainer_args, spec.run_dir, evaluator=spec.evaluator, log=_print_line,
+      trainer_args, spec.run_dir, evaluator=spec.evaluator, log=supervisor.print_line,
       cache_dir=shared_cache_dir(spec, environ))
   script = os.path.join(spec.run_dir, SCRIPT_FILE)
   with open(script, "w") as f:
@@ -418,26 +405,22 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
   print("slurm: submitted job %s (%s); logs in %s" % (
       job_id, script, os.path.join(spec.run_dir, "logs")), flush=True)
   limit = _seconds(spec.time_limit)
-  signal.signal(signal.SIGTERM, _on_sigterm)
+  launcher_end.raise_on_sigterm()
   try:
-    state = follow(job_id, spec, environ, printer=_print_line,
+    state = follow(job_id, spec, environ, printer=supervisor.print_line,
                    deadline_secs=limit + FOLLOW_MARGIN_SECS if limit
                    else None)
-  except (KeyboardInterrupt, _Interrupted):
+  except (KeyboardInterrupt, launcher_end.Terminated):
     _run(["scancel", job_id], environ)
     print("slurm: interrupted; cancelled job %s." % job_id, file=sys.stderr,
           flush=True)
     return 130
   if state != "COMPLETED":
     raise failure(job_id, state, spec)
-  metrics = launch.last_evaluation(plan.job.model_dir)
-  if metrics:
-    step = metrics.pop("global_step")
-    print("Final evaluation (step %d): %s" % (step, ", ".join(
-        "%s %.4f" % kv for kv in sorted(metrics.items()))))
-  print("Model: %s\nExport: %s\nLogs: %s" % (
-      plan.job.model_dir, plan.job.resolved_export_dir,
-      os.path.join(spec.run_dir, "logs")), flush=True)
+  print("\n".join(launcher_end.finished_lines(
+      plan.job, os.path.join(spec.run_dir, "logs"),
+      launch.last_evaluation(plan.job.model_dir),
+      launch.run_notes(plan.job.model_dir))), flush=True)
   return 0
 
 

@@ -19,9 +19,9 @@ import tensorflow_hub as hub
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
 
 from harness import errors
+from trainer import handles
 
 TFHUB_MODULE_MARKER = "tfhub_module.pb"
-_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _check_path(handle: str) -> None:
         "Model path %s does not exist; `module_handle` must be the directory "
         "of a SavedModel (one that holds saved_model.pb)." % handle)
   if not any(tf.io.gfile.exists(os.path.join(handle, f))
-             for f in _SAVED_MODEL_FILES):
+             for f in handles.SAVED_MODEL_FILES):
     raise errors.ModelCheckError(
         "%s is not a SavedModel: it holds neither saved_model.pb nor "
         "saved_model.pbtxt." % handle)
