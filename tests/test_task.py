@@ -363,3 +363,20 @@ def test_a_required_flag_left_out_is_one_line(assets, tmp_path, left_out,
   assert "Traceback" not in proc.stderr
   lines = processes.our_lines(proc.stderr)
   assert len(lines) == 1 and lines[0].startswith("error: " + message), lines
+
+
+def test_resolving_flags_leaves_the_users_as_parsed(demo_cwd, monkeypatch):
+  """The demo's config and Vertex AI's directories make a new set of flags;
+  the parsed ones are not written over (the user's flags win over the
+  config's)."""
+  monkeypatch.chdir(demo_cwd)
+  fv = _flags(["--train_steps=7"])
+  resolved = planning.resolve_flags(
+      fv, log=lambda line: None, build_demo=False,
+      environ={"AIP_MODEL_DIR": "gs://b/out/model/"})
+  assert (fv.module_handle, fv.model_dir, fv.export_dir) == ("", "", "")
+  assert resolved.train_steps == 7  # The config says 300.
+  assert resolved.module_handle == os.path.abspath(
+      "demo_assets/models/digits")
+  assert resolved.model_dir.startswith(os.path.abspath("runs/demo-"))
+  assert resolved.export_dir == "gs://b/out/model"

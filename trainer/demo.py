@@ -86,18 +86,18 @@ def build_assets(log: Callable[[str], None]) -> None:
         "install -e '.[examples]'." % (shown, code))
 
 
-def apply(fv: flags.FlagValues, log: Callable[[str], None],
-          build: bool = True) -> None:
-  """Fills every flag the user did not set from the demo's config, and
-  builds the demo's models and data where they are missing (or, without
-  `build`, says they are)."""
+def flag_lines(log: Callable[[str], None], build: bool = True) -> List[str]:
+  """The demo's config as flag lines (paths absolute), to come before the
+  user's own flags, which win; builds the demo's models and data where
+  they are missing (or, without `build`, says they are)."""
   values = config_values()
   log("No --module_handle: running the demo (%s): fine-tuning a digits "
       "feature extractor (pre-trained on other images of all ten digits) to "
       "classify digits 5-9." % os.path.relpath(CONFIG, REPO))
+  fv = cli.new_flag_values()
   for name, value in values.items():
-    if not fv[name].present:
-      fv[name].value = value
+    fv[name].value = value
+  lines = [fv[name].serialize() for name in values]
   if _missing(values) and not build:
     raise errors.DataError(
         "The demo's models and data are missing (%s); build them with "
@@ -109,3 +109,4 @@ def apply(fv: flags.FlagValues, log: Callable[[str], None],
     if still:
       raise errors.DataError("The demo's files are still missing after "
                              "building them: %s." % ", ".join(still))
+  return lines

@@ -65,7 +65,7 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
   planning.settle_model_dir(plan, fv.overwrite_model_dir, log=log)
   log(plan.backend.describe())
   # Every task runs the backend the launcher chose.
-  lines = cli.flag_lines(fv) + list(CHECKED_ONCE) + [
+  lines = list(plan.flag_lines) + list(CHECKED_ONCE) + [
       "# " + plan.backend.describe(), "--backend=" + plan.backend.name]
   if plan.resolution.in_cache:  # Every task loads the one fetched copy.
     lines += ["# %s, once, by the launcher" % plan.resolution.describe(),

@@ -9,6 +9,7 @@ go this way:
         -> `settle_model_dir` (trainer.model_dir) -> the backend's run.
 """
 
+import dataclasses
 import datetime
 import os
 from typing import Callable, List, Mapping, Optional
@@ -35,28 +36,39 @@ def vertex_dirs(fv: flags.FlagValues, environ: Mapping[str, str]):
                           "export_dir": fv.export_dir}, environ)
 
 
-def job_from_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
-                   log: Callable[[str], None] = logging.info,
-                   build_demo: bool = True,
-                   environ: Mapping[str, str] = os.environ
-                   ) -> job_lib.JobConfig:
-  """The job the flags describe: the demo's settings where no model is
-  given (its files built where missing, with `build_demo`), Vertex AI's
-  directories where --model_dir or --export_dir is unset and `environ`
-  has them, `default_model_dir` where there is still no --model_dir."""
+def resolve_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
+                  log: Callable[[str], None] = logging.info,
+                  build_demo: bool = True,
+                  environ: Mapping[str, str] = os.environ
+                  ) -> flags.FlagValues:
+  """The flags the run uses, as a new FlagValues (`fv`, the user's, is left
+  as parsed): the demo's config where no model is given (its files built
+  where missing, with `build_demo`), then the user's flags, which win;
+  Vertex AI's directories where --model_dir or --export_dir is unset and
+  `environ` has them; `default_model_dir` where there is still no
+  --model_dir."""
+  lines = []
   is_demo = demo.wanted(fv)
   if is_demo:
-    demo.apply(fv, log=log, build=build_demo)
+    lines += demo.flag_lines(log=log, build=build_demo)
+  lines += cli.flag_lines(fv, only_set=True)
   for chosen in vertex_dirs(fv, environ):
-    setattr(fv, chosen.setting, chosen.value)
+    lines.append("--%s=%s" % (chosen.setting, chosen.value))
     log(chosen.note())
-  if not fv.model_dir:
+  resolved = cli.new_flag_values(lines)
+  if not resolved.model_dir:
     if not default_model_dir and is_demo:
       default_model_dir = os.path.join(
           "runs", "demo-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    fv.model_dir = os.path.abspath(default_model_dir) if (
-        default_model_dir) else ""
-  return cli.job_config(fv)
+    if default_model_dir:
+      resolved = cli.new_flag_values(
+          lines + ["--model_dir=" + os.path.abspath(default_model_dir)])
+  return resolved
+
+
+def job_from_flags(fv: flags.FlagValues, **kwargs) -> job_lib.JobConfig:
+  """The job the flags describe, resolved as `resolve_flags` says."""
+  return cli.job_config(resolve_flags(fv, **kwargs))
 
 
 def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
@@ -72,17 +84,20 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   `build_demo`) and what fetching a hub handle puts into `cache_dir`
   (default: TFHUB_CACHE_DIR, else hub's default). A backend this TF lacks
   is refused before that. `choice`: the backend, where already chosen.
+  The plan's `flag_lines` are the resolved flags (`resolve_flags`), the
+  record that reruns the job; `fv` is left as parsed.
   """
   choice = choice or backends.choose_here(fv.backend)
-  job = job_from_flags(fv, default_model_dir=default_model_dir, log=log,
-                       build_demo=build_demo, environ=environ)
+  resolved = resolve_flags(fv, default_model_dir=default_model_dir, log=log,
+                           build_demo=build_demo, environ=environ)
   from trainer import preflight  # pylint: disable=g-import-not-at-top
-  return preflight.check(
-      job, task, recorded_model=cli.recorded_model,
-      model_settings=cli.model_settings(fv),
+  plan = preflight.check(
+      cli.job_config(resolved), task, recorded_model=cli.recorded_model,
+      model_settings=cli.model_settings(resolved),
       cache_dir=cache_dir or handles.default_cache_dir(os.environ),
       backend=choice,
       model_variables=backends.load(choice).model_variables, log=log)
+  return dataclasses.replace(plan, flag_lines=tuple(cli.flag_lines(resolved)))
 
 
 def recorded_flags(lines: List[str], resolution,

@@ -60,6 +60,8 @@ class Plan:
   warm_start: Optional[tuple] = None
   backend: Optional[backends.Choice] = None
   data_checks: Tuple[str, ...] = ()  # What the data check covered.
+  # The resolved flags, as flagfile lines (trainer.planning.prepare).
+  flag_lines: Tuple[str, ...] = ()
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:

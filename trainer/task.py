@@ -168,7 +168,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     logging.info(line)
   if tf_config.is_chief(task):
     model_dir.write_record(
-        planning.recorded_flags(cli.flag_lines(fv), plan.resolution,
+        planning.recorded_flags(list(plan.flag_lines), plan.resolution,
                                 plan.backend) +
         ["# " + chosen.note() for chosen in from_vertex],
         os.path.join(job.model_dir, cli.FLAGS_FILE))
