@@ -110,7 +110,7 @@ def test_smoke_run_produces_every_figure(tmp_path):
     assert f["pipeline_vs_raw"] == pytest.approx(
         f["pipeline_examples_per_s"] / f["raw_examples_per_s"])
   sizes = figures["data_first_step"]
-  assert sizes["20MB"]["bytes"] > 9 * sizes["2MB"]["bytes"]
+  assert sizes["20MB"]["bytes"] >= 9 * sizes["2MB"]["bytes"]
   assert all(f["first_step_s"] > 0 for f in sizes.values())
   assert figures["data_full_check"]["bytes"] == sizes["20MB"]["bytes"]
   sharding = figures["data_sharding_steps_per_s"]

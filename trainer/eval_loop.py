@@ -6,9 +6,11 @@ an early stop it would wait forever; it also dies when the chief deletes
 (keep_checkpoint_max) a checkpoint it chose but had not restored yet. This
 loop evaluates the latest checkpoint whenever there is a new one (at most
 every `throttle_secs`), and ends after evaluating the chief's final
-checkpoint: one of --train_steps, or, after an early stop
-(trainer.early_stopping), the latest once the chief's export exists. It
-waits as long as the job runs: the job's deadline is the engine's.
+checkpoint: the latest once the chief's export exists (the chief exports
+after its last save). A checkpoint of --train_steps is not enough: the
+workers step on while the chief stops, and its final save can come a step
+or two later (a CI run evaluated step 62 of 60 and missed the final 63).
+It waits as long as the job runs: the job's deadline is the engine's.
 
 The backend evaluates one checkpoint (`evaluate`) and raises
 `CheckpointGone` where the chief deleted it first: that checkpoint is
@@ -21,8 +23,6 @@ from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer import early_stopping
-
 POLL_SECS = 1.0
 
 
@@ -30,18 +30,16 @@ class CheckpointGone(Exception):
   """The checkpoint chosen for evaluation was deleted before it was read."""
 
 
-def _final(checkpoint: str, step: int, final_step: int, model_dir: str,
-           export_dir: str) -> bool:
-  if step >= final_step:
-    return True
-  return bool(early_stopping.marker(model_dir) and
-              tf.io.gfile.exists(export_dir) and
+def _final(checkpoint: str, model_dir: str, export_dir: str) -> bool:
+  """Whether `checkpoint` is the chief's last: its export exists, written
+  after its last save, and no checkpoint is newer."""
+  return bool(tf.io.gfile.exists(export_dir) and
               tf.train.latest_checkpoint(model_dir) == checkpoint)
 
 
 def evaluate_continuously(
     evaluate: Callable[[str], Tuple[int, Dict[str, float]]], *,
-    model_dir: str, final_step: int, throttle_secs: float, export_dir: str,
+    model_dir: str, throttle_secs: float, export_dir: str,
     after: Callable[[str, Dict[str, float], bool], None] = (
         lambda checkpoint, metrics, final: None),
     start_delay_secs: float = 0, log: Callable[[str], None] = print,
@@ -58,7 +56,7 @@ def evaluate_continuously(
   """
   if start_delay_secs:
     sleep(start_delay_secs)
-  evaluated, evaluated_step, metrics, next_allowed = None, None, None, 0.0
+  evaluated, metrics, next_allowed = None, None, 0.0
   while True:
     checkpoint = tf.train.latest_checkpoint(model_dir)
     if checkpoint and checkpoint != evaluated and clock() >= next_allowed:
@@ -70,12 +68,12 @@ def evaluate_continuously(
             "evaluating the latest one." % (checkpoint, str(e).splitlines()[
                 0][:200]))
         continue
-      evaluated, evaluated_step = checkpoint, step
-      final = _final(checkpoint, step, final_step, model_dir, export_dir)
+      del step  # The step is the metrics'; the end is the export's.
+      evaluated = checkpoint
+      final = _final(checkpoint, model_dir, export_dir)
       after(checkpoint, metrics, final)
       if final:
         return metrics
-    elif evaluated and _final(evaluated, evaluated_step, final_step,
-                              model_dir, export_dir):
-      return metrics  # Early stop: the last checkpoint was evaluated.
+    elif evaluated and _final(evaluated, model_dir, export_dir):
+      return metrics  # The chief exported after the one last evaluated.
     sleep(POLL_SECS)

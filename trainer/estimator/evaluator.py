@@ -10,7 +10,7 @@ from trainer import eval_loop
 
 
 def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
-                          final_step: int, throttle_secs: float,
+                          throttle_secs: float,
                           export_dir: str, exporters: Sequence = (),
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print,
@@ -37,6 +37,6 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
                       checkpoint, metrics, final)
   timing = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
   return eval_loop.evaluate_continuously(
-      evaluate, model_dir=model_dir, final_step=final_step,
+      evaluate, model_dir=model_dir,
       throttle_secs=throttle_secs, export_dir=export_dir, after=after,
       start_delay_secs=start_delay_secs, log=log, **timing)

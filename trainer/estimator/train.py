@@ -192,7 +192,6 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     if task_type == tf_config.EVALUATOR:
       metrics = evaluator.evaluate_continuously(
           estimator, eval_input, eval_steps=job.run.eval_steps,
-          final_step=job.run.train_steps,
           start_delay_secs=job.run.eval_start_delay_secs,
           throttle_secs=job.run.eval_throttle_secs,
           export_dir=job.resolved_export_dir, exporters=_exporters(p),

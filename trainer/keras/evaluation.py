@@ -106,7 +106,7 @@ class Recorder:
 def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           head: job_lib.HeadConfig, dataset_fn, *,
                           model_dir: str, eval_steps: Optional[int],
-                          final_step: int, throttle_secs: float,
+                          throttle_secs: float,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print) -> dict:
@@ -129,6 +129,6 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
         if k != "global_step")))
     return step, metrics
   return eval_loop.evaluate_continuously(
-      evaluate, model_dir=model_dir, final_step=final_step,
+      evaluate, model_dir=model_dir,
       throttle_secs=throttle_secs, export_dir=export_dir,
       start_delay_secs=start_delay_secs, log=log)

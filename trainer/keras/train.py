@@ -231,7 +231,7 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
     _, eval_fn = dataset_fns(p)
     metrics = evaluation.evaluate_continuously(
         p.spec, job.head, eval_fn, model_dir=job.model_dir,
-        eval_steps=job.run.eval_steps, final_step=job.run.train_steps,
+        eval_steps=job.run.eval_steps,
         throttle_secs=job.run.eval_throttle_secs,
         export_dir=job.resolved_export_dir, export_best=job.run.export_best,
         start_delay_secs=job.run.eval_start_delay_secs, log=log)
