@@ -18,8 +18,12 @@ def _raise_terminated(signum, frame):
 
 
 def raise_on_sigterm() -> None:
-  """From now on SIGTERM raises Terminated in the main thread."""
+  """From now on SIGTERM raises Terminated in the main thread, and Ctrl-C
+  (SIGINT) KeyboardInterrupt, even where the launcher was started with
+  SIGINT ignored (a background job of a non-interactive shell inherits
+  that, and Python then installs no handler of its own)."""
   signal.signal(signal.SIGTERM, _raise_terminated)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def default_run_dir(kind: str) -> str:

@@ -36,6 +36,8 @@ from harness import tf_config
 
 TAIL_LINES = 25
 STOP_GRACE_SECS = 5.0
+# How long a restart waits for the dead process's output to be read.
+RESTART_DRAIN_SECS = 30.0
 POLL_SECS = 0.05
 # What a task prints when its gRPC server cannot bind its port.
 PORT_CONFLICT_MARKERS = ("Could not start gRPC server",
@@ -137,8 +139,11 @@ class RunningTask:
     self._reader.start()
 
   def restart(self, now: float) -> None:
-    """Starts the task again, with the same command and environment."""
-    self._reader.join(timeout=2.0)
+    """Starts the task again, with the same command and environment, once
+    the dead process's output is all in the log (so that the restart
+    marker divides the two runs' lines; on a loaded machine the reader can
+    be far behind), at most RESTART_DRAIN_SECS."""
+    self._reader.join(timeout=RESTART_DRAIN_SECS)
     self.restarts += 1
     self.restart_times.append(now)
     self._log.write("--- restart %d ---\n" % self.restarts)
