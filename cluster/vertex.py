@@ -188,8 +188,8 @@ def yaml_text(spec: JobSpec, trainer_args: Sequence[str]) -> str:
 def trainer_flags(trainer_args: Sequence[str], spec: JobSpec) -> List[str]:
   """The trainer's flags, checked (without model or data) and resolved."""
   checked = list(trainer_args)
-  fv = trainer_cli.new_flag_values(trainer_args)
-  if not fv.model_dir:
+  model_dir_given = bool(trainer_cli.new_flag_values(trainer_args).model_dir)
+  if not model_dir_given:
     if not spec.base_output_dir:
       raise errors.FlagError(
           "`model_dir` is unset and there is no `base_output_dir`: give the "
@@ -203,7 +203,7 @@ def trainer_flags(trainer_args: Sequence[str], spec: JobSpec) -> List[str]:
   if job.export_dir:
     check_shared(job.export_dir, "export_dir")
   lines = trainer_cli.flag_lines(fv, only_set=True)
-  if not trainer_cli.new_flag_values(trainer_args).model_dir:
+  if not model_dir_given:
     lines = [line for line in lines if not line.startswith("--model_dir=")]
   return lines
 

@@ -48,10 +48,9 @@ def decide(num_files: int, *, tasks: int, index: int,
   seeded = ("shuffled with seed %d" % task_seed if task_seed is not None
             else "shuffled at random")
   if tasks == 1:
-    return Share(tuple(range(num_files)), seed,
+    return Share(tuple(range(num_files)), task_seed,  # seed + 0.
                  "Data: one training task reads all %d file(s), %s." % (
-                     num_files, "shuffled with seed %d" % seed
-                     if seed is not None else "shuffled at random"))
+                     num_files, seeded))
   if shard and num_files >= tasks:
     indices = tuple(range(index, num_files, tasks))
     return Share(indices, task_seed, (
