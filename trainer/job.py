@@ -1,4 +1,10 @@
-"""What one training job is: plain settings, their defaults, and their check.
+"""What one training job is: its settings, declared once, and their check.
+
+Each setting is declared once, here, as a dataclass field made by
+`setting(default, help=...)`: its name, type, default and help. The trainer's
+flag of the same name is derived from it (trainer.cli), so the help a user
+reads with --helpfull is the setting's one description, and the defaults
+here are the only ones.
 
 A `JobConfig` is built once (by the entry point, from flags) and checked once
 (`validate`), before the model and data are inspected (trainer.preflight).
@@ -13,16 +19,17 @@ Its parts are nested by what uses them, and handed on whole:
 * `ClusterOptions`: what only matters on a cluster (the Estimator's
   trainer.estimator.config and .readiness; trainer.job_end).
 
-The defaults here are the only ones: the flags take theirs from these
-fields. No TensorFlow is imported, so entry points can check settings fast.
+No TensorFlow is imported, so entry points can check settings fast.
 Errors name a setting in backticks, by its plain name (harness.errors).
 """
 
 import dataclasses
 import os
-from typing import Mapping, Optional, Sequence, Tuple
+import types
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from harness import errors
+from trainer import input_map as input_map_lib
 
 # Each backend's optimizers.OPTIMIZERS: the first is the default. lazy_adam is
 # Adam whose sparse updates (embedding rows) touch only the rows of the batch.
@@ -41,136 +48,207 @@ CLASSIFICATION_METRICS = ("accuracy", "loss", "data_loss")
 REGRESSION_METRICS = ("rmse", "mae", "loss", "data_loss")
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str,  # pylint: disable=redefined-builtin
+            default_factory: Any = dataclasses.MISSING,
+            choices: Sequence[str] = (),
+            aliases: Optional[Mapping[str, str]] = None,
+            required: str = "", example: str = "",
+            parse: Optional[Callable[[Sequence[str]], Any]] = None):
+  """A dataclass field that is one setting of a job, and a trainer flag.
+
+  trainer.cli derives the flag from the field: its name, its type (str,
+  bool, int, float, each optionally Optional; a sequence or mapping is a
+  comma-separated list flag), its default and `help`.
+
+  Args:
+    default, default_factory: as dataclasses.field; neither: `required`.
+    help: the setting's description, shown as its flag's help.
+    choices: the values a str setting may take (an enum flag).
+    aliases: other spellings of `choices` (e.g. {'true': 'sample'}); with
+      them the flag also takes absl's boolean spelling (--x, --nox).
+    required: for a setting with no default, what to give, said when it is
+      missing ("`n_classes` is required: <required>.").
+    example: for a sequence of integers, a valid value shown when one is not
+      an integer.
+    parse: turns the flag's list of strings into the setting's value
+      (raising errors.FlagError); default: a tuple.
+  """
+  metadata = {"help": help, "choices": tuple(choices), "aliases": aliases,
+              "required": required, "example": example, "parse": parse}
+  return dataclasses.field(default=default, default_factory=default_factory,
+                           metadata=types.MappingProxyType(metadata))
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-  """How to load the hub model (see trainer.model_spec.inspect_model).
-
-  Attributes:
-    module_handle: directory of the hub model.
-    trainable: fine-tune its variables (TF2 `__call__` only).
-    tags: tag set of the meta graph to load; None for the default.
-    signature: signature to call instead of `__call__`.
-    output_key: output of the signature to train on.
-    signature_outputs_as_dict: train on all outputs of the signature.
-  """
-  module_handle: str = ""
-  trainable: bool = False
-  tags: Optional[Sequence[str]] = None
-  signature: Optional[str] = None
-  output_key: Optional[str] = None
-  signature_outputs_as_dict: bool = False
+  """How to load the hub model (see trainer.model_spec.inspect_model)."""
+  module_handle: str = setting(
+      "", help="Directory of the hub model: a TF2 SavedModel, a legacy "
+      "SavedModel or a model in TF1 Hub format. Empty: the demo "
+      "(configs/digits.cfg).")
+  trainable: bool = setting(
+      False, help="Fine-tune the hub model's variables (TF2 SavedModels "
+      "called through __call__ only).")
+  tags: Optional[Sequence[str]] = setting(
+      None, help="Comma-separated tag set of the meta graph to load, e.g. "
+      "foo,bar. '--tags=' selects the empty tag set. Unset: the default.")
+  signature: Optional[str] = setting(
+      None, help="Signature to call instead of __call__ (legacy models; TF1 "
+      "Hub format defaults to 'default').")
+  output_key: Optional[str] = setting(
+      None, help="Output of the signature to train on (TF1 Hub format "
+      "defaults to 'default').")
+  signature_outputs_as_dict: bool = setting(
+      False, help="Train on all outputs of the signature, concatenated in "
+      "name order.")
 
 
 @dataclasses.dataclass(frozen=True)
 class HeadConfig:
-  """The layers on top of the hub model and how they are trained.
-
-  Attributes:
-    n_classes: number of classes; 0 for a regression head.
-    hidden_units: sizes of the ReLU layers between hub model and output.
-    optimizer: one of OPTIMIZERS (lazy_adam: see the backends'
-      optimizers.py).
-    learning_rate: the optimizer's learning rate.
-  """
-  n_classes: int
-  hidden_units: Sequence[int] = ()
-  optimizer: str = OPTIMIZERS[0]
-  learning_rate: float = 0.01
+  """The layers on top of the hub model and how they are trained."""
+  n_classes: int = setting(
+      help="Number of classes (labels 0..n-1); 0 trains a regression head. "
+      "Required.",
+      required="the number of classes, or 0 for a regression head")
+  hidden_units: Sequence[int] = setting(
+      (), help="Sizes of hidden ReLU layers between the hub model and the "
+      "output, e.g. 64,32.", example="64,32")
+  optimizer: str = setting(
+      OPTIMIZERS[0], choices=OPTIMIZERS, help="Optimizer. lazy_adam (the "
+      "default) is Adam whose sparse updates (a hub text model's embedding "
+      "rows) touch only the rows of the batch, so a step costs what the "
+      "batch costs, not what the table does; adam updates every row of every "
+      "table on every step (docs/training.md, 'Choosing --optimizer').")
+  learning_rate: float = setting(
+      0.01, help="The optimizer's learning rate (step size).")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
-  """Where the examples come from and how they are batched.
-
-  Attributes:
-    train_files, eval_files: globs of CSV or TFRecord files. Without
-      evaluation files the job trains without evaluating.
-    label_key: the label column.
-    input_map: model input name -> data column, where they differ.
-    batch_size: examples per step and task.
-    validate_data: how much of the data to check before training
-      (trainer.validate): 'sample' (every file's format and first rows; the
-      cost does not grow with the files' size), 'full' (every row) or
-      'off'.
-    shard_files: each training task of a cluster reads its own files
-      where there are enough (trainer.data_share).
-    shuffle_buffer: records in the training shuffle's buffer; 0 shuffles
-      only the files' order (for data shuffled when it was written).
-  """
-  train_files: Sequence[str] = ()
-  eval_files: Sequence[str] = ()
-  label_key: str = "label"
-  input_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
-  batch_size: int = 32
-  validate_data: str = "sample"
-  shard_files: bool = True
-  shuffle_buffer: int = 10000
+  """Where the examples come from and how they are batched (trainer.data)."""
+  train_files: Sequence[str] = setting(
+      (), help="Comma-separated globs of training files: *.csv (with a "
+      "header row) or TFRecord files of tf.train.Example. Required.")
+  eval_files: Sequence[str] = setting(
+      (), help="Comma-separated globs of evaluation files, as --train_files. "
+      "Empty: train without evaluating (a cluster then has no evaluator).")
+  label_key: str = setting(
+      "label", help="Column holding the label: a class 0..n_classes-1, or a "
+      "number for regression.")
+  input_map: Mapping[str, str] = setting(
+      default_factory=dict, parse=input_map_lib.parse,
+      help="MODEL_INPUT=DATA_COLUMN pairs, comma-separated. A model input "
+      "left out is fed by the column of its name.")
+  batch_size: int = setting(32, help="Examples per step and task.")
+  validate_data: str = setting(
+      "sample", choices=VALIDATE_DATA,
+      aliases={"true": "sample", "false": "off"},
+      help="How much of the data to check before training, to report a bad "
+      "file or row by name in seconds rather than as a TF error "
+      "mid-training: sample (the default: every file's format and first "
+      "rows, a cost that does not grow with the data's size), full (every "
+      "row, read in parallel, with progress) or off. --novalidate_data is "
+      "off.")
+  shard_files: bool = setting(
+      True, help="Where there are at least as many training files as "
+      "training tasks, each task reads its own files (by its index in "
+      "TF_CONFIG), so one pass over the data is one epoch across the "
+      "cluster. --noshard_files: every task reads every file, each shuffled "
+      "with its own seed.")
+  shuffle_buffer: int = setting(
+      10000, help="Training records in the shuffle's buffer. The record "
+      "shuffle costs about a fifth of a plain read's throughput on 2 cores; "
+      "0 shuffles only the files' order, for data already shuffled when "
+      "written.")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
   """The backend, the training budget, checkpoint settings, and what the
-  run does besides training.
-
-  Attributes:
-    warm_start_from: a model directory or checkpoint to start from
-      (trainer.warm_start); empty: none.
-    warm_start_vars: a regular expression choosing which of the model's
-      variables to take from it.
-    export_best: a metric: keep an export of its best evaluation
-      (trainer.best_export); empty: none.
-    early_stopping_metric, early_stopping_patience: stop once the metric
-      has not improved for that many evaluations (trainer.early_stopping).
-    profile_steps: (first, last) global steps to profile; empty: none.
-    backend: one of BACKENDS (trainer.backends).
-    steps_per_execution: Keras backend: training steps per call of the
-      step function (per scheduled closure on a cluster); the Estimator
-      runs one step per session run.
-  """
-  backend: str = BACKENDS[0]
-  steps_per_execution: int = 10
-  train_steps: int = 1000
-  eval_steps: Optional[int] = None
-  save_checkpoints_steps: Optional[int] = None
-  save_checkpoints_secs: Optional[int] = None
-  keep_checkpoint_max: int = 5
-  log_every_steps: int = 100
-  eval_throttle_secs: int = 10
-  eval_start_delay_secs: int = 0
-  random_seed: Optional[int] = None
-  warm_start_from: str = ""
-  warm_start_vars: str = ".*"
-  export_best: str = ""
-  early_stopping_metric: str = ""
-  early_stopping_patience: int = 3
-  profile_steps: Tuple[int, ...] = ()
+  run does besides training (trainer.backends; warm_start, best_export,
+  early_stopping, profiling)."""
+  backend: str = setting(
+      BACKENDS[0], choices=BACKENDS, help="How training steps are run. "
+      "estimator: tf.estimator (TF <= 2.15, Python <= 3.11). keras: TF2's "
+      "own parameter-server training (tf_keras + ParameterServerStrategy; "
+      "any TF from 2.15). auto: the Estimator where tf.estimator exists, "
+      "keras otherwise. The run says which it uses and why.")
+  steps_per_execution: int = setting(
+      10, help="Keras backend: training steps per call of the step function "
+      "(per closure scheduled on a worker); more amortizes the call's "
+      "overhead, fewer checks the loss and checkpoint cadence more often. "
+      "The Estimator backend ignores it.")
+  train_steps: int = setting(1000, help="Global step to train to.")
+  eval_steps: Optional[int] = setting(
+      None, help="Batches per evaluation; unset: all of --eval_files.")
+  save_checkpoints_steps: Optional[int] = setting(
+      None, help="Checkpoint every N global steps (or give "
+      "--save_checkpoints_secs).")
+  save_checkpoints_secs: Optional[int] = setting(
+      None, help="Checkpoint every N seconds (default 600 when no step "
+      "cadence is set).")
+  keep_checkpoint_max: int = setting(
+      5, help="How many of the latest checkpoints to keep; older ones are "
+      "deleted.")
+  log_every_steps: int = setting(100, help="Report progress every N steps.")
+  eval_throttle_secs: int = setting(
+      10, help="Least seconds between two evaluations.")
+  eval_start_delay_secs: int = setting(
+      0, help="Seconds the evaluator waits before its first evaluation.")
+  random_seed: Optional[int] = setting(
+      None, help="Random seed of the data's shuffle (training task k of a "
+      "cluster shuffles with seed + k) and, on the Estimator, its "
+      "graph-level seed; unset: random.")
+  warm_start_from: str = setting(
+      "", help="Start from another run's weights: its model directory (its "
+      "latest checkpoint) or a checkpoint prefix. The global step and the "
+      "optimizer's slots start afresh.")
+  warm_start_vars: str = setting(
+      ".*", help="Regular expression: which of the model's variables to "
+      "warm-start (by name, e.g. dense1/kernel, logits/kernel). Default: all "
+      "of them. A head with another number of classes: '^(?!logits)'.")
+  export_best: str = setting(
+      "", help="Also keep a serving export of the checkpoint with the best "
+      "evaluation of this metric so far, in MODEL_DIR/export_best: accuracy "
+      "(higher is better), or loss, data_loss, rmse, mae (lower is better). "
+      "Empty: none.")
+  early_stopping_metric: str = setting(
+      "", help="Stop training when this metric (as for --export_best) has "
+      "not improved for --early_stopping_patience evaluations; on a cluster "
+      "every task then ends as at the last step. Empty: never.")
+  early_stopping_patience: int = setting(
+      3, help="Evaluations without improvement before stopping early.")
+  profile_steps: Tuple[int, ...] = setting(
+      (), example="100,110", help="FIRST,LAST: write a TF profile of these "
+      "global steps under MODEL_DIR/plugins/profile (TensorBoard's profile "
+      "plugin lists it). Empty: none.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterOptions:
-  """Settings that matter only when TF_CONFIG names a cluster.
-
-  Attributes:
-    share_cluster_devices: set share_cluster_devices_in_session (only turned
-      off to show the failure it prevents).
-    max_worker_delay_secs: longest deliberate start delay of a worker
-      (Estimator: 60; here 0, for small clusters).
-    session_creation_timeout_secs: how long a worker waits for the chief's
-      session (Estimator: 7200).
-    readiness_poll_secs: how often a waiting worker checks whether the chief
-      made the model ready (TF: 30).
-    final_evaluation_wait_secs: where TF_CONFIG lists an evaluator in the
-      cluster (TFJob), how long the chief waits after its export for the
-      evaluator's final evaluation (trainer.job_end).
-    serve_timeout_secs: how long a ps (and a Keras worker) serves waiting
-      for the chief's final export before it gives up (trainer.job_end).
-  """
-  share_cluster_devices: bool = True
-  max_worker_delay_secs: int = 0
-  session_creation_timeout_secs: int = 300
-  readiness_poll_secs: float = 1.0
-  final_evaluation_wait_secs: int = 600
-  serve_timeout_secs: int = 7 * 24 * 3600
+  """Settings that matter only when TF_CONFIG names a cluster (the task
+  itself comes from TF_CONFIG)."""
+  share_cluster_devices: bool = setting(
+      True, help="Set share_cluster_devices_in_session. Turn off only to see "
+      "the 'does not match any device' failure.")
+  max_worker_delay_secs: int = setting(
+      0, help="Longest deliberate start delay of a worker (Estimator: 60).")
+  session_creation_timeout_secs: int = setting(
+      300, help="How long a worker waits for the chief's session "
+      "(Estimator: 7200).")
+  readiness_poll_secs: float = setting(
+      1.0, help="How often a worker checks whether the chief has made the "
+      "model ready (TF's default: 30).")
+  final_evaluation_wait_secs: int = setting(
+      600, help="Where TF_CONFIG lists an evaluator in the cluster "
+      "(Kubeflow's TFJob does), how long the chief waits after its export "
+      "for the evaluator's final evaluation, so that ending the job with the "
+      "chief does not cut it off.")
+  serve_timeout_secs: int = setting(
+      7 * 24 * 3600, help="How long a ps (and, on the Keras backend, a "
+      "worker) serves waiting for the chief's final export before it gives "
+      "up with exit status 1, should the chief never finish and no engine "
+      "stop it (default: 7 days, Vertex AI's default job timeout).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,22 +257,31 @@ class JobConfig:
   model: ModelOptions
   head: HeadConfig
   data: DataOptions
-  model_dir: str
+  model_dir: str = setting(
+      "", help="Directory for checkpoints, events and flags.txt. Required, "
+      "except for the demo (runs/demo-<time>) and under a launcher "
+      "(RUN_DIR/model).")
   run: RunOptions = RunOptions()
   cluster: ClusterOptions = ClusterOptions()
-  export_dir: str = ""
+  export_dir: str = setting(
+      "", help="Where the serving SavedModel goes; empty: MODEL_DIR/export.")
 
   @property
   def resolved_export_dir(self) -> str:
     return self.export_dir or os.path.join(self.model_dir, "export")
 
 
-def default(options_class, name: str):
-  """The default of one setting, e.g. default(RunOptions, 'train_steps')."""
-  field, = [f for f in dataclasses.fields(options_class) if f.name == name]
+def default_of(field: dataclasses.Field):
+  """A field's default; dataclasses.MISSING for a required setting."""
   if field.default_factory is not dataclasses.MISSING:
     return field.default_factory()
   return field.default
+
+
+def default(options_class, name: str):
+  """The default of one setting, e.g. default(RunOptions, 'train_steps')."""
+  field, = [f for f in dataclasses.fields(options_class) if f.name == name]
+  return default_of(field)
 
 
 def _positive(values: Mapping[str, Optional[float]]) -> None:
