@@ -2,7 +2,7 @@ r"""Chaos runs in a row: docs/faults.md's reliability figures.
 
   python scripts/chaos.py --runs=5 --signal=SIGKILL --json=chaos.json
 
-Each run is tests/test_chaos.py's run (tests/chaos.py): the demo on a local
+Each run is tests/test_chaos.py's run (cluster/chaos.py): the demo on a local
 cluster of a chief, 2 workers, 2 ps and an evaluator, with a seeded
 schedule killing a random task every few seconds until at least 10 kills
 have hit every role (the chief and a ps twice). Each run is checked as the
@@ -31,9 +31,9 @@ sys.path.insert(0, REPO)  # Run from a clone without installing, too.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
+from cluster import chaos
 from example_kit import assets as assets_lib
 from harness import cli
-from tests import chaos
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 ROLES = ("chief", "worker", "ps", "evaluator")

@@ -1,6 +1,6 @@
 """Chaos: many kills of any task in one run of a local cluster; nothing lost.
 
-A seeded schedule (tests/chaos.py; the seed is printed, CHAOS_SEED=N
+A seeded schedule (cluster/chaos.py; the seed is printed, CHAOS_SEED=N
 replays it) kills a random task of a chief, 2 workers, 2 ps and an
 evaluator every 2-4 seconds until at least 10 kills have hit every role,
 the chief and a ps at least twice: with SIGKILL, and with SIGTERM (a
@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from tests import chaos
+from cluster import chaos
 
 pytestmark = pytest.mark.cluster
 TRAIN_STEPS = 15000

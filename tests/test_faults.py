@@ -20,6 +20,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from cluster import leftovers
 from tests import launcher
 from tests import processes
 from trainer import warm_start
@@ -98,7 +99,7 @@ class Cluster:
     finally:
       self.process.kill()
       self._output.close()
-    assert not processes.pids_mentioning(self.run_dir), "tasks were left"
+    assert not leftovers.pids_mentioning(self.run_dir), "tasks were left"
     return self.process.returncode, self.output()
 
   def output(self):

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from cluster import leftovers
 from cluster import supervisor
 from harness import tf_config
 from tests import launcher
@@ -65,7 +66,7 @@ def test_host_script_trains_across_addresses(hosts, assets, tmp_path):
   assert not any("localhost" in line for line in lines
                  if "TF_CONFIG=" in line)
   assert os.path.isdir(os.path.join(model_dir, "export"))
-  assert not processes.pids_mentioning(model_dir)
+  assert not leftovers.pids_mentioning(model_dir)
 
 
 @pytest.mark.parametrize("old", [False, True])

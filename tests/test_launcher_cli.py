@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from cluster import leftovers
 from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,4 +74,4 @@ def test_bad_input(demo_cwd, module, args, message):
   assert errors[0].startswith("error: ") and message in errors[0], errors
   assert "Traceback" not in proc.stdout + proc.stderr
   assert not os.path.exists(run_dir) and not os.path.exists(model_dir)
-  assert not processes.pids_mentioning(str(tmp_path))
+  assert not leftovers.pids_mentioning(str(tmp_path))

@@ -35,7 +35,10 @@ ALLOWED = {
 }
 # The cluster modules that start the trainer (and run its pre-flight).
 CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
-                        "cluster/slurm.py", "cluster/vertex.py"}
+                        "cluster/slurm.py", "cluster/vertex.py",
+                        # Starts cluster.local and checks what the trainer
+                        # wrote (for tests/test_chaos.py, scripts/chaos.py).
+                        "cluster/chaos.py"}
 # (cluster/hosts.py starts the trainer by command, importing none of it.)
 # module -> names imported inside functions, on purpose.
 LAZY = {
@@ -105,6 +108,19 @@ def test_layers_import_one_way(package, path):
     if imported:
       assert _backend(path) == imported, "%s imports the backend %s" % (
           path, name)
+
+
+def test_nothing_but_the_tests_imports_the_tests():
+  """The packages and the scripts stand without the test suite (the chaos
+  run the script and the test share lives in cluster/chaos.py)."""
+  scripts = sorted(os.path.join("scripts", name)
+                   for name in os.listdir(os.path.join(REPO, "scripts"))
+                   if name.endswith(".py"))
+  paths = [path for _, path in _modules()] + scripts
+  assert "scripts/chaos.py" in paths and "cluster/chaos.py" in paths
+  for path in paths:
+    assert not [name for name, _ in _imports(path)
+                if _package(name) == "tests"], path
 
 
 def test_the_backends_are_found_and_kept_apart():

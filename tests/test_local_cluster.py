@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cluster import leftovers
 from cluster import local
 from cluster import netns
 from cluster import ports as ports_lib
@@ -40,7 +41,7 @@ def _launch(cwd, trainer_args=(), **cluster_settings):
       "--train_steps=60"] + list(trainer_args),
                       deadline_secs=DEADLINE_SECS,
                       timeout_secs=DEADLINE_SECS + 60, **cluster_settings)
-  assert not processes.pids_mentioning(run_dir), "tasks outlived the launcher"
+  assert not leftovers.pids_mentioning(run_dir), "tasks outlived the launcher"
   return proc, run_dir
 
 
@@ -209,7 +210,7 @@ def test_port_taken_before_binding_is_retried(demo_cwd, monkeypatch):
   assert len(picks) == 2
   assert any("chief-0 could not bind its port" in e for e in events), events
   assert codes["chief-0"] == 0
-  assert not processes.pids_mentioning(run_dir)
+  assert not leftovers.pids_mentioning(run_dir)
 
 
 @pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"),
@@ -226,11 +227,11 @@ def test_signal_to_the_launcher_stops_every_task(demo_cwd, signum, name):
     assert processes.wait_until(
         lambda: os.path.exists(chief_log) and
         "first training step" in open(chief_log).read(), 240)
-    assert processes.pids_mentioning(run_dir)
+    assert leftovers.pids_mentioning(run_dir)
     launched.send_signal(signum)
     _, err = launched.communicate(timeout=60)
   finally:
     launched.kill()
   assert launched.returncode == 130
   assert "launcher: interrupted; every task was stopped." in err
-  assert not processes.pids_mentioning(run_dir)
+  assert not leftovers.pids_mentioning(run_dir)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cluster import leftovers
 from cluster import slurm
 from cluster import slurm_task
 from harness import errors
@@ -193,7 +194,7 @@ def _running_slurm(nodes, isolated=None):
   finally:
     shutil.rmtree(root, ignore_errors=True)
   # Nothing of it is left: daemons, job processes, namespaces, bridge.
-  assert not processes.pids_mentioning(root)
+  assert not leftovers.pids_mentioning(root)
   assert not slurm_cluster.pids_in_environment(
       "SLURM_CONF=" + started.env["SLURM_CONF"])
   namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,

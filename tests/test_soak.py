@@ -16,8 +16,8 @@ import subprocess
 
 import pytest
 
+from cluster import leftovers
 from tests import launcher
-from tests import processes
 
 pytestmark = pytest.mark.cluster
 RUNS = 3
@@ -42,7 +42,7 @@ def test_back_to_back_runs_leak_nothing(demo_cwd):
                                    re.M).group(1))
     ports = {int(a.rsplit(":", 1)[1]) for addresses in cluster.values()
              for a in addresses}
-    assert not processes.pids_mentioning(run_dir)
-    holders = processes.socket_holders(ports)
+    assert not leftovers.pids_mentioning(run_dir)
+    holders = leftovers.socket_holders(ports)
     assert not [cmd for cmd in holders.values() if run_dir in cmd], holders
     assert not os.listdir(temp_dir), os.listdir(temp_dir)

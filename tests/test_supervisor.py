@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from cluster import leftovers
 from cluster import restart
 from cluster import supervisor
 from harness import tf_config
@@ -51,7 +52,7 @@ def _supervise(tmp_path, bodies, deadline_secs=60, **kwargs):
         stop_grace_secs=kwargs.pop("stop_grace_secs", 2.0), **kwargs)
   finally:
     for name, pid in processes.read_pids(tmp_path).items():
-      assert not processes.alive(pid), "%s (pid %d) outlived" % (name, pid)
+      assert not leftovers.alive(pid), "%s (pid %d) outlived" % (name, pid)
 
 
 def test_success_stops_ps_after_everyone_else(tmp_path):
@@ -136,15 +137,15 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
     assert processes.wait_until(
         lambda: len(processes.read_pids(tmp_path)) == 2, 30)
     pids = processes.read_pids(tmp_path)
-    assert all(processes.alive(pid) for pid in pids.values())
+    assert all(leftovers.alive(pid) for pid in pids.values())
     parent.kill()
     parent.wait()
     assert processes.wait_until(
-        lambda: not any(processes.alive(p) for p in pids.values()), 10)
+        lambda: not any(leftovers.alive(p) for p in pids.values()), 10)
   finally:
     parent.kill()
     for pid in processes.read_pids(tmp_path).values():
-      if processes.alive(pid):
+      if leftovers.alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 

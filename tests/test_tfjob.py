@@ -28,6 +28,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from cluster import leftovers
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
@@ -369,4 +370,4 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
   probabilities = exported.signatures["serving_default"](
       inputs=tf.zeros([2, 64]))["probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-  assert not processes.pids_mentioning(model_dir)
+  assert not leftovers.pids_mentioning(model_dir)

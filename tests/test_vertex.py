@@ -32,6 +32,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from cluster import leftovers
 from harness import errors
 from harness import tf_config
 from tests import netns_hosts
@@ -338,4 +339,4 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
   probabilities = exported.signatures["serving_default"](
       inputs=tf.zeros([2, 64]))["probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-  assert not processes.pids_mentioning(base)
+  assert not leftovers.pids_mentioning(base)

@@ -6,8 +6,10 @@ task (SIGKILL, or SIGTERM as a preemption notice) every few seconds, from a
 seeded `random.Random`, until at least `min_kills` kills have hit every
 role, the chief and a ps at least twice each. While it runs it records the
 latest checkpoint's step over time; afterwards `progress()` reads every
-training task's progress lines. tests/test_chaos.py asserts on it;
-scripts/chaos.py runs it many times for docs/faults.md's figures.
+training task's progress lines, and `verify` checks what a finished run
+promises (the job finished, nothing lost, nothing left behind:
+cluster.leftovers). tests/test_chaos.py asserts on it; scripts/chaos.py runs
+it many times for docs/faults.md's figures.
 
 CHAOS_SEED=N in the environment replays a schedule.
 """
@@ -27,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from tests import processes
+from cluster import leftovers
 from trainer import eval_events
 from trainer import warm_start
 
@@ -282,9 +284,9 @@ def verify(run: ChaosRun, code: int) -> Dict[str, object]:
   for kill in run.kills:
     _require(kill.replaced_at is not None or run.pid(kill.task) != kill.pid,
              run, "a killed task was not restarted:", kill)
-  _require(not processes.pids_mentioning(run.run_dir), run,
-           "processes are left:", processes.pids_mentioning(run.run_dir))
-  holders = processes.socket_holders(_ports(output))
+  _require(not leftovers.pids_mentioning(run.run_dir), run,
+           "processes are left:", leftovers.pids_mentioning(run.run_dir))
+  holders = leftovers.socket_holders(_ports(output))
   left = [cmd for cmd in holders.values() if run.run_dir in cmd]
   _require(not left, run, "ports are still held:", left)
   return {"seed": run.seed, "kills": len(run.kills), "hits": run.hits(),
