@@ -450,9 +450,10 @@ def main(argv):
     spec = spec_from_flags(fv)
     if fv.submit:
       return run_submitted(spec, argv[1:], _written_by())
-    _, job = launch.check_flags_only(argv[1:], evaluator=spec.evaluator)
-    trainer_args = trainer_cli.flag_lines(
-        trainer_cli.new_flag_values(argv[1:]), only_set=True)
+    checked, job = launch.check_flags_only(
+        argv[1:], evaluator=spec.evaluator,
+        default_model_dir=os.path.join(spec.run_dir, "model"))
+    trainer_args = trainer_cli.flag_lines(checked, only_set=True)
     fetch = None
     if handles.needs_fetching(job.model.module_handle):
       cache_dir = shared_cache_dir(spec, os.environ)

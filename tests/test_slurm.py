@@ -144,6 +144,19 @@ TRAINER = ["--module_handle=/m", "--train_files=/t", "--eval_files=/e",
            "--n_classes=5", "--model_dir=/shared/m"]
 
 
+def test_the_model_directory_defaults_to_run_dir_model(tmp_path):
+  """As with --submit and the local launcher: a job without --model_dir
+  writes RUN_DIR/model (docs/clusters.md's command gives none)."""
+  run_dir = str(tmp_path / "run")
+  generated = _cli(["--nodes=3", "--run_dir=" + run_dir],
+                   [t for t in TRAINER if not t.startswith("--model_dir")])
+  assert generated.returncode == 0, generated.stderr
+  assert "--model_dir=%s/model " % run_dir in generated.stdout
+  given = _cli(["--nodes=3", "--run_dir=" + run_dir], TRAINER)
+  assert "--model_dir=/shared/m " in given.stdout
+  assert "%s/model" % run_dir not in given.stdout
+
+
 @pytest.mark.parametrize("args,trainer_args,env,message", [
     (["--nodes=0"], TRAINER, {}, "--nodes (0) must be >= 1"),
     (["--num_workers=0"], TRAINER, {}, "--num_workers (0) must be >= 1"),

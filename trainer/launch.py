@@ -76,12 +76,16 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
   return path, plan
 
 
-def check_flags_only(trainer_args, *, evaluator: bool = False
+def check_flags_only(trainer_args, *, evaluator: bool = False,
+                     default_model_dir: str = ""
                      ) -> Tuple[flags.FlagValues, job_lib.JobConfig]:
   """The trainer's checks that need neither the model nor the data, for the
   job generators (cluster/tfjob.py, cluster/vertex.py, cluster/slurm.py):
   those files are where the job runs. Unknown flags, bad values,
   contradictions, an `evaluator` without eval files.
+
+  Returns the flags the tasks get (`default_model_dir` where --model_dir is
+  unset: a Slurm job's RUN_DIR/model) and their job.
 
   Raises:
     errors.HarnessError: the one-line problem.
@@ -93,6 +97,9 @@ def check_flags_only(trainer_args, *, evaluator: bool = False
         "the job's tasks will see it (the demo runs only where its "
         "pre-flight runs: python -m cluster.local, or python -m "
         "cluster.slurm --submit).")
+  if default_model_dir and not fv.model_dir:
+    fv = cli.new_flag_values(list(trainer_args) +
+                             ["--model_dir=" + default_model_dir])
   job = cli.job_config(fv)
   job_lib.validate(job)
   require_eval_files(evaluator, job.data.eval_files)
