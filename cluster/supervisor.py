@@ -162,6 +162,11 @@ class RunningTask:
   def poll(self) -> Optional[int]:
     return self.process.poll()
 
+  def terminate(self) -> None:
+    """SIGTERM to the task's process group, if it still runs."""
+    if self.process.poll() is None:
+      _signal_group(self.process.pid, signal.SIGTERM)
+
   def stop(self, grace_secs: float = STOP_GRACE_SECS) -> None:
     """SIGTERM to the task's process group; SIGKILL after `grace_secs`."""
     if self.process.poll() is None:
@@ -184,6 +189,18 @@ class RunningTask:
     self.close()
     return TaskFailed(self.task, self.process.returncode, self.log_path,
                       self.tail, reason)
+
+
+def stop_all(tasks: Sequence[RunningTask],
+             grace_secs: float = STOP_GRACE_SECS) -> None:
+  """SIGTERM to every task at once, SIGKILL to those still running
+  `grace_secs` later: stopping a cluster takes one grace period, not one
+  per task."""
+  for task in tasks:
+    task.terminate()
+  deadline = time.monotonic() + grace_secs
+  for task in tasks:
+    task.stop(max(0.0, deadline - time.monotonic()))
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -237,8 +254,7 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     return _watch(running, deadline, deadline_secs, clock,
                   on_event, stop_grace_secs, policies, wait_for_ps)
   finally:
-    for task in running:
-      task.stop(stop_grace_secs)
+    stop_all(running, stop_grace_secs)
 
 
 def _handle_exit(task: RunningTask, code: int, policies, on_event,
@@ -280,8 +296,8 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
       on_event("all tasks finished" + ("; stopping the ps tasks still "
                                        "serving" if ps_tasks else ""))
       codes = {t.task.name: t.poll() for t in finishers}
+      stop_all(ps_tasks, stop_grace_secs)
       for ps in ps_tasks:
-        ps.stop(stop_grace_secs)
         codes[ps.task.name] = ps.poll()
       return codes
     if deadline is not None and clock() > deadline:

@@ -120,6 +120,30 @@ def test_deadline_stops_everything_even_tasks_ignoring_sigterm(tmp_path):
                deadline_secs=1, stop_grace_secs=0.5)
 
 
+def test_tasks_are_stopped_together_not_one_grace_period_each(tmp_path):
+  """Three tasks that ignore SIGTERM: each is sent it at once (they write
+  when), and all are killed one grace period later, not three."""
+  def noting(name):
+    return ("import signal, time\n"
+            "def note(*_):\n"
+            "  open(os.path.join(%r, %r + '.term'), 'w').write("
+            "repr(time.time()))\n"
+            "signal.signal(signal.SIGTERM, note)\n"
+            "while True: time.sleep(0.05)" % (str(tmp_path), name))
+  grace = 3.0
+  with pytest.raises(supervisor.DeadlineExceeded):
+    _supervise(tmp_path, {"chief-0": noting("chief-0"),
+                          "worker-0": noting("worker-0"),
+                          "ps-0": noting("ps-0")},
+               deadline_secs=3, stop_grace_secs=grace)
+  told = []
+  for name in ("chief-0", "worker-0", "ps-0"):
+    with open(tmp_path / (name + ".term")) as f:
+      told.append(float(f.read()))
+  # One at a time, each SIGTERM would come a grace period after the last.
+  assert max(told) - min(told) < grace, told
+
+
 def test_children_die_with_a_killed_supervisor(tmp_path):
   """SIGKILL of the supervisor itself: the kernel kills its children."""
   script = textwrap.dedent("""
