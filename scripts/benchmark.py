@@ -81,7 +81,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("json", "", "Write every figure to this JSON file.",
                       flag_values=fv)
   flags.DEFINE_string("plot", "", "Draw the figures to this PNG file (needs "
-                      "matplotlib).", flag_values=fv)
+                      "matplotlib: the `bench` extra).", flag_values=fv)
   flags.DEFINE_string("work_dir", "", "Where models, data and runs go; "
                       "empty: a temporary directory.", flag_values=fv)
 
@@ -427,14 +427,20 @@ def data_table(figures):
   return lines
 
 
-def plot(figures, path):
+def pyplot():
+  """matplotlib's pyplot, drawing to files; SystemExit with one line where
+  it is not installed (checked before the benchmark runs, not after)."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise SystemExit("error: --plot needs matplotlib (pip install "
-                     "matplotlib): %s" % e)
+    raise SystemExit("error: --plot needs matplotlib, which the `bench` "
+                     "extra installs (pip install -e '.[bench]'): %s" % e)
+  return plt
+
+
+def plot(figures, path, plt):
   rates = ["raw_examples_per_s", "raw_tight_examples_per_s",
            "estimator_examples_per_s", "keras_examples_per_s",
            "cluster_1w_examples_per_s", "cluster_2w_examples_per_s",
@@ -475,6 +481,7 @@ def main(argv):
   fv = flags.FLAGS
   tf.get_logger().setLevel("ERROR")
   started = time.monotonic()
+  plt = pyplot() if fv.plot else None
   plan_settings = settings(fv.quick, fv.smoke, fv.repeats)
   work_dir = fv.work_dir or tempfile.mkdtemp(prefix="hub-bench-")
   os.makedirs(work_dir, exist_ok=True)
@@ -487,7 +494,7 @@ def main(argv):
     with open(fv.json, "w") as f:
       json.dump(figures, f, indent=2, sort_keys=True)
   if fv.plot:
-    plot(figures, fv.plot)
+    plot(figures, fv.plot, plt)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,13 @@ def why_not() -> Optional[str]:
 class NamespaceHosts:
   """Namespaces hh<tag>-0..N plus a switch namespace holding a bridge."""
 
-  def __init__(self, count: int):
+  def __init__(self, count: int, subnet: str = ""):
+    """`subnet`: the first three numbers of the hosts' addresses (host i
+    is SUBNET.i+1), e.g. '10.0.0' for addresses a page shows; default: one
+    of 10.231.*, by the tag."""
     tag = (os.getpid() * 7 + next(_COUNTER)) % 100000
     self.tag = tag
-    self.subnet = SUBNET % (tag % 250)
+    self.subnet = subnet or SUBNET % (tag % 250)
     self.switch = "hhsw%d" % tag
     self.names = ["hh%d-%d" % (tag, i) for i in range(count)]
     self._created = []

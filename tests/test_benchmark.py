@@ -138,3 +138,19 @@ def test_log_times_and_steady_rate():
             for t, m in parsed]
   assert bench_cluster.steady_rate(points, skip=1) == pytest.approx(20.0)
   assert bench_cluster.steady_rate(points[:1]) is None
+
+
+def test_plot_without_matplotlib_is_refused_before_any_run(tmp_path):
+  """--plot is checked first: a missing matplotlib is one line at the start,
+  not an error after the whole benchmark."""
+  if importlib.util.find_spec("matplotlib"):
+    pytest.skip("matplotlib is installed here (the `bench` extra)")
+  proc = subprocess.run(
+      [sys.executable, SCRIPT, "--smoke", "--plot=" + str(tmp_path / "b.png"),
+       "--work_dir=" + str(tmp_path / "work")], capture_output=True,
+      text=True, timeout=120, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      "error: --plot needs matplotlib, which the `bench` extra installs")
+  assert not os.path.exists(tmp_path / "work")

@@ -26,6 +26,7 @@ from cluster import leftovers
 from cluster import slurm
 from cluster import slurm_task
 from harness import errors
+from tests import doc_commands
 from tests import flagged
 from tests import processes
 from tests import slurm_cluster
@@ -392,3 +393,47 @@ def test_a_task_has_no_deadline_of_its_own_but_the_jobs_time_limit():
   assert "--deadline_secs=86400" in step
   assert not any(a.startswith("--deadline_secs")
                  for a in slurm.step_command(_spec(time_limit=""), []))
+
+
+@pytest.mark.cluster
+@pytest.mark.xdist_group("slurm")
+def test_the_docs_slurm_commands(cluster, workdir, assets):
+  """docs/clusters.md's batch script and sbatch, as written, on the live
+  3-node Slurm; /shared/ is a folder laid out as the page names it (the
+  demo's model and data under models/ and data/)."""
+  shared = workdir / "shared"
+  for name, target in (("models/digits", assets.digits_model),
+                       ("data/train.tfrecord",
+                        assets.data("digits_train.tfrecord")),
+                       ("data/eval.tfrecord",
+                        assets.data("digits_eval.tfrecord"))):
+    os.makedirs(os.path.dirname(shared / name), exist_ok=True)
+    os.symlink(target, shared / name)
+  env = doc_commands.environment({"SLURM_CONF": cluster.env["SLURM_CONF"]})
+  written, submitted = (doc_commands.find("docs/clusters.md", start).text
+                        .replace("/shared/", str(shared) + "/")
+                        for start in (
+      "python -m cluster.slurm --nodes=3 --num_workers=2 --num_ps=1 "
+      "--evaluator --run_dir=/shared/runs/digits-1 --time=1:00:00 -- "
+      "--module_handle", "mkdir -p /shared/runs/digits-1 && sbatch"))
+  for text in (written, submitted):
+    result = doc_commands.run(text, workdir, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+  job_id = re.search(r"Submitted batch job (\d+)", result.stdout).group(1)
+  ended = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
+           "OUT_OF_MEMORY")
+  try:
+    assert processes.wait_until(
+        lambda: cluster.job_state(job_id).get("JobState") in ended, 600,
+        poll_secs=1)
+  finally:
+    subprocess.run(["scancel", job_id], env=env, check=False,
+                   capture_output=True, timeout=60)
+  run_dir = shared / "runs" / "digits-1"
+  with open(run_dir / ("slurm-%s.out" % job_id)) as f:
+    output = f.read()
+  assert cluster.job_state(job_id)["JobState"] == "COMPLETED", output[-4000:]
+  assert warm_start.global_step(str(run_dir / "model")) >= 1000
+  assert os.path.isdir(run_dir / "model" / "export")
+  assert re.search(r"\[evaluator-0\].*after step \d+", output)
+  assert cluster.queue() == []
