@@ -13,14 +13,16 @@ from cluster import spec
 from harness import errors
 
 
-def define(fv: flags.FlagValues = flags.FLAGS, *, num_workers: int = 2,
-           evaluator: bool = True, deadline_secs=900) -> None:
-  """Defines num_workers, num_ps, evaluator, max_restarts, deadline_secs."""
-  flags.DEFINE_integer("num_workers", num_workers, "Workers besides the "
-                       "chief.", flag_values=fv)
-  flags.DEFINE_integer("num_ps", 1, "Parameter-server tasks.", flag_values=fv)
-  flags.DEFINE_bool("evaluator", evaluator, "Run an evaluator task (not part "
-                    "of the training cluster); needs the trainer's "
+def define(fv: flags.FlagValues = flags.FLAGS, *, deadline_secs=900) -> None:
+  """Defines num_workers, num_ps, evaluator (their defaults: spec.Shape's),
+  max_restarts, deadline_secs."""
+  shape = spec.Shape()
+  flags.DEFINE_integer("num_workers", shape.num_workers, "Workers besides "
+                       "the chief.", flag_values=fv)
+  flags.DEFINE_integer("num_ps", shape.num_ps, "Parameter-server tasks.",
+                       flag_values=fv)
+  flags.DEFINE_bool("evaluator", shape.evaluator, "Run an evaluator task (not "
+                    "part of the training cluster); needs the trainer's "
                     "--eval_files.", flag_values=fv)
   flags.DEFINE_integer("max_restarts", restart.DEFAULT_MAX_RESTARTS,
                        "Restarts allowed per task within "
@@ -37,12 +39,16 @@ def define(fv: flags.FlagValues = flags.FLAGS, *, num_workers: int = 2,
                                     "; unset: no deadline"), flag_values=fv)
 
 
-def check(fv: flags.FlagValues, *, min_workers: int = 0) -> None:
-  """Raises FlagError for a cluster shape no engine can run."""
-  if fv.num_workers < min_workers:
-    raise errors.FlagError(
-        "`num_workers` (%d) must be >= %d." % (fv.num_workers, min_workers))
-  spec.check_shape(num_workers=fv.num_workers, num_ps=fv.num_ps)
+def shape(fv: flags.FlagValues) -> spec.Shape:
+  """The cluster the flags describe."""
+  return spec.Shape(num_workers=fv.num_workers, num_ps=fv.num_ps,
+                    evaluator=fv.evaluator)
+
+
+def check(fv: flags.FlagValues) -> None:
+  """Raises FlagError for a cluster shape or restart budget no engine can
+  run."""
+  shape(fv).check()
   if fv.max_restarts < 0:
     raise errors.FlagError("`max_restarts` (%d) must be >= 0." %
                            fv.max_restarts)

@@ -50,6 +50,7 @@ from cluster import launcher_end
 from cluster import resources as resources_lib
 from cluster import restart
 from cluster import slurm_status
+from cluster import spec as spec_lib
 from cluster import supervisor
 from harness import cli as harness_cli
 from harness import errors
@@ -72,9 +73,7 @@ class JobSpec:
   run_dir: str
   workdir: str
   nodes: int = 1
-  num_workers: int = 2
-  num_ps: int = 1
-  evaluator: bool = True
+  shape: spec_lib.Shape = spec_lib.Shape()
   max_restarts: int = restart.DEFAULT_MAX_RESTARTS
   restart_policy: Sequence[str] = (restart.DEFAULT_POLICY,)
   restart_window_secs: float = restart.DEFAULT_WINDOW_SECS
@@ -88,7 +87,7 @@ class JobSpec:
 
   @property
   def num_tasks(self) -> int:
-    return 1 + self.num_workers + self.num_ps + int(self.evaluator)
+    return self.shape.num_tasks
 
 
 def time_limit(time_flag: str, deadline_secs: Optional[int]) -> str:
@@ -105,15 +104,14 @@ def time_limit(time_flag: str, deadline_secs: Optional[int]) -> str:
 def check(spec: JobSpec) -> None:
   if spec.nodes < 1:
     raise errors.FlagError("`nodes` (%d) must be >= 1." % spec.nodes)
-  if spec.num_workers < 1:
-    raise errors.FlagError("`num_workers` (%d) must be >= 1 on Slurm." %
-                           spec.num_workers)
+  shape = spec.shape
+  shape.check(min_workers=1, engine="Slurm")
   if spec.num_tasks < spec.nodes:
     raise errors.FlagError(
         "`nodes`=%d is more than the job's %d tasks (chief, %d worker(s), "
         "%d ps%s): every node runs at least one." %
-        (spec.nodes, spec.num_tasks, spec.num_workers, spec.num_ps,
-         ", evaluator" if spec.evaluator else ""))
+        (spec.nodes, spec.num_tasks, shape.num_workers, shape.num_ps,
+         ", evaluator" if shape.evaluator else ""))
 
 
 def step_command(spec: JobSpec, trainer_args: Sequence[str]) -> List[str]:
@@ -122,8 +120,9 @@ def step_command(spec: JobSpec, trainer_args: Sequence[str]) -> List[str]:
       "srun", "--kill-on-bad-exit=1", "--distribution=block",
       "--nodes=%d" % spec.nodes, "--ntasks=%d" % spec.num_tasks,
       spec.python, "-m", "cluster.slurm_task",
-      "--num_workers=%d" % spec.num_workers, "--num_ps=%d" % spec.num_ps,
-      "--evaluator" if spec.evaluator else "--noevaluator",
+      "--num_workers=%d" % spec.shape.num_workers,
+      "--num_ps=%d" % spec.shape.num_ps,
+      "--evaluator" if spec.shape.evaluator else "--noevaluator",
       "--max_restarts=%d" % spec.max_restarts,
       "--restart_policy=%s" % ",".join(spec.restart_policy),
       "--restart_window_secs=%g" % spec.restart_window_secs,
@@ -374,8 +373,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
   run_dir = fv.run_dir or launcher_end.default_run_dir("slurm")
   spec = JobSpec(
       run_dir=os.path.abspath(run_dir), workdir=os.getcwd(), nodes=fv.nodes,
-      num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
-      max_restarts=fv.max_restarts,
+      shape=job_flags.shape(fv), max_restarts=fv.max_restarts,
       restart_policy=tuple(fv.restart_policy),
       restart_window_secs=fv.restart_window_secs,
       time_limit=time_limit(fv.time, fv.deadline_secs),
@@ -384,7 +382,7 @@ def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
   spec = dataclasses.replace(spec, resources=tuple(
       resources_lib.slurm_options(job_flags.resources(fv), [
           role for role in resources_lib.ROLES
-          if role != tf_config.EVALUATOR or spec.evaluator])))
+          if role != tf_config.EVALUATOR or spec.shape.evaluator])))
   check(spec)
   return spec
 
@@ -396,7 +394,8 @@ def run_submitted(spec: JobSpec, trainer_args: Sequence[str],
   check_submit_environment(environ)
   check_fit(spec, environ)
   flagfile, plan = launch.prepare_tasks(
-      trainer_args, spec.run_dir, evaluator=spec.evaluator, log=supervisor.print_line,
+      trainer_args, spec.run_dir, evaluator=spec.shape.evaluator,
+      log=supervisor.print_line,
       cache_dir=shared_cache_dir(spec, environ))
   script = os.path.join(spec.run_dir, SCRIPT_FILE)
   with open(script, "w") as f:
@@ -451,7 +450,7 @@ def main(argv):
     if fv.submit:
       return run_submitted(spec, argv[1:], _written_by())
     checked, job = launch.check_flags_only(
-        argv[1:], evaluator=spec.evaluator,
+        argv[1:], evaluator=spec.shape.evaluator,
         default_model_dir=os.path.join(spec.run_dir, "model"))
     trainer_args = trainer_cli.flag_lines(checked, only_set=True)
     fetch = None

@@ -12,8 +12,9 @@ ways a user writes one on the command line (--cluster, --cluster_file,
 --task).
 """
 
+import dataclasses
 import json
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 from harness import errors
 from harness import tf_config
@@ -30,6 +31,35 @@ def check_shape(*, num_workers: int, num_ps: int) -> None:
     raise errors.ClusterError(
         "`num_ps` (%d) must be >= 1: parameter-server training keeps its "
         "variables on ps tasks." % num_ps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+  """A job's cluster, the same on every engine: the chief, `num_workers`
+  workers, `num_ps` ps and, with `evaluator`, an evaluator
+  (cluster.job_flags: --num_workers, --num_ps, --evaluator)."""
+  num_workers: int = 2
+  num_ps: int = 1
+  evaluator: bool = True
+
+  def roles(self) -> List[Tuple[str, int]]:
+    """(task type, count) of the chief, workers, ps and evaluator, in that
+    order; a count may be 0."""
+    return [(tf_config.CHIEF, 1), (tf_config.WORKER, self.num_workers),
+            (tf_config.PS, self.num_ps),
+            (tf_config.EVALUATOR, int(self.evaluator))]
+
+  @property
+  def num_tasks(self) -> int:
+    return sum(count for _, count in self.roles())
+
+  def check(self, *, min_workers: int = 0, engine: str = "") -> None:
+    """Raises FlagError (workers) or ClusterError (ps) for a shape `engine`
+    (named in the message) cannot run."""
+    if self.num_workers < min_workers:
+      raise errors.FlagError("`num_workers` (%d) must be >= %d%s." % (
+          self.num_workers, min_workers, " on " + engine if engine else ""))
+    check_shape(num_workers=self.num_workers, num_ps=self.num_ps)
 
 
 def build_cluster(*, num_workers: int, num_ps: int, ports: Iterator[int],

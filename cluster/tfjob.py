@@ -48,6 +48,7 @@ import yaml
 
 from cluster import job_flags
 from cluster import resources as resources_lib
+from cluster import spec as spec_lib
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
@@ -89,9 +90,7 @@ class JobSpec:
   name: str
   image: str
   namespace: str = "default"
-  num_workers: int = 2
-  num_ps: int = 1
-  evaluator: bool = True
+  shape: spec_lib.Shape = spec_lib.Shape()
   max_restarts: int = 3
   deadline_secs: Optional[int] = None
   volumes: Tuple[Volume, ...] = ()
@@ -102,9 +101,7 @@ class JobSpec:
 
   def replicas(self) -> List[Tuple[str, int]]:
     """(task type, count) of every role the job has."""
-    roles = [(tf_config.CHIEF, 1), (tf_config.WORKER, self.num_workers),
-             (tf_config.PS, self.num_ps)]
-    return roles + ([(tf_config.EVALUATOR, 1)] if self.evaluator else [])
+    return [(role, count) for role, count in self.shape.roles() if count]
 
 
 def parse_volume(text: str) -> Volume:
@@ -130,9 +127,7 @@ def check(spec: JobSpec) -> None:
   if not spec.image:
     raise errors.FlagError("`image` is required: the container image with "
                            "this project and its Python environment.")
-  if spec.num_workers < 1:
-    raise errors.FlagError(
-        "`num_workers` (%d) must be >= 1 on Kubernetes." % spec.num_workers)
+  spec.shape.check(min_workers=1, engine="Kubernetes")
   resources_lib.for_engine(spec.resources, "Kubernetes", SUPPORTED,
                            [role for role, _ in spec.replicas()])
 
@@ -262,7 +257,8 @@ def trainer_flags(trainer_args: Sequence[str],
                   spec: JobSpec) -> Tuple[List[str], JobSpec]:
   """The trainer's flags, checked (without model or data) and resolved;
   and the spec, with a per-pod hub cache where the handle is fetched."""
-  fv, job = launch.check_flags_only(trainer_args, evaluator=spec.evaluator)
+  fv, job = launch.check_flags_only(trainer_args,
+                                    evaluator=spec.shape.evaluator)
   check_shared(job.model_dir, "model_dir", spec.volumes)
   if job.export_dir:
     check_shared(job.export_dir, "export_dir", spec.volumes)
@@ -289,10 +285,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
-  job_flags.check(fv, min_workers=1)
+  job_flags.check(fv)
   spec = JobSpec(
       name=fv.name, image=fv.image, namespace=fv.namespace,
-      num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
+      shape=job_flags.shape(fv),
       max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
       volumes=tuple(parse_volume(v) for v in fv.volume), python=fv.python,
       resources=job_flags.resources(fv))

@@ -49,6 +49,7 @@ import yaml
 
 from cluster import job_flags
 from cluster import resources as resources_lib
+from cluster import spec as spec_lib
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
@@ -71,21 +72,13 @@ class JobSpec:
   """What the CustomJobSpec is made of, besides the trainer's flags."""
   image: str
   machine_type: str
-  num_workers: int = 2
-  num_ps: int = 1
-  evaluator: bool = True
+  shape: spec_lib.Shape = spec_lib.Shape()
   accelerator: Optional[Tuple[str, int]] = None
   resources: Dict[str, resources_lib.Resources] = dataclasses.field(
       default_factory=dict)
   base_output_dir: str = ""
   deadline_secs: Optional[int] = None
   python: str = "python"
-
-  def replicas(self) -> List[Tuple[str, int]]:
-    """(role, replica count) of every pool, by position; 0 for none."""
-    return [(tf_config.CHIEF, 1), (tf_config.WORKER, self.num_workers),
-            (tf_config.PS, self.num_ps),
-            (tf_config.EVALUATOR, 1 if self.evaluator else 0)]
 
 
 def parse_accelerator(text: str) -> Optional[Tuple[str, int]]:
@@ -107,9 +100,10 @@ def check(spec: JobSpec) -> None:
   if not spec.machine_type:
     raise errors.FlagError("`machine_type` is required: the replicas' "
                            "machine type, e.g. n1-standard-8.")
-  counts = [count for _, count in spec.replicas()]
+  # The pools by position: spec.shape.roles() is in POOLS' order.
+  counts = [count for _, count in spec.shape.roles()]
   last = max(i for i, count in enumerate(counts) if count)
-  for (role, count), position in zip(spec.replicas()[:last], range(last)):
+  for (role, count), position in zip(spec.shape.roles()[:last], range(last)):
     if not count:
       later = POOLS[last]
       raise errors.FlagError(
@@ -125,7 +119,8 @@ def check(spec: JobSpec) -> None:
         "`base_output_dir`=%s must be a gs://BUCKET/PATH: Vertex AI writes "
         "the replicas' output directories under it." % spec.base_output_dir)
   resources_lib.for_engine(spec.resources, "Vertex AI", SUPPORTED,
-                           [role for role, count in spec.replicas() if count])
+                           [role for role, count in spec.shape.roles()
+                            if count])
 
 
 def check_shared(path: str, setting: str) -> None:
@@ -160,7 +155,7 @@ def _machine(spec: JobSpec, role: str) -> dict:
 def custom_job_spec(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
   """The CustomJobSpec, as data (the JSON/YAML names of its proto)."""
   pools = []
-  for role, count in spec.replicas():
+  for role, count in spec.shape.roles():
     if not count:
       continue
     pools.append({
@@ -198,7 +193,7 @@ def trainer_flags(trainer_args: Sequence[str], spec: JobSpec) -> List[str]:
     # What AIP_CHECKPOINT_DIR will be, for the checks below only.
     checked.append("--model_dir=%s/checkpoints" %
                    spec.base_output_dir.rstrip("/"))
-  fv, job = launch.check_flags_only(checked, evaluator=spec.evaluator)
+  fv, job = launch.check_flags_only(checked, evaluator=spec.shape.evaluator)
   check_shared(job.model_dir, "model_dir")
   if job.export_dir:
     check_shared(job.export_dir, "export_dir")
@@ -230,10 +225,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
-  job_flags.check(fv, min_workers=0)
+  job_flags.check(fv)
   spec = JobSpec(
       image=fv.image, machine_type=fv.machine_type,
-      num_workers=fv.num_workers, num_ps=fv.num_ps, evaluator=fv.evaluator,
+      shape=job_flags.shape(fv),
       accelerator=parse_accelerator(fv.accelerator),
       resources=job_flags.resources(fv),
       base_output_dir=fv.base_output_dir.rstrip("/"),

@@ -10,9 +10,17 @@ away. Making namespaces needs root; `why_not()` says why not, for a skip.
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 from typing import Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from cluster import leftovers
+from trainer import eval_events
+from trainer import warm_start
 
 SUBNET = "10.231.%d"
 _COUNTER = itertools.count()
@@ -129,3 +137,35 @@ def run_as_hosts(replicas, *, log_dir: str, deadline_secs: float):
     hosts.remove()
   assert not os.path.exists("/etc/netns/" + hosts.names[0])
   return codes, lines
+
+
+def container_replica(host: str, task, container: Mapping, env: Mapping):
+  """run_as_hosts' (host name, task, command, env) of a container as a
+  TFJob's pod template or a Vertex AI worker pool writes it (`command`,
+  `args`, `env` as name/value pairs), on top of `env`."""
+  env = dict(env)
+  env.update({e["name"]: e["value"] for e in container.get("env", [])})
+  return host, task, list(container["command"]) + list(container["args"]), env
+
+
+def check_the_demo_job(codes, lines, model_dir: str, export_dir: str,
+                       steps: int) -> str:
+  """What a demo job of chief, 2 workers, ps and evaluator run by
+  run_as_hosts promises: every replica (the ps too) ended by itself with
+  success, the chief waited for the evaluator's evaluation of the final
+  checkpoint, the export predicts probabilities, nothing is left running.
+  Returns the output."""
+  output = "\n".join(lines)
+  assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "ps-0": 0,
+                   "evaluator-0": 0}, output[-3000:]
+  assert warm_start.global_step(model_dir) >= steps
+  assert re.search(r"\[chief-0\] .*The evaluator evaluated step \d+",
+                   output), output[-3000:]
+  assert eval_events.last(os.path.join(model_dir, "eval"))[
+      "global_step"] >= steps
+  exported = tf.saved_model.load(export_dir)
+  probabilities = exported.signatures["serving_default"](
+      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+  assert not leftovers.pids_mentioning(model_dir)
+  return output

@@ -140,6 +140,7 @@ def test_log_times_and_steady_rate():
   assert bench_cluster.steady_rate(points[:1]) is None
 
 
+@pytest.mark.slow
 def test_plot_without_matplotlib_is_refused_before_any_run(tmp_path):
   """--plot is checked first: a missing matplotlib is one line at the start,
   not an error after the whole benchmark."""

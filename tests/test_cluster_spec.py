@@ -154,3 +154,19 @@ def test_cluster_file(tmp_path):
     spec.load_cluster_file(str(path))
   with pytest.raises(errors.ClusterError, match="Cannot read cluster file"):
     spec.load_cluster_file(str(tmp_path / "missing.json"))
+
+
+def test_a_shape_is_the_same_on_every_engine():
+  """spec.Shape: the roles in pool order (Vertex's pools are by position),
+  an absent evaluator counted 0, and one check with the engine named."""
+  shape = spec.Shape(num_workers=3, num_ps=2, evaluator=False)
+  assert shape.roles() == [("chief", 1), ("worker", 3), ("ps", 2),
+                           ("evaluator", 0)]
+  assert shape.num_tasks == 6
+  assert spec.Shape().num_tasks == 5  # The flags' defaults: 2 workers.
+  with pytest.raises(errors.FlagError,
+                     match=r"^`num_workers` \(0\) must be >= 1 on Slurm\.$"):
+    spec.Shape(num_workers=0).check(min_workers=1, engine="Slurm")
+  with pytest.raises(errors.ClusterError, match=r"`num_ps` \(0\) must be"):
+    spec.Shape(num_ps=0).check()
+  spec.Shape(num_workers=0).check()  # The Estimator's chief trains alone.

@@ -25,6 +25,7 @@ import tensorflow as tf
 from cluster import leftovers
 from cluster import slurm
 from cluster import slurm_task
+from cluster import spec
 from harness import errors
 from tests import doc_commands
 from tests import flagged
@@ -40,9 +41,12 @@ DEMO = ["--train_steps=100", "--save_checkpoints_steps=50",
 
 
 def _spec(**overrides):
+  shape = {name: overrides.pop(name) for name in ("num_workers", "num_ps",
+                                                  "evaluator")
+           if name in overrides}
   settings = dict(run_dir="/shared/run", workdir="/home/me/project",
-                  nodes=3, num_workers=2, num_ps=1, evaluator=True,
-                  time_limit="15", python="/opt/venv/bin/python")
+                  nodes=3, shape=spec.Shape(**shape), time_limit="15",
+                  python="/opt/venv/bin/python")
   settings.update(overrides)
   return slurm.JobSpec(**settings)
 

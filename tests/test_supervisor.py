@@ -120,6 +120,7 @@ def test_deadline_stops_everything_even_tasks_ignoring_sigterm(tmp_path):
                deadline_secs=1, stop_grace_secs=0.5)
 
 
+@pytest.mark.slow
 def test_tasks_are_stopped_together_not_one_grace_period_each(tmp_path):
   """Three tasks that ignore SIGTERM: each is sent it at once (they write
   when), and all are killed one grace period later, not three."""

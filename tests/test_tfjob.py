@@ -23,17 +23,12 @@ import subprocess
 import sys
 
 import jsonschema
-import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 
-from cluster import leftovers
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
-from trainer import eval_events
-from trainer import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRD = os.path.join(REPO, "tests", "data", "k8s", "kubeflow.org_tfjobs.yaml")
@@ -340,34 +335,16 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
   job, _ = _manifest(shared, extra=[
       "--train_steps=60", "--save_checkpoints_steps=30",
       "--log_every_steps=20", "--eval_throttle_secs=1"])
-  replicas = []
-  for kind, index, container in _replicas(job):
-    env = dict(ENV, TF_CONFIG=json.dumps(operator_tf_config(job, kind,
-                                                            index)))
-    env.update({e["name"]: e["value"] for e in container["env"]})
-    replicas.append((
-        "digits-%s-%d.default.svc" % (kind.lower(), index),
-        tf_config.Task(kind.lower(), index),
-        container["command"] + container["args"], env))
+  replicas = [netns_hosts.container_replica(
+      "digits-%s-%d.default.svc" % (kind.lower(), index),
+      tf_config.Task(kind.lower(), index), container,
+      dict(ENV, TF_CONFIG=json.dumps(operator_tf_config(job, kind, index))))
+               for kind, index, container in _replicas(job)]
   # The ps ends by itself too (on the Keras backend after the chief's
   # process, whose last calls reach it): waited for, not stopped.
   codes, lines = netns_hosts.run_as_hosts(
       replicas, log_dir=str(tmp_path / "logs"), deadline_secs=400)
-  output = "\n".join(lines)
-  # Everyone, the ps included, ended by itself, with success.
-  assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "ps-0": 0,
-                   "evaluator-0": 0}, output[-3000:]
-  assert "[ps-0] " in output and "The job is done" in output
   model_dir = str(shared / "runs" / "digits")
-  step = warm_start.global_step(model_dir)
-  assert step >= 60
-  # The chief waited for the evaluator, which evaluated the final checkpoint.
-  assert re.search(r"\[chief-0\] .*The evaluator evaluated step \d+",
-                   output), output[-3000:]
-  metrics = eval_events.last(os.path.join(model_dir, "eval"))
-  assert metrics["global_step"] >= 60
-  exported = tf.saved_model.load(os.path.join(model_dir, "export"))
-  probabilities = exported.signatures["serving_default"](
-      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
-  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-  assert not leftovers.pids_mentioning(model_dir)
+  output = netns_hosts.check_the_demo_job(
+      codes, lines, model_dir, os.path.join(model_dir, "export"), steps=60)
+  assert "[ps-0] " in output and "The job is done" in output

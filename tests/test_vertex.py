@@ -22,14 +22,11 @@ cluster/vertex.py.
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 from google.cloud import aiplatform_v1
-import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 
 from cluster import leftovers
@@ -37,8 +34,6 @@ from harness import errors
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
-from trainer import eval_events
-from trainer import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -309,34 +304,20 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
       "--train_steps=60", "--save_checkpoints_steps=30",
       "--log_every_steps=20", "--eval_throttle_secs=1"])
   base = str(tmp_path / "bucket")  # Stands in for gs://bucket/runs/digits.
-  replicas = []
-  for pool, index, container in _replicas(spec):
-    env = dict(ENV, **vertex_environment(spec, pool, index, base))
-    env.update({e["name"]: e["value"] for e in container["env"]})
-    replicas.append((
-        "cmle-training-workerpool%d-%s-%d" % (pool, JOB_ID, index),
-        tf_config.Task(POOL_ROLES[pool], index),
-        container["command"] + container["args"], env))
+  replicas = [netns_hosts.container_replica(
+      "cmle-training-workerpool%d-%s-%d" % (pool, JOB_ID, index),
+      tf_config.Task(POOL_ROLES[pool], index), container,
+      dict(ENV, **vertex_environment(spec, pool, index, base)))
+               for pool, index, container in _replicas(spec)]
   codes, lines = netns_hosts.run_as_hosts(
       replicas, log_dir=str(tmp_path / "logs"), deadline_secs=400)
-  output = "\n".join(lines)
-  assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "ps-0": 0,
-                   "evaluator-0": 0}, output[-3000:]
+  # The chief learned where the evaluator is from CLUSTER_SPEC.
   model_dir = os.path.join(base, "checkpoints")
-  assert warm_start.global_step(model_dir) >= 60
-  # The chief learned where the evaluator is from CLUSTER_SPEC, and waited
-  # for its evaluation of the final checkpoint.
-  assert re.search(r"\[chief-0\] .*The evaluator evaluated step \d+",
-                   output), output[-3000:]
-  metrics = eval_events.last(os.path.join(model_dir, "eval"))
-  assert metrics["global_step"] >= 60
+  netns_hosts.check_the_demo_job(codes, lines, model_dir,
+                                 os.path.join(base, "model"), steps=60)
   with open(os.path.join(model_dir, "flags.txt")) as f:
     recorded = f.read()
   assert "--model_dir=%s/checkpoints\n" % base in recorded
   assert "--export_dir=%s/model\n" % base in recorded
   assert "# `model_dir` from AIP_CHECKPOINT_DIR" in recorded
-  exported = tf.saved_model.load(os.path.join(base, "model"))
-  probabilities = exported.signatures["serving_default"](
-      inputs=tf.zeros([2, 64]))["probabilities"].numpy()
-  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
   assert not leftovers.pids_mentioning(base)
