@@ -27,10 +27,12 @@ from trainer import warm_start
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300
-STEPS = 2000
+STEPS = 4000
 # Global steps at which a test may kill (progress is logged every 100):
-# after the first checkpoint after step 0 (200), and 700 steps or more
-# before the final one, which at ~300 steps/s here is seconds of margin.
+# after the first checkpoint after step 0 (200), and 2,600 steps or more
+# before the final one, about 9 s at ~300 steps/s: on a loaded machine the
+# test's poll can lag the cluster by seconds (a CI run beside another live
+# cluster killed at step 2003 when aiming for 400, with 2,000 steps).
 KILL_STEPS = tuple(range(300, 1400, 100))
 SEED_ENV = "FAULT_SEED"
 
@@ -56,6 +58,8 @@ class Cluster:
         ["--train_steps=%d" % STEPS, "--save_checkpoints_steps=200",
          "--log_every_steps=100"] + list(trainer_args), **cluster_settings)
     self.random = random.Random(fault_seed())
+    self._read_to = {}  # Log path -> bytes of it read by logged_step.
+    self._max_step = 0
 
   def checkpoint_steps(self):
     return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1))
@@ -63,14 +67,19 @@ class Cluster:
                                                   "model.ckpt-*.index")))
 
   def logged_step(self) -> int:
-    """The highest global step any training task has logged so far."""
-    logs = glob.glob(os.path.join(self.run_dir, "logs", "*.log"))
-    steps = [0]
-    for path in logs:
+    """The highest global step any training task has logged so far. Each
+    log is read on from where the last call stopped, so the poll stays
+    cheap as the logs grow."""
+    for path in glob.glob(os.path.join(self.run_dir, "logs", "*.log")):
       if os.path.basename(path).startswith(("chief", "worker")):
-        with open(path) as f:
-          steps += _steps_logged(f.read())
-    return max(steps)
+        with open(path, "rb") as f:
+          f.seek(self._read_to.get(path, 0))
+          text = f.read()
+        whole = text[:text.rfind(b"\n") + 1]  # Whole lines only.
+        self._read_to[path] = self._read_to.get(path, 0) + len(whole)
+        self._max_step = max([self._max_step] + _steps_logged(
+            whole.decode("utf-8", "replace")))
+    return self._max_step
 
   def wait_for_training(self):
     """Until a checkpoint after step 0 exists and training has logged a
