@@ -14,6 +14,7 @@ test says which temporary folder stands for it; where it writes `...` for
 the flags a reader adds, the test says what it adds.
 """
 
+import glob
 import json
 import os
 import re
@@ -143,9 +144,18 @@ def test_every_command_is_listed():
              if doc_commands.matches(c, page, start, commands)]
     assert len(named) == 1, "%s: %r names %d commands" % (page, start,
                                                          len(named))
-    test = how.split(" ")[0].split(":")[-1]
     if not how.startswith("why not: "):
-      assert test in globals() or "test_slurm" in how, how
+      named = re.findall(r"\btest_\w+(?=[ ,)]|$)", how)
+      assert named and set(named) <= _tests_defined(), how
+
+
+def _tests_defined():
+  """The names of the tests in tests/."""
+  names = set()
+  for path in glob.glob(os.path.join(REPO, "tests", "test_*.py")):
+    with open(path) as f:
+      names.update(re.findall(r"^def (test_\w+)\(", f.read(), re.M))
+  return names
 
 
 def test_the_reader_finds_continuations_hosts_and_transcripts():
