@@ -169,8 +169,13 @@ class RunningTask:
 
   def stop(self, grace_secs: float = STOP_GRACE_SECS) -> None:
     """SIGTERM to the task's process group; SIGKILL after `grace_secs`."""
+    self.terminate()
+    self.wait_or_kill(grace_secs)
+
+  def wait_or_kill(self, grace_secs: float) -> None:
+    """Waits up to `grace_secs` for the task to exit, then SIGKILL to its
+    process group (and to any stragglers either way); closes its log."""
     if self.process.poll() is None:
-      _signal_group(self.process.pid, signal.SIGTERM)
       try:
         self.process.wait(grace_secs)
       except subprocess.TimeoutExpired:
@@ -200,7 +205,7 @@ def stop_all(tasks: Sequence[RunningTask],
     task.terminate()
   deadline = time.monotonic() + grace_secs
   for task in tasks:
-    task.stop(max(0.0, deadline - time.monotonic()))
+    task.wait_or_kill(max(0.0, deadline - time.monotonic()))
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -123,12 +123,15 @@ def test_deadline_stops_everything_even_tasks_ignoring_sigterm(tmp_path):
 @pytest.mark.slow
 def test_tasks_are_stopped_together_not_one_grace_period_each(tmp_path):
   """Three tasks that ignore SIGTERM: each is sent it at once (they write
-  when), and all are killed one grace period later, not three."""
+  when they are first told), and all are killed one grace period later, not
+  three."""
   def noting(name):
     return ("import signal, time\n"
             "def note(*_):\n"
-            "  open(os.path.join(%r, %r + '.term'), 'w').write("
-            "repr(time.time()))\n"
+            "  path = os.path.join(%r, %r + '.term')\n"
+            "  if not os.path.exists(path):\n"
+            "    open(path + '.tmp', 'w').write(repr(time.time()))\n"
+            "    os.rename(path + '.tmp', path)\n"
             "signal.signal(signal.SIGTERM, note)\n"
             "while True: time.sleep(0.05)" % (str(tmp_path), name))
   grace = 3.0
