@@ -19,7 +19,7 @@ message (never retried back to back).
 """
 
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
@@ -38,7 +38,7 @@ def _final(checkpoint: str, model_dir: str, export_dir: str) -> bool:
 
 
 def evaluate_continuously(
-    evaluate: Callable[[str], Tuple[int, Dict[str, float]]], *,
+    evaluate: Callable[[str], Dict[str, float]], *,
     model_dir: str, throttle_secs: float, export_dir: str,
     after: Callable[[str, Dict[str, float], bool], None] = (
         lambda checkpoint, metrics, final: None),
@@ -47,8 +47,8 @@ def evaluate_continuously(
   """Returns the metrics of the final evaluation.
 
   Args:
-    evaluate: checkpoint -> (its global step, metrics); raises
-      CheckpointGone where it was deleted first.
+    evaluate: checkpoint -> its metrics; raises CheckpointGone where it
+      was deleted first.
     after: runs after each evaluation (the best export), with whether it
       was the final one.
     start_delay_secs: the deliberate delay before the first
@@ -62,13 +62,12 @@ def evaluate_continuously(
     if checkpoint and checkpoint != evaluated and clock() >= next_allowed:
       next_allowed = clock() + throttle_secs
       try:
-        step, metrics = evaluate(checkpoint)
+        metrics = evaluate(checkpoint)
       except CheckpointGone as e:
         log("Checkpoint %s was deleted before it was evaluated (%s); "
             "evaluating the latest one." % (checkpoint, str(e).splitlines()[
                 0][:200]))
         continue
-      del step  # The step is the metrics'; the end is the export's.
       evaluated = checkpoint
       final = _final(checkpoint, model_dir, export_dir)
       after(checkpoint, metrics, final)

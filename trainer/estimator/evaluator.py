@@ -20,9 +20,8 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
 
   def evaluate(checkpoint):
     try:
-      step = int(tf.train.load_variable(checkpoint, "global_step"))
-      return step, estimator.evaluate(eval_input, steps=eval_steps,
-                                      checkpoint_path=checkpoint)
+      return estimator.evaluate(eval_input, steps=eval_steps,
+                                checkpoint_path=checkpoint)
     except (tf.errors.NotFoundError, ValueError) as e:
       # Estimator says ValueError for a checkpoint it cannot find: gone only
       # when its files are; any other ValueError is a real one.

@@ -127,7 +127,7 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
     log("Eval after step %d: %s" % (step, ", ".join(
         "%s %.4f" % (k, v) for k, v in sorted(metrics.items())
         if k != "global_step")))
-    return step, metrics
+    return metrics
   return eval_loop.evaluate_continuously(
       evaluate, model_dir=model_dir,
       throttle_secs=throttle_secs, export_dir=export_dir,

@@ -1,0 +1,158 @@
+"""trainer.eval_loop: the evaluator's loop, on real checkpoints.
+
+The chief's side (new checkpoints, old ones deleted, the export) is played
+by the loop's own `sleep`, so each scenario runs without waiting; the
+checkpoints are real ones (tf.train.CheckpointManager), read by TF as the
+evaluator reads the chief's.
+"""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+from trainer import eval_loop
+from trainer.estimator import evaluator as estimator_evaluator
+
+
+class Chief:
+  """Saves checkpoints into a model directory, keeping `keep` of them, and
+  exports; each `sleep` of the loop runs the next of `script`."""
+
+  def __init__(self, model_dir, keep=5, script=()):
+    self.model_dir = str(model_dir)
+    self.export_dir = os.path.join(self.model_dir, "export")
+    self._step = tf.Variable(0, dtype=tf.int64)
+    self._manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=self._step), self.model_dir,
+        max_to_keep=keep)
+    self.script = list(script)
+    self.sleeps = 0
+
+  def save(self, step):
+    self._step.assign(step)
+    return self._manager.save(checkpoint_number=step)
+
+  def export(self):
+    os.makedirs(self.export_dir)
+
+  def sleep(self, secs):
+    del secs
+    self.sleeps += 1
+    assert self.script, "the loop waited on after the chief was done"
+    self.script.pop(0)()
+
+  def loop(self, evaluate, **kwargs):
+    return eval_loop.evaluate_continuously(
+        evaluate, model_dir=self.model_dir, throttle_secs=0,
+        export_dir=self.export_dir, sleep=self.sleep, clock=lambda: 0.0,
+        **kwargs)
+
+
+def _metrics(checkpoint):
+  return {"global_step": int(checkpoint.rsplit("-", 1)[1])}
+
+
+def test_it_ends_with_the_chief_s_last_checkpoint(tmp_path):
+  """Not at a checkpoint of --train_steps: the workers step on while the
+  chief stops, and its last save comes later (a CI run evaluated 62 of 60
+  and missed the final 63). The end is the export, after the last save."""
+  chief = Chief(tmp_path)
+  evaluated, finals = [], []
+  chief.save(62)
+  chief.script = [lambda: chief.save(63), chief.export]
+
+  def evaluate(checkpoint):
+    evaluated.append(checkpoint)
+    return _metrics(checkpoint)
+  metrics = chief.loop(evaluate, after=lambda c, m, final: finals.append(final))
+  assert [c.rsplit("-", 1)[1] for c in evaluated] == ["62", "63"]
+  assert metrics == {"global_step": 63}
+  assert finals == [False, False]  # The export came after 63's evaluation.
+
+
+def test_the_evaluation_after_the_export_is_the_final_one(tmp_path):
+  chief = Chief(tmp_path)
+  chief.save(60)
+  chief.export()
+  finals = []
+  metrics = chief.loop(_metrics,
+                       after=lambda c, m, final: finals.append(final))
+  assert metrics == {"global_step": 60} and finals == [True]
+  assert chief.sleeps == 0
+
+
+def test_a_deleted_checkpoint_is_skipped_for_the_latest(tmp_path):
+  """keep_checkpoint_max: the chief deletes the checkpoint the evaluator
+  chose before it was read; the loop says so and evaluates the latest."""
+  chief = Chief(tmp_path, keep=1)
+  chief.save(10)
+  logged, evaluated = [], []
+
+  def evaluate(checkpoint):
+    evaluated.append(checkpoint)
+    if checkpoint.endswith("-10"):
+      chief.save(20)  # Deletes ckpt-10 (keep=1).
+      chief.export()
+      assert not tf.io.gfile.exists(checkpoint + ".index")
+      raise eval_loop.CheckpointGone("NotFoundError: " + checkpoint)
+    return _metrics(checkpoint)
+  metrics = chief.loop(evaluate, log=logged.append)
+  assert metrics == {"global_step": 20}
+  assert [c.rsplit("-", 1)[1] for c in evaluated] == ["10", "20"]
+  assert logged == ["Checkpoint %s was deleted before it was evaluated "
+                    "(NotFoundError: %s); evaluating the latest one." % (
+                        evaluated[0], evaluated[0])]
+
+
+def test_any_other_error_ends_the_loop_at_once(tmp_path):
+  """A real error (a bug in the input pipeline, a missing model) is not
+  retried: it ends the evaluator, with its own message."""
+  chief = Chief(tmp_path)
+  chief.save(10)
+  calls = []
+
+  def evaluate(checkpoint):
+    calls.append(checkpoint)
+    raise ValueError("a bug in the input pipeline")
+  with pytest.raises(ValueError, match="a bug in the input pipeline"):
+    chief.loop(evaluate)
+  assert len(calls) == 1 and chief.sleeps == 0
+
+
+class _Estimator:
+  """What trainer.estimator.evaluator uses of an Estimator: its model
+  directory and evaluate(), which raises as a real one does where the
+  checkpoint is gone (ValueError) or where the model has a bug (also
+  ValueError): a real Estimator cannot be made to raise either on cue."""
+
+  def __init__(self, chief, error):
+    self.model_dir, self._chief, self._error = chief.model_dir, chief, error
+
+  def evaluate(self, input_fn, steps, checkpoint_path):
+    del input_fn, steps
+    if self._error == "gone" and checkpoint_path.endswith("-10"):
+      self._chief.save(20)  # Deletes ckpt-10.
+      self._chief.export()
+      raise ValueError("Could not find trained model at %s." %
+                       checkpoint_path)
+    if self._error == "bug":
+      raise ValueError("Shapes (32, 5) and (32, 3) are incompatible")
+    return _metrics(checkpoint_path)
+
+
+@pytest.mark.parametrize("error", ["gone", "bug"])
+def test_the_estimator_s_value_error_means_gone_only_without_files(tmp_path,
+                                                                   error):
+  chief = Chief(tmp_path, keep=1)
+  chief.save(10)
+  run = lambda: estimator_evaluator.evaluate_continuously(
+      _Estimator(chief, error), eval_input=None, eval_steps=None,
+      throttle_secs=0, export_dir=chief.export_dir, log=lambda line: None,
+      clock=lambda: 0.0, sleep=chief.sleep)
+  if error == "gone":
+    assert run() == {"global_step": 20}
+  else:
+    with pytest.raises(ValueError, match="are incompatible"):
+      run()
+    assert chief.sleeps == 0
