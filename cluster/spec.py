@@ -44,10 +44,14 @@ class Shape:
 
   def roles(self) -> List[Tuple[str, int]]:
     """(task type, count) of the chief, workers, ps and evaluator, in that
-    order; a count may be 0."""
+    order (Vertex AI's worker pools', by position); a count may be 0."""
     return [(tf_config.CHIEF, 1), (tf_config.WORKER, self.num_workers),
             (tf_config.PS, self.num_ps),
             (tf_config.EVALUATOR, int(self.evaluator))]
+
+  def present(self) -> List[Tuple[str, int]]:
+    """`roles` that have tasks."""
+    return [(role, count) for role, count in self.roles() if count]
 
   @property
   def num_tasks(self) -> int:

@@ -99,10 +99,6 @@ class JobSpec:
       default_factory=dict)
   fetches_handle: bool = False
 
-  def replicas(self) -> List[Tuple[str, int]]:
-    """(task type, count) of every role the job has."""
-    return [(role, count) for role, count in self.shape.roles() if count]
-
 
 def parse_volume(text: str) -> Volume:
   claim, sep, path = text.partition(":")
@@ -129,7 +125,7 @@ def check(spec: JobSpec) -> None:
                            "this project and its Python environment.")
   spec.shape.check(min_workers=1, engine="Kubernetes")
   resources_lib.for_engine(spec.resources, "Kubernetes", SUPPORTED,
-                           [role for role, _ in spec.replicas()])
+                           [role for role, _ in spec.shape.present()])
 
 
 def check_shared(path: str, setting: str, volumes: Sequence[Volume]) -> None:
@@ -221,7 +217,7 @@ def tfjob(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
                   "replicas": count,
                   "restartPolicy": "ExitCode",
                   "template": {"spec": _pod(spec, trainer_args, kind)},
-              } for kind, count in spec.replicas()},
+              } for kind, count in spec.shape.present()},
       },
   }
 
@@ -232,7 +228,7 @@ def network_policy(spec: JobSpec) -> dict:
       "matchLabels": {JOB_LABEL: spec.name},
       "matchExpressions": [{
           "key": TYPE_LABEL, "operator": "In",
-          "values": sorted(kind for kind, _ in spec.replicas())}],
+          "values": sorted(kind for kind, _ in spec.shape.present())}],
   }
   return {
       "apiVersion": "networking.k8s.io/v1",

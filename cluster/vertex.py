@@ -57,9 +57,6 @@ from trainer import cli as trainer_cli
 from trainer import launch
 
 PORT = 2222  # Vertex AI's, on every replica.
-# Pools by position: CustomJobSpec.workerPoolSpecs[i].
-POOLS = (tf_config.CHIEF, tf_config.WORKER, tf_config.PS,
-         tf_config.EVALUATOR)
 # What a Vertex pool can be given (cluster/resources.py).
 SUPPORTED = ("gpu", "gpu_type", "machine_type")
 _REMOTE = re.compile(r"^gs://[^/]+/")
@@ -100,12 +97,11 @@ def check(spec: JobSpec) -> None:
   if not spec.machine_type:
     raise errors.FlagError("`machine_type` is required: the replicas' "
                            "machine type, e.g. n1-standard-8.")
-  # The pools by position: spec.shape.roles() is in POOLS' order.
-  counts = [count for _, count in spec.shape.roles()]
-  last = max(i for i, count in enumerate(counts) if count)
-  for (role, count), position in zip(spec.shape.roles()[:last], range(last)):
+  pools = spec.shape.roles()  # By position, empty ones too.
+  last = max(i for i, (_, count) in enumerate(pools) if count)
+  for position, (role, count) in enumerate(pools[:last]):
     if not count:
-      later = POOLS[last]
+      later = pools[last][0]
       raise errors.FlagError(
           "Worker pool %d (%s) would be empty before pool %d (%s): gcloud "
           "refuses an empty pool in the middle. Give `num_%s` >= 1, or drop "
@@ -119,8 +115,7 @@ def check(spec: JobSpec) -> None:
         "`base_output_dir`=%s must be a gs://BUCKET/PATH: Vertex AI writes "
         "the replicas' output directories under it." % spec.base_output_dir)
   resources_lib.for_engine(spec.resources, "Vertex AI", SUPPORTED,
-                           [role for role, count in spec.shape.roles()
-                            if count])
+                           [role for role, _ in spec.shape.present()])
 
 
 def check_shared(path: str, setting: str) -> None:
@@ -155,9 +150,7 @@ def _machine(spec: JobSpec, role: str) -> dict:
 def custom_job_spec(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
   """The CustomJobSpec, as data (the JSON/YAML names of its proto)."""
   pools = []
-  for role, count in spec.shape.roles():
-    if not count:
-      continue
+  for role, count in spec.shape.present():
     pools.append({
         "machineSpec": _machine(spec, role),
         "replicaCount": count,

@@ -162,7 +162,11 @@ def test_a_shape_is_the_same_on_every_engine():
   shape = spec.Shape(num_workers=3, num_ps=2, evaluator=False)
   assert shape.roles() == [("chief", 1), ("worker", 3), ("ps", 2),
                            ("evaluator", 0)]
+  assert shape.present() == [("chief", 1), ("worker", 3), ("ps", 2)]
   assert shape.num_tasks == 6
+  # The order of Vertex AI's pools, as TF_CONFIG's reader maps them.
+  assert [role for role, _ in shape.roles()] == list(
+      tf_config.WORKER_POOLS.values())
   assert spec.Shape().num_tasks == 5  # The flags' defaults: 2 workers.
   with pytest.raises(errors.FlagError,
                      match=r"^`num_workers` \(0\) must be >= 1 on Slurm\.$"):

@@ -97,9 +97,10 @@ def check_flags_only(trainer_args, *, evaluator: bool = False,
         "the job's tasks will see it (the demo runs only where its "
         "pre-flight runs: python -m cluster.local, or python -m "
         "cluster.slurm --submit).")
-  if default_model_dir and not fv.model_dir:
-    fv = cli.new_flag_values(list(trainer_args) +
-                             ["--model_dir=" + default_model_dir])
+  # The generators' own environment is not the job's (no Vertex AI
+  # directories from it).
+  fv = planning.resolve_flags(fv, default_model_dir=default_model_dir,
+                              build_demo=False, environ={})
   job = cli.job_config(fv)
   job_lib.validate(job)
   require_eval_files(evaluator, job.data.eval_files)

@@ -105,16 +105,15 @@ def describe(plan, config: Optional[tf_config.TfConfig],
   lines += ["Data check: " + check for check in plan.data_checks] or [
       "Data check: off (`validate_data`=off)."]
   lines.append("Model directory: %s: %s." % (job.model_dir, model_dir_state))
-  lines += filter(None, [warm_start_note(plan)])
+  if plan.warm_start:
+    lines.append(warm_start_note(plan))
   if tf_config.is_chief(task):
     lines.append("Export: %s." % job.resolved_export_dir)
   return "\n".join(lines)
 
 
 def warm_start_note(plan) -> str:
-  """What a warm start takes (--warm_start_from), or ''."""
-  if not plan.warm_start:
-    return ""
+  """What the plan's warm start (--warm_start_from) takes."""
   checkpoint, names = plan.warm_start
   return ("Warm start: %d variable(s) matching --warm_start_vars=%s from %s; "
           "the global step and the optimizer's slots start afresh." % (
@@ -188,8 +187,8 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                " (%d examples)" % plan.train_examples
                if plan.train_examples else "", job.run.train_steps,
                job.model_dir)
-  for line in filter(None, [warm_start_note(plan)]):
-    logging.info(line)
+  if plan.warm_start:
+    logging.info(warm_start_note(plan))
   try:
     result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
