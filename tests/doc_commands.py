@@ -11,17 +11,16 @@ from a shell.
 
 import dataclasses
 import glob
-import gzip
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from typing import List, Mapping, Optional
 import urllib.error
-import urllib.request
+
+from tests import http_json
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md"] + sorted(
@@ -149,26 +148,25 @@ def serve(text: str, cwd, *, path: str, timeout: float):
                                env=environment(), stdout=log,
                                stderr=subprocess.STDOUT,
                                start_new_session=True)
-  deadline = time.monotonic() + timeout
+  answer = []
+
+  def served():
+    if process.poll() is not None:
+      raise AssertionError("%s exited with %d:\n%s" % (
+          text, process.returncode, _read(log_path)[-3000:]))
+    where = re.search(r" at (http://[\w.:-]+)/", _read(log_path))
+    if not where:
+      return False
+    try:
+      answer.append(http_json.get(where.group(1) + path, timeout=10))
+      return True
+    except (urllib.error.URLError, ConnectionError):
+      return False  # Said where, not yet serving: polled to the deadline.
   try:
-    while True:
-      with open(log_path) as f:
-        said = f.read()
-      where = re.search(r" at (http://[\w.:-]+)/", said)
-      if where:
-        try:
-          with urllib.request.urlopen(where.group(1) + path,
-                                      timeout=10) as response:
-            body = response.read()
-            if response.headers.get("Content-Encoding") == "gzip":
-              body = gzip.decompress(body)
-            return json.loads(body)
-        except (urllib.error.URLError, ConnectionError):
-          pass  # Said where, not yet serving: polled until the deadline.
-      if process.poll() is not None or time.monotonic() > deadline:
-        raise AssertionError("%s did not serve %s within %d s:\n%s" % (
-            text, path, timeout, said[-3000:]))
-      time.sleep(0.2)  # A poll, with the deadline above.
+    if not processes.wait_until(served, timeout, poll_secs=0.2):
+      raise AssertionError("%s did not serve %s within %d s:\n%s" % (
+          text, path, timeout, _read(log_path)[-3000:]))
+    return answer[0]
   finally:
     if process.poll() is None:
       os.killpg(process.pid, signal.SIGTERM)
@@ -177,3 +175,8 @@ def serve(text: str, cwd, *, path: str, timeout: float):
       except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _read(path: str) -> str:
+  with open(path) as f:
+    return f.read()

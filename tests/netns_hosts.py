@@ -111,16 +111,18 @@ class NamespaceHosts:
                      check=False, timeout=30)
 
 
-def run_as_hosts(replicas, *, log_dir: str, deadline_secs: float):
+def run_as_hosts(replicas, *, log_dir: str, deadline_secs: float,
+                 subnet: str = ""):
   """Runs each replica, (host name, task, command, env), in a namespace of
   its own that resolves every replica's host name, under the local
   launcher's supervisor (the ps too end by themselves: waited for, not
-  stopped). Returns (task name -> exit code, the output's lines); the
-  namespaces are removed whatever happens."""
+  stopped); replica i's address is SUBNET.i+1 (NamespaceHosts). Returns
+  (task name -> exit code, the output's lines); the namespaces are removed
+  whatever happens."""
   # pylint: disable=g-import-not-at-top
   from cluster import supervisor
   # pylint: enable=g-import-not-at-top
-  hosts = NamespaceHosts(len(replicas))
+  hosts = NamespaceHosts(len(replicas), subnet=subnet)
   lines = []
   try:
     names = {name: hosts.address(i)

@@ -26,8 +26,7 @@ import pytest
 import yaml
 
 from cluster import leftovers
-from cluster import supervisor
-from harness import tf_config
+from cluster import spec
 from tests import doc_commands
 from tests import netns_hosts
 from trainer import backends
@@ -437,29 +436,21 @@ def test_the_host_commands(workdir, tmp_path):
   if reason:
     pytest.skip("no network namespaces here: %s" % reason)
   assignment = doc_commands.find("docs/clusters.md", "CLUSTER=").text
-  commands = [c for c in doc_commands.commands(["docs/clusters.md"])
-              if c.host]
+  # Host i of the namespaces is 10.0.0.i+1: the commands in that order.
+  commands = sorted((c for c in doc_commands.commands(["docs/clusters.md"])
+                     if c.host), key=lambda c: int(c.host.rsplit(".", 1)[1]))
+  assert [c.host for c in commands] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
   shared = tmp_path / "shared"
-  hosts = netns_hosts.NamespaceHosts(3, subnet="10.0.0")
-  try:
-    launches = []
-    for command in commands:
-      task = tf_config.Task(*re.search(r"--task=(\w+):(\d+)",
-                                       command.text).groups())
-      host = int(command.host.rsplit(".", 1)[1]) - 1
-      assert hosts.address(host) == command.host
-      text = "%s; %s" % (assignment, command.text.replace(
-          "/shared/", str(shared) + "/"))
-      launches.append(supervisor.Launch(
-          tf_config.Task(task.type, int(task.index)),
-          hosts.exec_prefix(host) + ["bash", "-c", "cd %s && %s" % (
-              workdir, text)], doc_commands.environment()))
-    lines = []
-    codes = supervisor.supervise(launches, log_dir=str(tmp_path / "logs"),
-                                 deadline_secs=600, printer=lines.append,
-                                 wait_for_ps=True)
-  finally:
-    hosts.remove()
+  replicas = [(
+      command.host,
+      spec.parse_task_flag(re.search(r"--task=(\S+)", command.text).group(1)),
+      ["bash", "-c", "cd %s && %s; %s" % (workdir, assignment,
+                                         command.text.replace(
+                                             "/shared/", str(shared) + "/"))],
+      doc_commands.environment()) for command in commands]
+  codes, lines = netns_hosts.run_as_hosts(
+      replicas, log_dir=str(tmp_path / "logs"), deadline_secs=600,
+      subnet="10.0.0")
   assert set(codes.values()) == {0}, "\n".join(lines[-60:])
   assert warm_start.global_step(str(shared / "run1")) >= 300
   assert os.path.isdir(shared / "run1" / "export")

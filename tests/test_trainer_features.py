@@ -6,13 +6,10 @@ the command line's output) and, for TensorBoard, through the real
 `tensorboard` server's HTTP API.
 """
 
-import gzip
-import json
 import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 
 import numpy as np
@@ -23,7 +20,9 @@ import tensorflow as tf
 from harness import errors
 from tests import backend_jobs
 from tests import flagged
+from tests import http_json
 from tests import launcher
+from tests import processes
 from trainer import best_export
 from trainer import early_stopping
 from trainer import eval_events
@@ -263,14 +262,6 @@ def test_early_stopping_ends_a_local_cluster(demo_cwd, backend):
 # TensorBoard.
 
 
-def _get(url):
-  with urllib.request.urlopen(url, timeout=30) as response:
-    body = response.read()
-    if response.headers.get("Content-Encoding") == "gzip":
-      body = gzip.decompress(body)
-  return json.loads(body)
-
-
 @pytest.fixture
 def tensorboard_on():
   """Starts the real tensorboard on a model directory, on loopback."""
@@ -285,15 +276,18 @@ def tensorboard_on():
         stderr=subprocess.DEVNULL)
     started.append(process)
     url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 120
-    while True:
+
+    def answers():
+      if process.poll() is not None:
+        raise RuntimeError("tensorboard exited with %d" % process.returncode)
       try:
-        _get(url + "/data/runs")
-        return url
+        http_json.get(url + "/data/runs")
+        return True
       except OSError:
-        if process.poll() is not None or time.monotonic() > deadline:
-          raise RuntimeError("tensorboard did not start")
-        time.sleep(0.2)  # A poll, with the deadline above.
+        return False
+    if not processes.wait_until(answers, 120, poll_secs=0.2):
+      raise RuntimeError("tensorboard did not answer within 120 s")
+    return url
   yield start
   for process in started:
     process.terminate()
@@ -311,19 +305,20 @@ def test_tensorboard_shows_the_run(assets, tmp_path, tensorboard_on,
   backend_jobs.run(backend_jobs.check(job, log=lambda line: None),
                    log=lambda line: None)
   url = tensorboard_on(str(model_dir))
-  tags = _get(url + "/data/plugin/scalars/tags")
+  tags = http_json.get(url + "/data/plugin/scalars/tags")
   assert {"loss", "regularization_loss", "learning_rate", "global_step/sec",
           "examples/sec"} <= set(tags["."])
   assert {"accuracy", "loss", "data_loss"} <= set(tags["eval"])
   for run, tag in ((".", "loss"), (".", "learning_rate"),
                    (".", "examples/sec"), ("eval", "accuracy")):
-    points = _get(url + "/data/plugin/scalars/scalars?run=%s&tag=%s" % (
-        run, urllib.request.quote(tag, safe="")))
+    points = http_json.get(
+        url + "/data/plugin/scalars/scalars?run=%s&tag=%s" % (
+            run, urllib.request.quote(tag, safe="")))
     steps = [step for _, step, _ in points]
     assert steps and max(steps) >= 50, (run, tag, steps)
     assert all(np.isfinite(value) for _, _, value in points)
-  learning_rates = _get(url + "/data/plugin/scalars/scalars?run=.&tag="
-                        "learning_rate")
+  learning_rates = http_json.get(
+      url + "/data/plugin/scalars/scalars?run=.&tag=learning_rate")
   assert all(value == pytest.approx(0.01) for _, _, value in learning_rates)
-  profiles = _get(url + "/data/plugin/profile/runs")
+  profiles = http_json.get(url + "/data/plugin/profile/runs")
   assert profiles, "the profile plugin lists no profile"
