@@ -40,8 +40,9 @@ def scratch_digits_model(tmp_path_factory):
 
 
 # Test modules of the Estimator backend alone: they import tf.estimator.
-ESTIMATOR_ONLY = ("test_config.py", "test_inprocess_cluster.py",
-                  "test_model_fn.py", "test_optimizers.py")
+ESTIMATOR_ONLY = ("test_config.py", "test_estimator_evaluator.py",
+                  "test_inprocess_cluster.py", "test_model_fn.py",
+                  "test_optimizers.py")
 _HAS_ESTIMATOR = backends.choose_here("auto").name == backends.ESTIMATOR
 collect_ignore = [] if _HAS_ESTIMATOR else list(ESTIMATOR_ONLY)
 

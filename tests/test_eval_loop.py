@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 from trainer import eval_loop
-from trainer.estimator import evaluator as estimator_evaluator
 
 
 class Chief:
@@ -49,7 +48,7 @@ class Chief:
         **kwargs)
 
 
-def _metrics(checkpoint):
+def metrics_of(checkpoint):
   return {"global_step": int(checkpoint.rsplit("-", 1)[1])}
 
 
@@ -64,7 +63,7 @@ def test_it_ends_with_the_chief_s_last_checkpoint(tmp_path):
 
   def evaluate(checkpoint):
     evaluated.append(checkpoint)
-    return _metrics(checkpoint)
+    return metrics_of(checkpoint)
   metrics = chief.loop(evaluate, after=lambda c, m, final: finals.append(final))
   assert [c.rsplit("-", 1)[1] for c in evaluated] == ["62", "63"]
   assert metrics == {"global_step": 63}
@@ -76,7 +75,7 @@ def test_the_evaluation_after_the_export_is_the_final_one(tmp_path):
   chief.save(60)
   chief.export()
   finals = []
-  metrics = chief.loop(_metrics,
+  metrics = chief.loop(metrics_of,
                        after=lambda c, m, final: finals.append(final))
   assert metrics == {"global_step": 60} and finals == [True]
   assert chief.sleeps == 0
@@ -96,7 +95,7 @@ def test_a_deleted_checkpoint_is_skipped_for_the_latest(tmp_path):
       chief.export()
       assert not tf.io.gfile.exists(checkpoint + ".index")
       raise eval_loop.CheckpointGone("NotFoundError: " + checkpoint)
-    return _metrics(checkpoint)
+    return metrics_of(checkpoint)
   metrics = chief.loop(evaluate, log=logged.append)
   assert metrics == {"global_step": 20}
   assert [c.rsplit("-", 1)[1] for c in evaluated] == ["10", "20"]
@@ -118,41 +117,3 @@ def test_any_other_error_ends_the_loop_at_once(tmp_path):
   with pytest.raises(ValueError, match="a bug in the input pipeline"):
     chief.loop(evaluate)
   assert len(calls) == 1 and chief.sleeps == 0
-
-
-class _Estimator:
-  """What trainer.estimator.evaluator uses of an Estimator: its model
-  directory and evaluate(), which raises as a real one does where the
-  checkpoint is gone (ValueError) or where the model has a bug (also
-  ValueError): a real Estimator cannot be made to raise either on cue."""
-
-  def __init__(self, chief, error):
-    self.model_dir, self._chief, self._error = chief.model_dir, chief, error
-
-  def evaluate(self, input_fn, steps, checkpoint_path):
-    del input_fn, steps
-    if self._error == "gone" and checkpoint_path.endswith("-10"):
-      self._chief.save(20)  # Deletes ckpt-10.
-      self._chief.export()
-      raise ValueError("Could not find trained model at %s." %
-                       checkpoint_path)
-    if self._error == "bug":
-      raise ValueError("Shapes (32, 5) and (32, 3) are incompatible")
-    return _metrics(checkpoint_path)
-
-
-@pytest.mark.parametrize("error", ["gone", "bug"])
-def test_the_estimator_s_value_error_means_gone_only_without_files(tmp_path,
-                                                                   error):
-  chief = Chief(tmp_path, keep=1)
-  chief.save(10)
-  run = lambda: estimator_evaluator.evaluate_continuously(
-      _Estimator(chief, error), eval_input=None, eval_steps=None,
-      throttle_secs=0, export_dir=chief.export_dir, log=lambda line: None,
-      clock=lambda: 0.0, sleep=chief.sleep)
-  if error == "gone":
-    assert run() == {"global_step": 20}
-  else:
-    with pytest.raises(ValueError, match="are incompatible"):
-      run()
-    assert chief.sleeps == 0
