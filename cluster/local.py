@@ -51,7 +51,7 @@ from harness import errors
 from harness import tf_config
 # TF-free: the trainer's TensorFlow modules load only when the pre-flight
 # runs (trainer/task.py), i.e. inside the namespace.
-from trainer import cli as trainer_cli
+from trainer.config import cli as trainer_cli
 from trainer import handles
 from trainer import launch
 

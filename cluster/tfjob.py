@@ -52,7 +52,7 @@ from cluster import spec as spec_lib
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
-from trainer import cli as trainer_cli
+from trainer.config import cli as trainer_cli
 from trainer import handles
 from trainer import launch
 

@@ -30,7 +30,7 @@ What maps where (facts: docs/engines.md, "Vertex AI custom training"):
   is), which the trainer reads as it is (harness/tf_config.py);
 * outputs: --base_output_dir sets `baseOutputDirectory`; each replica then
   gets AIP_CHECKPOINT_DIR and AIP_MODEL_DIR, which the trainer uses as
-  --model_dir and --export_dir where those are unset (trainer/aip_dirs.py).
+  --model_dir and --export_dir where those are unset (trainer/config/aip_dirs.py).
   Every replica writes the model directory (the ps run the save ops): it
   must be gs:// (or /gcs/, Cloud Storage FUSE), never a replica's disk;
 * the end: the job succeeds when the chief exits 0, and Vertex then stops
@@ -53,7 +53,7 @@ from cluster import spec as spec_lib
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
-from trainer import cli as trainer_cli
+from trainer.config import cli as trainer_cli
 from trainer import launch
 
 PORT = 2222  # Vertex AI's, on every replica.

@@ -7,5 +7,5 @@ digits, NumPy's docstrings). `assets.prepare(root)` builds what is missing;
 `python -m example_kit --out=demo_assets` does it from the command line.
 
 The trainer does not import this package: the demo runs it as a command when
-its files are missing (see trainer/demo.py).
+its files are missing (see trainer/config/demo.py).
 """

@@ -294,7 +294,7 @@ def main():
   import argparse
   import json
   from example_kit import assets as assets_lib
-  from trainer import backends
+  from trainer.config import backends
   # pylint: enable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true")

@@ -15,7 +15,7 @@ import shutil
 import statistics
 import time
 
-from trainer import backends
+from trainer.config import backends
 from trainer import preflight
 from trainer import progress
 

@@ -63,8 +63,8 @@ import bench_plot
 import bench_process
 from example_kit import assets as assets_lib
 from harness import cli
-from trainer import backends
-from trainer import job as job_lib
+from trainer.config import backends
+from trainer.config import job as job_lib
 from trainer import preflight
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

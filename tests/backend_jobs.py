@@ -8,7 +8,7 @@ header). `check` and `run` are what trainer.task does with a job.
 
 import pytest
 
-from trainer import backends
+from trainer.config import backends
 from trainer import preflight
 
 BACKENDS = [pytest.param("estimator", marks=pytest.mark.estimator),

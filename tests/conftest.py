@@ -13,7 +13,7 @@ import pytest
 
 from example_kit import assets as assets_lib
 from example_kit import hub_models
-from trainer import backends
+from trainer.config import backends
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import portpicker
 
 from cluster import inprocess
 from harness import tf_config
-from trainer import backends
-from trainer import job as job_lib
+from trainer.config import backends
+from trainer.config import job as job_lib
 from trainer import keras as keras_backend
 from trainer import preflight
 

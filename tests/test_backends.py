@@ -1,4 +1,4 @@
-"""trainer.backends: which backend runs a job, and why, on which TF; and
+"""trainer.config.backends: which backend runs a job, and why, on which TF; and
 the refusal of the Estimator where TF has none, from the command line."""
 
 import os
@@ -11,7 +11,7 @@ import pytest
 from harness import errors
 from tests import backend_jobs
 from tests import processes
-from trainer import backends
+from trainer.config import backends
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from harness import errors
 from tests import backend_jobs
 from tests import flagged
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import warm_start
 
 pytestmark = pytest.mark.keras

@@ -11,7 +11,7 @@ from harness import errors
 from harness import tf_config
 from tests import flagged
 from trainer.estimator import config
-from trainer import job
+from trainer.config import job
 
 pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 

@@ -1,4 +1,4 @@
-"""trainer.data and trainer.input_map: columns reach the model in its form."""
+"""trainer.data and trainer.config.input_map: columns reach the model in its form."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from example_kit import datasets
 from harness import errors
 from tests import flagged
 from trainer import data
-from trainer import input_map
+from trainer.config import input_map
 from trainer import model_spec
 
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}

@@ -12,11 +12,11 @@ from example_kit import datasets
 from harness import errors
 from harness import tf_config
 from tests import backend_jobs
-from trainer import cli
+from trainer.config import cli
 from trainer import data
 from trainer import data_format
 from trainer import data_share
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import task
 from trainer import validate
 

@@ -29,7 +29,7 @@ from cluster import leftovers
 from cluster import spec
 from tests import doc_commands
 from tests import netns_hosts
-from trainer import backends
+from trainer.config import backends
 from trainer import warm_start
 
 REPO = doc_commands.REPO

@@ -25,7 +25,7 @@ from tests import hub_server
 from tests import launcher
 from tests import processes
 from trainer import handles
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import warm_start
 from trainer.keras import optimizers
 

@@ -24,7 +24,7 @@ from cluster import ports as ports_lib
 from cluster import restart
 from tests import launcher
 from tests import processes
-from trainer import backends
+from trainer.config import backends
 from trainer import eval_events
 from trainer import launch
 from trainer import warm_start

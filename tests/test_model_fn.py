@@ -11,7 +11,7 @@ import tensorflow_hub as hub
 
 from example_kit import datasets
 from example_kit import hub_models
-from trainer import job
+from trainer.config import job
 from trainer.estimator import model
 from trainer import model_spec
 

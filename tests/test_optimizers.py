@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import job
+from trainer.config import job
 from trainer.estimator import optimizers
 
 pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from harness import exit_codes
-from trainer import backends
-from trainer import cli
+from trainer.config import backends
+from trainer.config import cli
 from trainer import peer_errors
 from trainer import task
 

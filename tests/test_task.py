@@ -13,8 +13,8 @@ from example_kit import datasets
 from harness import tf_config
 from tests import backend_jobs
 from tests import processes
-from trainer import cli
-from trainer import job as job_lib
+from trainer.config import cli
+from trainer.config import job as job_lib
 from trainer import model_dir as model_dir_lib
 from trainer import planning
 from trainer import task

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from example_kit import datasets
 from tests import backend_jobs
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import warm_start
 
 # Every test here runs on each backend (`backend` below), except where it

@@ -26,7 +26,7 @@ from tests import processes
 from trainer import best_export
 from trainer import early_stopping
 from trainer import eval_events
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

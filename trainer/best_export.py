@@ -20,7 +20,7 @@ import tensorflow as tf
 EVENT_FILE_PATTERN = "eval/*.tfevents.*"
 DIRECTORY = "export_best"
 RECORD = "best.json"
-# Of the metrics the heads report (trainer.job.metrics); the others are
+# Of the metrics the heads report (trainer.config.job.metrics); the others are
 # losses and errors, lower is better.
 HIGHER_IS_BETTER = ("accuracy",)
 

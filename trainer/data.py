@@ -28,7 +28,7 @@ import tensorflow as tf
 from harness import errors
 from trainer import data_format
 from trainer import data_share
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}
 # Files looked at side by side when a glob is expanded or headers are read

@@ -15,10 +15,10 @@ from absl import logging
 
 from harness import errors
 from harness import tf_config
-from trainer import backends
-from trainer import cli
-from trainer import demo
-from trainer import job as job_lib
+from trainer.config import backends
+from trainer.config import cli
+from trainer.config import demo
+from trainer.config import job as job_lib
 from trainer import planning
 
 

@@ -6,7 +6,7 @@ job) there, with tf.io.gfile, so a gs:// model directory works too.
 
 A model directory that holds a checkpoint is resumed, as Estimator does,
 but only when its flags.txt records the same model (the settings that
-define the variables: trainer.cli.MODEL_FLAGS). Otherwise `conflict` says
+define the variables: trainer.config.cli.MODEL_FLAGS). Otherwise `conflict` says
 why, and `settle` refuses, or, when asked to overwrite, moves the old
 directory aside (MODEL_DIR.old-TIME) so nothing is lost.
 """
@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterable
 import tensorflow as tf
 
 from harness import errors
-from trainer import cli
+from trainer.config import cli
 from trainer import handles
 
 
@@ -43,7 +43,7 @@ def conflict(model_dir: str, settings: Dict,
 
   Args:
     model_dir: the model directory.
-    settings: the model's defining settings (trainer.cli.model_settings).
+    settings: the model's defining settings (trainer.config.cli.model_settings).
     recorded_model: reads the same settings from a flags.txt.
   """
   checkpoint = tf.train.latest_checkpoint(model_dir)

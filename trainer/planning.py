@@ -2,8 +2,8 @@
 
 `python -m trainer.task` and the launchers' pre-flight (trainer.launch) both
 go this way:
-  flags -> the backend (trainer.backends: estimator or keras, and why)
-        -> `job_from_flags` (trainer.cli, the demo, Vertex AI's directories)
+  flags -> the backend (trainer.config.backends: estimator or keras, and why)
+        -> `job_from_flags` (trainer.config.cli, the demo, Vertex AI's directories)
         -> JobConfig
         -> `prepare` (trainer.preflight: validated once, model, data) -> Plan
         -> `settle_model_dir` (trainer.model_dir) -> the backend's run.
@@ -18,12 +18,12 @@ from absl import flags
 from absl import logging
 
 from harness import tf_config
-from trainer import aip_dirs
-from trainer import backends
-from trainer import cli
-from trainer import demo
+from trainer.config import aip_dirs
+from trainer.config import backends
+from trainer.config import cli
+from trainer.config import demo
 from trainer import handles
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 # The modules that load TensorFlow (trainer.preflight, .model_dir, the
 # backends) are imported where first used, on purpose: --helpfull and a bad
 # flag answer in a fraction of the time, and the entry point sets TF's C++
@@ -31,7 +31,7 @@ from trainer import job as job_lib
 
 
 def vertex_dirs(fv: flags.FlagValues, environ: Mapping[str, str]):
-  """The directories Vertex AI's environment fills (trainer.aip_dirs)."""
+  """The directories Vertex AI's environment fills (trainer.config.aip_dirs)."""
   return aip_dirs.chosen({"model_dir": fv.model_dir,
                           "export_dir": fv.export_dir}, environ)
 

@@ -17,11 +17,11 @@ import tensorflow as tf
 
 from harness import errors
 from harness import tf_config
-from trainer import backends
+from trainer.config import backends
 from trainer import data
 from trainer import handles
-from trainer import input_map as input_map_lib
-from trainer import job as job_lib
+from trainer.config import input_map as input_map_lib
+from trainer.config import job as job_lib
 from trainer import model_dir as model_dir_lib
 from trainer import model_spec as model_spec_lib
 from trainer import validate
@@ -43,7 +43,7 @@ class Plan:
       trainer.model_dir.settle).
     resolution: where the hub handle resolved to; `job` names that
       directory.
-    backend: the backend that runs the plan (trainer.backends).
+    backend: the backend that runs the plan (trainer.config.backends).
     warm_start: (the checkpoint, the names of the variables to take from
       it) where the job warm-starts; None otherwise.
   """
@@ -82,7 +82,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   fetching the hub handle puts into the cache.
 
   Args:
-    job: the job (validated here, trainer.job.validate).
+    job: the job (validated here, trainer.config.job.validate).
     task: this process's task from TF_CONFIG; None for a single process.
     recorded_model, model_settings: see trainer.model_dir.conflict; without
       them the model directory is not compared with its flags.txt.

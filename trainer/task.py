@@ -5,7 +5,7 @@ r"""Trains an Estimator on top of a hub model: the trainer's entry point.
 
 Flags are applied in order: defaults, then each --flagfile, then the flags
 after it (a later flag overrides an earlier one). With no --module_handle
-the demo runs (trainer/demo.py). The task comes from TF_CONFIG; without it,
+the demo runs (trainer/config/demo.py). The task comes from TF_CONFIG; without it,
 one process trains, evaluates and exports. The resolved flags are written to
 MODEL_DIR/flags.txt. Any problem found before training is reported as one
 line, and the exit status is 1.
@@ -27,9 +27,9 @@ from absl import logging
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
-from trainer import aip_dirs
-from trainer import backends
-from trainer import cli
+from trainer.config import aip_dirs
+from trainer.config import backends
+from trainer.config import cli
 from trainer import launch
 from trainer import planning
 # The modules that load TensorFlow (trainer.preflight, .model_dir, the

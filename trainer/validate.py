@@ -33,7 +33,7 @@ from harness import errors
 from harness import tf_config
 from trainer import data
 from trainer import data_format
-from trainer import job
+from trainer.config import job
 
 SAMPLE, FULL, OFF = job.VALIDATE_DATA
 SAMPLE_ROWS = 1000

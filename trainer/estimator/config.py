@@ -25,7 +25,7 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 
 from harness import tf_config
 from harness import tf_versions
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 
 DEFAULT_SAVE_CHECKPOINTS_SECS = job_lib.DEFAULT_SAVE_CHECKPOINTS_SECS
 
@@ -116,7 +116,7 @@ def run_config(run: job_lib.RunOptions, cluster: job_lib.ClusterOptions, *,
 
   The session config is built for that task, keeping Estimator's
   distributed defaults (see the module docstring). The settings are taken
-  as they are: trainer.job.validate checks them.
+  as they are: trainer.config.job.validate checks them.
   """
   secs = run.save_checkpoints_secs
   if not (run.save_checkpoints_steps or secs):

@@ -27,7 +27,7 @@ import tensorflow_hub as hub
 import tf_keras
 
 from trainer import hub_layer
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import model_spec as model_spec_lib
 from trainer.estimator import checkpoints
 from trainer.estimator import hooks

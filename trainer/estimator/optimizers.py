@@ -77,7 +77,7 @@ class LazyAdamOptimizer(tf.compat.v1.train.AdamOptimizer):
     return tf.group(var_update, m_update, v_update)
 
 
-# `--optimizer` -> the class (trainer.job.OPTIMIZERS names them).
+# `--optimizer` -> the class (trainer.config.job.OPTIMIZERS names them).
 OPTIMIZERS = {
     "lazy_adam": LazyAdamOptimizer,
     "adam": tf.compat.v1.train.AdamOptimizer,

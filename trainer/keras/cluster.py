@@ -19,7 +19,7 @@ from typing import Dict, Tuple
 import tensorflow as tf
 
 from harness import tf_config
-from trainer import backends
+from trainer.config import backends
 
 _CONNECTED: Dict[str, Tuple[object, object]] = {}
 

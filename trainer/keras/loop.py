@@ -118,7 +118,7 @@ class Cadence:
 
 @dataclasses.dataclass
 class Settings:
-  """What the loop needs from the job (trainer.job.RunOptions & co.)."""
+  """What the loop needs from the job (trainer.config.job.RunOptions & co.)."""
   train_steps: int
   steps_per_execution: int
   batch_size: int

@@ -23,7 +23,7 @@ import tf_keras
 
 from harness import errors
 from trainer import hub_layer
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import model_spec as model_spec_lib
 
 

@@ -42,7 +42,7 @@ class LazyAdam(_Legacy.Adam):
     return tf.group(var_update, m_update, v_update)
 
 
-# `--optimizer` -> the class (trainer.job.OPTIMIZERS names them).
+# `--optimizer` -> the class (trainer.config.job.OPTIMIZERS names them).
 OPTIMIZERS = {
     "lazy_adam": LazyAdam,
     "adam": _Legacy.Adam,

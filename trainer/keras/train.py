@@ -30,7 +30,7 @@ from trainer import data
 from trainer import data_share
 from trainer import early_stopping
 from trainer import eval_events
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 from trainer import job_end
 from trainer import preflight
 from trainer import result as result_lib

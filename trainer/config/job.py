@@ -2,7 +2,7 @@
 
 Each setting is declared once, here, as a dataclass field made by
 `setting(default, help=...)`: its name, type, default and help. The trainer's
-flag of the same name is derived from it (trainer.cli), so the help a user
+flag of the same name is derived from it (trainer.config.cli), so the help a user
 reads with --helpfull is the setting's one description, and the defaults
 here are the only ones.
 
@@ -15,7 +15,7 @@ Its parts are nested by what uses them, and handed on whole:
   backend's model: trainer.estimator.model, trainer.keras.model);
 * `DataOptions`: the files, columns and batches (trainer.data);
 * `RunOptions`: the backend, the training budget, checkpoints and what the
-  run does besides training (trainer.backends; the backends' train.py);
+  run does besides training (trainer.config.backends; the backends' train.py);
 * `ClusterOptions`: what only matters on a cluster (the Estimator's
   trainer.estimator.config and .readiness; trainer.job_end).
 
@@ -29,12 +29,12 @@ import types
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from harness import errors
-from trainer import input_map as input_map_lib
+from trainer.config import input_map as input_map_lib
 
 # Each backend's optimizers.OPTIMIZERS: the first is the default. lazy_adam is
 # Adam whose sparse updates (embedding rows) touch only the rows of the batch.
 OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
-# How a step is run (trainer.backends): "auto" picks the Estimator where
+# How a step is run (trainer.config.backends): "auto" picks the Estimator where
 # tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
 BACKENDS = ("auto", "estimator", "keras")
 # How much of the data the pre-flight checks (trainer.validate).
@@ -56,7 +56,7 @@ def setting(default: Any = dataclasses.MISSING, *, help: str,  # pylint: disable
             parse: Optional[Callable[[Sequence[str]], Any]] = None):
   """A dataclass field that is one setting of a job, and a trainer flag.
 
-  trainer.cli derives the flag from the field: its name, its type (str,
+  trainer.config.cli derives the flag from the field: its name, its type (str,
   bool, int, float, each optionally Optional; a sequence or mapping is a
   comma-separated list flag), its default and `help`.
 
@@ -165,7 +165,7 @@ class DataOptions:
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
   """The backend, the training budget, checkpoint settings, and what the
-  run does besides training (trainer.backends; warm_start, best_export,
+  run does besides training (trainer.config.backends; warm_start, best_export,
   early_stopping, profiling)."""
   backend: str = setting(
       BACKENDS[0], choices=BACKENDS, help="How training steps are run. "

@@ -21,7 +21,7 @@ from typing import Callable, List
 from absl import flags
 
 from harness import errors
-from trainer import cli
+from trainer.config import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "digits.cfg")

@@ -5,7 +5,7 @@ global FlagValues; the cluster launchers parse the trainer flags they pass
 on into a private one. Either way `job_config(fv)` turns them into one
 plain, nested `JobConfig`.
 
-Each setting is declared once, as a field of trainer/job.py; its flag is
+Each setting is declared once, as a field of trainer/config/job.py; its flag is
 derived from the field (name, type, default, help) by `define_flags`, and
 its value read back by `job_config`. Only the entry point's own flags
 (--check_only, --overwrite_model_dir) are declared here. Why not a library:
@@ -31,7 +31,7 @@ from typing import Dict, Iterable, List
 from absl import flags
 
 from harness import errors
-from trainer import job as job_lib
+from trainer.config import job as job_lib
 
 FLAGS_FILE = "flags.txt"
 # Flags that define the model a checkpoint belongs to.
@@ -93,7 +93,7 @@ def _is_list(kind) -> bool:
 
 
 def _define_setting(field, kind, fv: flags.FlagValues) -> None:
-  """The flag of one setting (trainer.job.setting), derived from its field."""
+  """The flag of one setting (trainer.config.job.setting), derived from its field."""
   meta, name = field.metadata, field.name
   value = job_lib.default_of(field)
   value = None if value is dataclasses.MISSING else value
@@ -116,7 +116,7 @@ def _define_setting(field, kind, fv: flags.FlagValues) -> None:
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
   """Defines the trainer's flags on `fv`: one per setting of a JobConfig
-  (trainer.job), and the entry point's own. Returns their names."""
+  (trainer.config.job), and the entry point's own. Returns their names."""
   before = set(fv)
   for field, kind in _settings():
     _define_setting(field, kind, fv)
