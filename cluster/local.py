@@ -52,7 +52,7 @@ from harness import tf_config
 # TF-free: the trainer's TensorFlow modules load only when the pre-flight
 # runs (trainer/task.py), i.e. inside the namespace.
 from trainer.config import cli as trainer_cli
-from trainer import handles
+from trainer.hub_model import handles
 from trainer import launch
 
 PORT_ATTEMPTS = 3

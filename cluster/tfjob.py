@@ -53,7 +53,7 @@ from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
 from trainer.config import cli as trainer_cli
-from trainer import handles
+from trainer.hub_model import handles
 from trainer import launch
 
 API_VERSION = "kubeflow.org/v1"

@@ -2,7 +2,7 @@ r"""Benchmark part: the data at scale, side by side in one run.
 
   python scripts/bench_data.py --quick --json=data.json   # this part alone
 
-1. Input throughput: the trainer's own training pipeline (trainer.data:
+1. Input throughput: the trainer's own training pipeline (trainer.inputs.data:
    interleave, shuffle, batch, parse) against a raw tf.data read of the
    same files written by hand (one reader over the files in turn, a
    vectorized parse in parallel, prefetch; no shuffle): the limit on this
@@ -42,9 +42,9 @@ import tensorflow as tf
 
 import bench_cluster
 from example_kit import datasets
-from trainer import data
+from trainer.inputs import data
 from trainer import progress
-from trainer import validate
+from trainer.inputs import validate
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FORMATS = (("tfrecord", None), ("tfrecord", "GZIP"), ("csv", None))
@@ -237,7 +237,7 @@ def startup_by_size(work_dir, s, digits_model, log):
 def sharding(work_dir, s, has_estimator, log):
   """Steps/s of a chief + 1 worker Estimator cluster on 64 files, sharded
   and not; None where TF has no Estimator (the Keras backend's workers
-  cannot shard: trainer/data_share.py)."""
+  cannot shard: trainer/inputs/data_share.py)."""
   if not has_estimator:
     return None
   pattern = write_set(os.path.join(work_dir, "shards"), "tfrecord", None, 64,

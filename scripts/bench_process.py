@@ -25,7 +25,7 @@ import tensorflow_hub as hub
 import tf_keras
 
 from example_kit import hub_models
-from trainer import data
+from trainer.inputs import data
 from trainer.config import job as job_lib
 from trainer import preflight
 # The Estimator's parts import trainer.estimator where they run: it exists

@@ -1,4 +1,4 @@
-"""trainer.data and trainer.config.input_map: columns reach the model in its form."""
+"""trainer.inputs.data and trainer.config.input_map: columns reach the model in its form."""
 
 import numpy as np
 import pytest
@@ -7,9 +7,9 @@ import tensorflow as tf
 from example_kit import datasets
 from harness import errors
 from tests import flagged
-from trainer import data
+from trainer.inputs import data
 from trainer.config import input_map
-from trainer import model_spec
+from trainer.hub_model import model_spec
 
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}
 

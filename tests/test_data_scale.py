@@ -13,12 +13,12 @@ from harness import errors
 from harness import tf_config
 from tests import backend_jobs
 from trainer.config import cli
-from trainer import data
-from trainer import data_format
-from trainer import data_share
+from trainer.inputs import data
+from trainer.inputs import data_format
+from trainer.inputs import data_share
 from trainer.config import job as job_lib
 from trainer import task
-from trainer import validate
+from trainer.inputs import validate
 
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}
 FORMATS = [("tfrecord", None), ("tfrecord", "GZIP"), ("tfrecord", "ZLIB"),

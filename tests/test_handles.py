@@ -24,7 +24,7 @@ from tests import flagged
 from tests import hub_server
 from tests import launcher
 from tests import processes
-from trainer import handles
+from trainer.hub_model import handles
 from trainer.config import job as job_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -43,7 +43,7 @@ def test_the_optimizers_are_the_estimators():
 
 def test_model_variables_carry_the_estimators_names(assets):
   # pylint: disable=g-import-not-at-top
-  from trainer import model_spec
+  from trainer.hub_model import model_spec
   from trainer.keras import model as model_lib
   # pylint: enable=g-import-not-at-top
   spec = model_spec.inspect_model(assets.digits_model, trainable=True)

@@ -45,13 +45,13 @@ LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.model_dir", "trainer.peer_errors",
-                        "trainer.validate"},
+                        "trainer.inputs.validate"},
     "trainer/planning.py": {"trainer.preflight", "trainer.model_dir"},
     "trainer/launch.py": {"trainer.model_dir", "trainer.best_export",
                           "trainer.early_stopping", "trainer.eval_events"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
-    "trainer/handles.py": {"tensorflow"},
+    "trainer/hub_model/handles.py": {"tensorflow"},
     # The same for the kit's command.
     "example_kit/__main__.py": {"example_kit.assets"},
 }

@@ -11,8 +11,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from example_kit import datasets
-from trainer import hub_layer
-from trainer import model_spec
+from trainer.hub_model import hub_layer
+from trainer.hub_model import model_spec
 
 
 def _pixels():

@@ -13,7 +13,7 @@ from example_kit import datasets
 from example_kit import hub_models
 from trainer.config import job
 from trainer.estimator import model
-from trainer import model_spec
+from trainer.hub_model import model_spec
 
 pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 

@@ -1,4 +1,4 @@
-"""trainer.model_spec: pre-flight checks of hub models."""
+"""trainer.hub_model.model_spec: pre-flight checks of hub models."""
 
 import os
 
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from harness import errors
 from tests import flagged
-from trainer import model_spec
+from trainer.hub_model import model_spec
 
 
 def test_tf2_model_inputs_come_from_its_call(assets):

@@ -108,7 +108,7 @@ def test_keras_export_predicts_what_the_trained_model_predicts(assets,
   state_lib.restore(trained, result.checkpoint, expect_partial=True)
   eval_dataset = tf.data.TFRecordDataset(list(plan.eval_files))
   batch = next(iter(eval_dataset.batch(64).map(
-      __import__("trainer.data", fromlist=["parser"]).parser(
+      __import__("trainer.inputs.data", fromlist=["parser"]).parser(
           plan.eval_files, plan.inputs))))[0]
   expected = model_lib.predictions(trained.model(batch), 5)
   exported = tf.saved_model.load(result.export_dir)

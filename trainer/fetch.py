@@ -4,7 +4,7 @@ r"""Fetches a hub handle into a cache, once, and prints its directory.
       [--cache_dir=/shared/hub_cache]
 
 What the trainer does before it loads a URL or archive handle
-(trainer/handles.py), as a command of its own: for a job's init step (the
+(trainer/hub_model/handles.py), as a command of its own: for a job's init step (the
 Slurm batch script runs it once before its tasks), to fill a cache for
 machines without network, or to check a handle. Stdout is the directory;
 progress goes to stderr; a problem is one line and exit status 1.
@@ -17,7 +17,7 @@ from absl import flags
 
 from harness import cli
 from harness import errors
-from trainer import handles
+from trainer.hub_model import handles
 
 _HANDLE = flags.DEFINE_string("module_handle", "", "The handle: a URL, an "
                               "archive or a directory (any tf.io.gfile "

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from harness import errors
 from trainer.config import cli
-from trainer import handles
+from trainer.hub_model import handles
 
 
 def write_record(lines: Iterable[str], path: str) -> str:

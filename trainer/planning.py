@@ -22,7 +22,7 @@ from trainer.config import aip_dirs
 from trainer.config import backends
 from trainer.config import cli
 from trainer.config import demo
-from trainer import handles
+from trainer.hub_model import handles
 from trainer.config import job as job_lib
 # The modules that load TensorFlow (trainer.preflight, .model_dir, the
 # backends) are imported where first used, on purpose: --helpfull and a bad

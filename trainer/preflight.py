@@ -1,10 +1,10 @@
 """The pre-flight: the model, the data and how they fit, checked once.
 
 `check(job, task)` resolves the hub handle (a URL or an archive is fetched
-once into the cache: trainer.handles), inspects the hub model, expands and
+once into the cache: trainer.hub_model.handles), inspects the hub model, expands and
 reads the data files
 (their formats told from their bytes), maps data columns to model inputs,
-checks a sample of rows or every row (trainer.validate; `validate_data`) and, for the task that writes them, checks the
+checks a sample of rows or every row (trainer.inputs.validate; `validate_data`) and, for the task that writes them, checks the
 model and export directories. It writes nothing; a problem is a
 `HarnessError` naming it. The result, a `Plan`, is what a backend runs
 (trainer.estimator, trainer.keras).
@@ -18,13 +18,13 @@ import tensorflow as tf
 from harness import errors
 from harness import tf_config
 from trainer.config import backends
-from trainer import data
-from trainer import handles
+from trainer.inputs import data
+from trainer.hub_model import handles
 from trainer.config import input_map as input_map_lib
 from trainer.config import job as job_lib
 from trainer import model_dir as model_dir_lib
-from trainer import model_spec as model_spec_lib
-from trainer import validate
+from trainer.hub_model import model_spec as model_spec_lib
+from trainer.inputs import validate
 from trainer import warm_start as warm_start_lib
 
 # (spec, head) -> {variable name: shape}: the backend's model variables,

@@ -194,7 +194,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
-    from trainer import validate  # pylint: disable=g-import-not-at-top
+    from trainer.inputs import validate  # pylint: disable=g-import-not-at-top
     problem = validate.read_failure(e, plan, task, log=logging.info)
     if problem:
       return harness_cli.report(problem, cli.FLAG_NAMES)

@@ -10,10 +10,10 @@ A `JobConfig` is built once (by the entry point, from flags) and checked once
 (`validate`), before the model and data are inspected (trainer.preflight).
 Its parts are nested by what uses them, and handed on whole:
 
-* `ModelOptions`: how the hub model is loaded (trainer.model_spec);
+* `ModelOptions`: how the hub model is loaded (trainer.hub_model.model_spec);
 * `HeadConfig`: the layers on top of it and their optimizer (each
   backend's model: trainer.estimator.model, trainer.keras.model);
-* `DataOptions`: the files, columns and batches (trainer.data);
+* `DataOptions`: the files, columns and batches (trainer.inputs.data);
 * `RunOptions`: the backend, the training budget, checkpoints and what the
   run does besides training (trainer.config.backends; the backends' train.py);
 * `ClusterOptions`: what only matters on a cluster (the Estimator's
@@ -37,7 +37,7 @@ OPTIMIZERS = ("lazy_adam", "adam", "adagrad", "rmsprop", "sgd")
 # How a step is run (trainer.config.backends): "auto" picks the Estimator where
 # tf.estimator exists (TF <= 2.15), the Keras backend otherwise.
 BACKENDS = ("auto", "estimator", "keras")
-# How much of the data the pre-flight checks (trainer.validate).
+# How much of the data the pre-flight checks (trainer.inputs.validate).
 VALIDATE_DATA = ("sample", "full", "off")
 # The save cadence when neither steps nor seconds are set (Estimator's own
 # default; the Keras backend keeps it).
@@ -81,7 +81,7 @@ def setting(default: Any = dataclasses.MISSING, *, help: str,  # pylint: disable
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-  """How to load the hub model (see trainer.model_spec.inspect_model)."""
+  """How to load the hub model (see trainer.hub_model.model_spec.inspect_model)."""
   module_handle: str = setting(
       "", help="Directory of the hub model: a TF2 SavedModel, a legacy "
       "SavedModel or a model in TF1 Hub format. Empty: the demo "
@@ -125,7 +125,7 @@ class HeadConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
-  """Where the examples come from and how they are batched (trainer.data)."""
+  """Where the examples come from and how they are batched (trainer.inputs.data)."""
   train_files: Sequence[str] = setting(
       (), help="Comma-separated globs of training files: *.csv (with a "
       "header row) or TFRecord files of tf.train.Example. Required.")

@@ -14,8 +14,8 @@ from typing import Callable, Mapping, Optional
 import tensorflow as tf
 
 from harness import tf_config
-from trainer import data
-from trainer import data_share
+from trainer.inputs import data
+from trainer.inputs import data_share
 from trainer import early_stopping
 from trainer import eval_events
 from trainer import job_end
@@ -60,7 +60,7 @@ def input_fns(p: preflight.Plan,
               config: Optional[tf_config.TfConfig] = None,
               log: Callable[[str], None] = lambda line: None):
   """(train input_fn, eval input_fn or None without eval files), training
-  on this task's share of the files (trainer.data_share), said to `log`."""
+  on this task's share of the files (trainer.inputs.data_share), said to `log`."""
   share = data_share.for_estimator(len(p.train_files), config,
                                    p.job.run.random_seed,
                                    shard=p.job.data.shard_files)

@@ -7,7 +7,7 @@ from typing import Dict, List
 import tensorflow as tf
 
 from trainer.config import job as job_lib
-from trainer import model_spec as model_spec_lib
+from trainer.hub_model import model_spec as model_spec_lib
 from trainer import warm_start as warm_start_lib
 from trainer.estimator import model as model_lib
 

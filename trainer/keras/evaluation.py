@@ -20,7 +20,7 @@ from trainer import best_export
 from trainer import eval_events
 from trainer import eval_loop
 from trainer.config import job as job_lib
-from trainer import model_spec as model_spec_lib
+from trainer.hub_model import model_spec as model_spec_lib
 from trainer import warm_start as warm_start_lib
 from trainer.keras import export as export_lib
 from trainer.keras import model as model_lib

@@ -14,7 +14,7 @@ import uuid
 import tensorflow as tf
 
 from trainer.config import job as job_lib
-from trainer import model_spec as model_spec_lib
+from trainer.hub_model import model_spec as model_spec_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 

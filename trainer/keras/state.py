@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from trainer.config import job as job_lib
-from trainer import model_spec as model_spec_lib
+from trainer.hub_model import model_spec as model_spec_lib
 from trainer.keras import model as model_lib
 from trainer.keras import optimizers
 

@@ -26,8 +26,8 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from harness import tf_config
-from trainer import data
-from trainer import data_share
+from trainer.inputs import data
+from trainer.inputs import data_share
 from trainer import early_stopping
 from trainer import eval_events
 from trainer.config import job as job_lib
@@ -58,7 +58,7 @@ def dataset_fns(p: preflight.Plan, num_workers: int = 0,
                 log: Callable[[str], None] = lambda line: None):
   """(train input_fn, eval input_fn or None without eval files): one
   process's, or, with `num_workers`, the one every worker of a cluster runs
-  (trainer.data_share says why it reads every file); said to `log`."""
+  (trainer.inputs.data_share says why it reads every file); said to `log`."""
   files = len(p.train_files)
   share = (data_share.for_keras_workers(files, num_workers) if num_workers
            else data_share.decide(files, tasks=1, index=0,

@@ -2,7 +2,7 @@
 
 Files are globs. What each file is, CSV (with a header row) or TFRecord of
 `tf.train.Example`, plain or compressed with GZIP or ZLIB, is told from its
-bytes (trainer.data_format), not from its name or a flag. The user does not
+bytes (trainer.inputs.data_format), not from its name or a flag. The user does not
 describe the columns either: each model input's dtype and shape come from
 the model's own signature (`ModelSpec.inputs`), and each column is converted
 to them:
@@ -14,7 +14,7 @@ to them:
   the input's shape, then cast to the input's dtype.
 
 Many files are read interleaved and in parallel (`make_input_fn`); which of
-them a training task reads is trainer.data_share's decision.
+them a training task reads is trainer.inputs.data_share's decision.
 """
 
 import concurrent.futures
@@ -26,8 +26,8 @@ from google.protobuf import message
 import tensorflow as tf
 
 from harness import errors
-from trainer import data_format
-from trainer import data_share
+from trainer.inputs import data_format
+from trainer.inputs import data_share
 from trainer.config import job as job_lib
 
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}

@@ -1,7 +1,7 @@
 """Calling the hub model's `hub.KerasLayer`, the same on every backend.
 
 The layer takes one tensor or a dict of them (as the model's signature
-says: trainer.model_spec) and returns a tensor or, with
+says: trainer.hub_model.model_spec) and returns a tensor or, with
 `signature_outputs_as_dict`, a dict; `outputs` makes that one float
 [batch, n] tensor for the head.
 """
@@ -9,7 +9,7 @@ says: trainer.model_spec) and returns a tensor or, with
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from trainer import model_spec as model_spec_lib
+from trainer.hub_model import model_spec as model_spec_lib
 
 
 def outputs(layer: hub.KerasLayer, spec: model_spec_lib.ModelSpec,

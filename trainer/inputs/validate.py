@@ -10,7 +10,7 @@ corrupt or cut short.
 Two depths (`--validate_data`):
 
 * `sample` (the default): what is cheap and certain. Every file exists, is
-  readable and of one format (trainer.data: CSV headers agree), and its
+  readable and of one format (trainer.inputs.data: CSV headers agree), and its
   first rows, a bounded sample of SAMPLE_ROWS rows spread over the files,
   are checked. Its cost grows with the number of files, not their size.
 * `full`: every row of every file, read by TF's own readers on several
@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from harness import errors
 from harness import tf_config
-from trainer import data
-from trainer import data_format
+from trainer.inputs import data
+from trainer.inputs import data_format
 from trainer.config import job
 
 SAMPLE, FULL, OFF = job.VALIDATE_DATA

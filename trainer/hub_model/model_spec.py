@@ -19,7 +19,7 @@ import tensorflow_hub as hub
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
 
 from harness import errors
-from trainer import handles
+from trainer.hub_model import handles
 
 TFHUB_MODULE_MARKER = "tfhub_module.pb"
 
