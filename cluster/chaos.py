@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from cluster import leftovers
-from trainer import eval_events
-from trainer import warm_start
+from trainer.training import eval_events
+from trainer.training import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_ENV = "CHAOS_SEED"

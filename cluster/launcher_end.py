@@ -34,7 +34,7 @@ def default_run_dir(kind: str) -> str:
 
 def finished_lines(job, log_dir: str, metrics: Optional[dict],
                    notes: List[str]) -> List[str]:
-  """The final evaluation (`metrics`, trainer.launch.last_evaluation), how
+  """The final evaluation (`metrics`, trainer.plan.launch.last_evaluation), how
   the run ended besides (`notes`: an early stop, the best export), and where
   the model, export and logs are."""
   lines = []

@@ -53,7 +53,7 @@ from harness import tf_config
 # runs (trainer/task.py), i.e. inside the namespace.
 from trainer.config import cli as trainer_cli
 from trainer.hub_model import handles
-from trainer import launch
+from trainer.plan import launch
 
 PORT_ATTEMPTS = 3
 
@@ -123,7 +123,7 @@ def prefetch_handle(trainer_args, environ=os.environ, log=print) -> None:
   """Fetches a URL or archive hub handle into the cache before the cluster
   is isolated: inside its network namespace nothing can be reached. The
   pre-flight then finds it there, and every task is given that directory
-  (trainer.launch.prepare_tasks): one download, however many tasks."""
+  (trainer.plan.launch.prepare_tasks): one download, however many tasks."""
   try:
     fv = trainer_cli.new_flag_values(trainer_args)
   except errors.FlagError:

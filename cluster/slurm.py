@@ -20,7 +20,7 @@ TF's SlurmClusterResolver; the trainer runs under the local launcher's
 restart policy, per task (Slurm restarts no single task of a step); a task
 that fails for good ends the step (--kill-on-bad-exit) and the job fails
 with its name. The ps and the evaluator end by themselves once the chief's
-final export exists (trainer/job_end.py), so the step ends and the job
+final export exists (trainer/training/job_end.py), so the step ends and the job
 succeeds. Slurm's own --requeue is another layer: it reruns the whole job
 (all tasks, from the latest checkpoint) after a node failure or
 preemption, and is off unless the user adds it.
@@ -57,7 +57,7 @@ from harness import errors
 from harness import tf_config
 from trainer.config import cli as trainer_cli
 from trainer.hub_model import handles
-from trainer import launch
+from trainer.plan import launch
 
 SCRIPT_FILE = "job.sbatch"
 POLL_SECS = 0.5

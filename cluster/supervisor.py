@@ -4,7 +4,7 @@
   (`[worker-1] ...`) and is kept in LOG_DIR/worker-1.log.
 * Success: the chief exits 0, then the workers and the evaluator exit 0 by
   themselves (the evaluator after evaluating the final checkpoint); the ps
-  tasks end by themselves once the chief's export exists (trainer.job_end),
+  tasks end by themselves once the chief's export exists (trainer.training.job_end),
   and any still serving then are stopped.
 * A task that dies (exits non-zero, or a ps that exits at all) is
   restarted as its type's restart policy allows (cluster.restart: a kill or
@@ -294,7 +294,7 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
     for task in running:
       code = task.poll()
       # A ps exits 0 only once the chief's final export exists (see
-      # trainer.job_end): it is done, like a finished worker.
+      # trainer.training.job_end): it is done, like a finished worker.
       if code is not None and code != 0:
         _handle_exit(task, code, policies, on_event, clock())
     if len(exited) == len(finishers):

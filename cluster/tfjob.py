@@ -25,7 +25,7 @@ What maps where (facts of training-operator v1.9.0, docs/engines.md):
 * the end: the job succeeds when the chief does, and `cleanPodPolicy:
   Running` deletes the pods still running then. The ps end by themselves
   once the chief's export exists, and the chief waits for the evaluator's
-  final evaluation before it exits (trainer/job_end.py), so nothing is cut
+  final evaluation before it exits (trainer/training/job_end.py), so nothing is cut
   off;
 * resources: --ROLE_resources=cpu=C,memory=M,gpu=G per role (chief,
   worker, ps, evaluator): requests = limits of cpu and memory, and
@@ -54,7 +54,7 @@ from harness import errors
 from harness import tf_config
 from trainer.config import cli as trainer_cli
 from trainer.hub_model import handles
-from trainer import launch
+from trainer.plan import launch
 
 API_VERSION = "kubeflow.org/v1"
 PORT = 2222

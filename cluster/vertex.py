@@ -36,7 +36,7 @@ What maps where (facts: docs/engines.md, "Vertex AI custom training"):
 * the end: the job succeeds when the chief exits 0, and Vertex then stops
   the other replicas; the ps and workers end by themselves once the export
   exists, and the chief waits for the evaluator's final evaluation first
-  (trainer/job_end.py). `scheduling.timeout` is --deadline_secs.
+  (trainer/training/job_end.py). `scheduling.timeout` is --deadline_secs.
 """
 
 import dataclasses
@@ -54,7 +54,7 @@ from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config
 from trainer.config import cli as trainer_cli
-from trainer import launch
+from trainer.plan import launch
 
 PORT = 2222  # Vertex AI's, on every replica.
 # What a Vertex pool can be given (cluster/resources.py).

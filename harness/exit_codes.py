@@ -7,6 +7,6 @@ a restart.
 
 ERROR = 1            # An exception, or a problem found before training.
 BAD_FLAGS = 2        # absl could not parse the flags.
-# A task saw only that a peer went away or came back (trainer.peer_errors):
+# A task saw only that a peer went away or came back (trainer.training.peer_errors):
 # retried like a kill; and no signal's code (128 + N).
 PEER_RESTARTED = 200

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from cluster import local
-from trainer import progress
+from trainer.training import progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # absl log line: I1125 18:33:40.483590 1399... file.py:64] message

@@ -43,7 +43,7 @@ import tensorflow as tf
 import bench_cluster
 from example_kit import datasets
 from trainer.inputs import data
-from trainer import progress
+from trainer.training import progress
 from trainer.inputs import validate
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

@@ -16,8 +16,8 @@ import statistics
 import time
 
 from trainer.config import backends
-from trainer import preflight
-from trainer import progress
+from trainer.plan import preflight
+from trainer.training import progress
 
 STEP = re.compile(r"^step (\d+)/\d+ ")
 

@@ -65,7 +65,7 @@ from example_kit import assets as assets_lib
 from harness import cli
 from trainer.config import backends
 from trainer.config import job as job_lib
-from trainer import preflight
+from trainer.plan import preflight
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 

@@ -9,7 +9,7 @@ header). `check` and `run` are what trainer.task does with a job.
 import pytest
 
 from trainer.config import backends
-from trainer import preflight
+from trainer.plan import preflight
 
 BACKENDS = [pytest.param("estimator", marks=pytest.mark.estimator),
             pytest.param("keras", marks=pytest.mark.keras)]

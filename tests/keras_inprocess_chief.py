@@ -18,7 +18,7 @@ from harness import tf_config
 from trainer.config import backends
 from trainer.config import job as job_lib
 from trainer import keras as keras_backend
-from trainer import preflight
+from trainer.plan import preflight
 
 
 def main(assets_dir: str, model_dir: str) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from cluster import leftovers
-from trainer import eval_events
-from trainer import warm_start
+from trainer.training import eval_events
+from trainer.training import warm_start
 
 SUBNET = "10.231.%d"
 _COUNTER = itertools.count()

@@ -14,7 +14,7 @@ from harness import errors
 from tests import backend_jobs
 from tests import flagged
 from trainer.config import job as job_lib
-from trainer import warm_start
+from trainer.training import warm_start
 
 pytestmark = pytest.mark.keras
 CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)),

@@ -30,7 +30,7 @@ from cluster import spec
 from tests import doc_commands
 from tests import netns_hosts
 from trainer.config import backends
-from trainer import warm_start
+from trainer.training import warm_start
 
 REPO = doc_commands.REPO
 HAS_ESTIMATOR = backends.choose_here("auto").name == backends.ESTIMATOR

@@ -1,5 +1,5 @@
 """trainer.estimator.evaluator: what an Estimator's ValueError means to the
-evaluator's loop (trainer.eval_loop). Imports tf.estimator: collected only
+evaluator's loop (trainer.training.eval_loop). Imports tf.estimator: collected only
 where TF has it (tests/conftest.py)."""
 
 import pytest

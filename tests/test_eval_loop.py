@@ -1,4 +1,4 @@
-"""trainer.eval_loop: the evaluator's loop, on real checkpoints.
+"""trainer.training.eval_loop: the evaluator's loop, on real checkpoints.
 
 The chief's side (new checkpoints, old ones deleted, the export) is played
 by the loop's own `sleep`, so each scenario runs without waiting; the
@@ -11,7 +11,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from trainer import eval_loop
+from trainer.training import eval_loop
 
 
 class Chief:

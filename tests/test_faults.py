@@ -23,7 +23,7 @@ import tensorflow as tf
 from cluster import leftovers
 from tests import launcher
 from tests import processes
-from trainer import warm_start
+from trainer.training import warm_start
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300

@@ -19,7 +19,7 @@ from harness import tf_config
 from tests import launcher
 from tests import netns_hosts
 from tests import processes
-from trainer import warm_start
+from trainer.training import warm_start
 
 pytestmark = pytest.mark.cluster
 

@@ -1,4 +1,4 @@
-"""trainer.job_end: how a distributed job ends by itself, with a fake clock."""
+"""trainer.training.job_end: how a distributed job ends by itself, with a fake clock."""
 
 import os
 import socket
@@ -7,7 +7,7 @@ import pytest
 
 from harness import errors
 from harness import tf_config
-from trainer import job_end
+from trainer.training import job_end
 
 
 class FakeTime:

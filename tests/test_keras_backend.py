@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import job as job_lib
-from trainer import warm_start
+from trainer.training import warm_start
 from trainer.keras import optimizers
 
 pytestmark = pytest.mark.keras

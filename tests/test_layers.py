@@ -44,11 +44,11 @@ CLUSTER_ENTRY_POINTS = {"cluster/local.py", "cluster/tfjob.py",
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
-    "trainer/task.py": {"trainer.model_dir", "trainer.peer_errors",
+    "trainer/task.py": {"trainer.plan.model_dir", "trainer.training.peer_errors",
                         "trainer.inputs.validate"},
-    "trainer/planning.py": {"trainer.preflight", "trainer.model_dir"},
-    "trainer/launch.py": {"trainer.model_dir", "trainer.best_export",
-                          "trainer.early_stopping", "trainer.eval_events"},
+    "trainer/plan/resolve.py": {"trainer.plan.preflight", "trainer.plan.model_dir"},
+    "trainer/plan/launch.py": {"trainer.plan.model_dir", "trainer.training.best_export",
+                          "trainer.training.early_stopping", "trainer.training.eval_events"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/hub_model/handles.py": {"tensorflow"},
@@ -130,7 +130,7 @@ def test_the_backends_are_found_and_kept_apart():
   assert "trainer/estimator/train.py" in paths
   assert "trainer/keras/train.py" in paths
   assert _backend("trainer/estimator/train.py") == "trainer.estimator"
-  assert _backend("trainer/preflight.py") is None
+  assert _backend("trainer/plan/preflight.py") is None
   assert _backend("trainer.keras.model.") == "trainer.keras"
 
 

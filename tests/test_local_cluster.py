@@ -25,9 +25,9 @@ from cluster import restart
 from tests import launcher
 from tests import processes
 from trainer.config import backends
-from trainer import eval_events
-from trainer import launch
-from trainer import warm_start
+from trainer.training import eval_events
+from trainer.plan import launch
+from trainer.training import warm_start
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300

@@ -1,4 +1,4 @@
-"""trainer.peer_errors: which TF errors only mean that a peer restarted."""
+"""trainer.training.peer_errors: which TF errors only mean that a peer restarted."""
 
 import json
 import types
@@ -9,7 +9,7 @@ import tensorflow as tf
 from harness import exit_codes
 from trainer.config import backends
 from trainer.config import cli
-from trainer import peer_errors
+from trainer.training import peer_errors
 from trainer import task
 
 E = tf.errors

@@ -1,9 +1,9 @@
-"""trainer.progress: the progress line, with a fake clock; and the
+"""trainer.training.progress: the progress line, with a fake clock; and the
 Estimator's hook that feeds it."""
 
 import pytest
 
-from trainer import progress
+from trainer.training import progress
 
 
 class FakeClock:

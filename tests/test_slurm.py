@@ -31,8 +31,8 @@ from tests import doc_commands
 from tests import flagged
 from tests import processes
 from tests import slurm_cluster
-from trainer import eval_events
-from trainer import warm_start
+from trainer.training import eval_events
+from trainer.training import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)

@@ -15,8 +15,8 @@ from tests import backend_jobs
 from tests import processes
 from trainer.config import cli
 from trainer.config import job as job_lib
-from trainer import model_dir as model_dir_lib
-from trainer import planning
+from trainer.plan import model_dir as model_dir_lib
+from trainer.plan import resolve
 from trainer import task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -309,9 +309,9 @@ def test_overwrite_model_dir_moves_the_other_model_aside(assets, tmp_path):
   _other_models_checkpoint(model_dir, assets)
   fv = _flags(_good_args(assets, tmp_path) + ["--overwrite_model_dir"])
   moved = []
-  plan = planning.prepare(fv, None, log=lambda line: None)
+  plan = resolve.prepare(fv, None, log=lambda line: None)
   assert os.path.exists(model_dir)  # The pre-flight writes nothing.
-  planning.settle_model_dir(plan, fv.overwrite_model_dir, log=moved.append)
+  resolve.settle_model_dir(plan, fv.overwrite_model_dir, log=moved.append)
   assert not os.path.exists(model_dir)
   aside = [p for p in os.listdir(tmp_path) if p.startswith("model.old-")]
   assert len(aside) == 1 and "moved it to" in moved[0]
@@ -325,11 +325,11 @@ def test_same_model_resumes_from_its_model_dir(assets, tmp_path):
   new_export = "--export_dir=" + str(tmp_path / "export2")
   fv = _flags(_good_args(assets, tmp_path)[:-2] + [
       "--n_classes=0", "--model_dir=" + str(model_dir), new_export])
-  assert planning.prepare(fv, None).model_dir_conflict == ""
+  assert resolve.prepare(fv, None).model_dir_conflict == ""
   # Not the chief: the model directory is the chief's to judge.
   fv = _flags(_good_args(assets, tmp_path) + [new_export])
-  assert planning.prepare(fv, tf_config.Task("worker", 0)).model_dir_conflict == ""
-  assert planning.prepare(fv, None).model_dir_conflict
+  assert resolve.prepare(fv, tf_config.Task("worker", 0)).model_dir_conflict == ""
+  assert resolve.prepare(fv, None).model_dir_conflict
 
 
 def _run_cli(args, cwd):
@@ -383,7 +383,7 @@ def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
   """No --module_handle: every flag the user did not set comes from
   configs/digits.cfg, but the model directory, which is new per run."""
   monkeypatch.chdir(demo_cwd)
-  demo_job = planning.job_from_flags(_flags(["--train_steps=7"]),
+  demo_job = resolve.job_from_flags(_flags(["--train_steps=7"]),
                                  log=lambda line: None)
   config_job = cli.job_config(_flags([
       "--flagfile=" + os.path.join(CONFIGS, "digits.cfg"),
@@ -465,7 +465,7 @@ def test_resolving_flags_leaves_the_users_as_parsed(demo_cwd, monkeypatch):
   config's)."""
   monkeypatch.chdir(demo_cwd)
   fv = _flags(["--train_steps=7"])
-  resolved = planning.resolve_flags(
+  resolved = resolve.resolve_flags(
       fv, log=lambda line: None, build_demo=False,
       environ={"AIP_MODEL_DIR": "gs://b/out/model/"})
   assert (fv.module_handle, fv.model_dir, fv.export_dir) == ("", "", "")

@@ -11,7 +11,7 @@ import tensorflow as tf
 from example_kit import datasets
 from tests import backend_jobs
 from trainer.config import job as job_lib
-from trainer import warm_start
+from trainer.training import warm_start
 
 # Every test here runs on each backend (`backend` below), except where it
 # says otherwise.

@@ -10,8 +10,8 @@ one process trains, evaluates and exports. The resolved flags are written to
 MODEL_DIR/flags.txt. Any problem found before training is reported as one
 line, and the exit status is 1.
 
-The way from flags to a run is trainer.planning's (the launchers' pre-flight
-goes the same way, through trainer.launch); this module reads the flags and
+The way from flags to a run is trainer.plan.resolve's (the launchers' pre-flight
+goes the same way, through trainer.plan.launch); this module reads the flags and
 TF_CONFIG, runs the plan on its backend, and says what it did (`describe`
 for --check_only, `summary` at the end).
 """
@@ -30,9 +30,9 @@ from harness import tf_config
 from trainer.config import aip_dirs
 from trainer.config import backends
 from trainer.config import cli
-from trainer import launch
-from trainer import planning
-# The modules that load TensorFlow (trainer.preflight, .model_dir, the
+from trainer.plan import launch
+from trainer.plan import resolve
+# The modules that load TensorFlow (trainer.plan.preflight, .model_dir, the
 # backends) are imported where first used, on purpose: --helpfull and a bad
 # flag answer in a fraction of the time, and main() sets TF's C++ log level
 # before TF loads (measured in docs/layout.md).
@@ -144,7 +144,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     fv: the parsed trainer flags.
     environ: the environment whose TF_CONFIG names this task.
   """
-  from trainer import model_dir  # pylint: disable=g-import-not-at-top
+  from trainer.plan import model_dir  # pylint: disable=g-import-not-at-top
   try:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
@@ -156,12 +156,12 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
         raise
       except Exception as e:  # pylint: disable=broad-except
         return _peer_restarted(e, parsed)
-    from_vertex = planning.vertex_dirs(fv, environ)
-    plan = planning.prepare(fv, task, build_demo=not fv.check_only,
+    from_vertex = resolve.vertex_dirs(fv, environ)
+    plan = resolve.prepare(fv, task, build_demo=not fv.check_only,
                             choice=choice, environ=environ)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
-      model_dir_state = planning.settle_model_dir(
+      model_dir_state = resolve.settle_model_dir(
           plan, fv.overwrite_model_dir, dry_run=fv.check_only)
   except errors.HarnessError as e:
     return harness_cli.report(e, cli.FLAG_NAMES)
@@ -178,7 +178,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     logging.info(line)
   if tf_config.is_chief(task):
     model_dir.write_record(
-        planning.recorded_flags(list(plan.flag_lines), plan.resolution,
+        resolve.recorded_flags(list(plan.flag_lines), plan.resolution,
                                 plan.backend) +
         ["# " + chosen.note() for chosen in from_vertex],
         os.path.join(job.model_dir, cli.FLAGS_FILE))
@@ -191,7 +191,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     logging.info(warm_start_note(plan))
   try:
     result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
-  except errors.HarnessError as e:  # The loss diverged (trainer.nan_guard).
+  except errors.HarnessError as e:  # The loss diverged (trainer.training.nan_guard).
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
     from trainer.inputs import validate  # pylint: disable=g-import-not-at-top
@@ -206,7 +206,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
 def _peer_restarted(error: Exception, parsed) -> int:
   """The exit status of a task that saw only a peer restart (which the
   restart policy retries); re-raises any other error (exit status 1)."""
-  from trainer import peer_errors  # pylint: disable=g-import-not-at-top
+  from trainer.training import peer_errors  # pylint: disable=g-import-not-at-top
   why = peer_errors.restarted_peer(error, on_cluster=parsed is not None)
   if not why:
     raise error  # A real error: its traceback, exit status 1.

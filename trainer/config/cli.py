@@ -19,7 +19,7 @@ A flag has the name of its setting, so a settings error of the library
 by the entry point (harness.cli.report).
 
 The resolved flags are written next to the model as a flagfile
-(trainer.model_dir.write_record), which reruns the job; `recorded_model`
+(trainer.plan.model_dir.write_record), which reruns the job; `recorded_model`
 reads the settings that define the model back from such a file.
 """
 

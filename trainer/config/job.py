@@ -7,7 +7,7 @@ reads with --helpfull is the setting's one description, and the defaults
 here are the only ones.
 
 A `JobConfig` is built once (by the entry point, from flags) and checked once
-(`validate`), before the model and data are inspected (trainer.preflight).
+(`validate`), before the model and data are inspected (trainer.plan.preflight).
 Its parts are nested by what uses them, and handed on whole:
 
 * `ModelOptions`: how the hub model is loaded (trainer.hub_model.model_spec);
@@ -17,7 +17,7 @@ Its parts are nested by what uses them, and handed on whole:
 * `RunOptions`: the backend, the training budget, checkpoints and what the
   run does besides training (trainer.config.backends; the backends' train.py);
 * `ClusterOptions`: what only matters on a cluster (the Estimator's
-  trainer.estimator.config and .readiness; trainer.job_end).
+  trainer.estimator.config and .readiness; trainer.training.job_end).
 
 No TensorFlow is imported, so entry points can check settings fast.
 Errors name a setting in backticks, by its plain name (harness.errors).

@@ -1,4 +1,4 @@
-"""The Estimator's evaluator task: trainer.eval_loop with Estimator's
+"""The Estimator's evaluator task: trainer.training.eval_loop with Estimator's
 `evaluate` and its exporters (the best export)."""
 
 import os
@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
-from trainer import eval_loop
+from trainer.training import eval_loop
 
 
 def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
@@ -15,7 +15,7 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print,
                           clock=None, sleep=None) -> dict:
-  """Returns the metrics of the final evaluation (trainer.eval_loop)."""
+  """Returns the metrics of the final evaluation (trainer.training.eval_loop)."""
   model_dir = estimator.model_dir
 
   def evaluate(checkpoint):

@@ -1,11 +1,11 @@
 """`--export_best` on the Estimator backend: Estimator's own `BestExporter`,
 run after every evaluation, with its event-file pattern set so that an
-evaluator that restarts reads the best so far back (trainer.best_export).
+evaluator that restarts reads the best so far back (trainer.training.best_export).
 """
 
 import tensorflow as tf
 
-from trainer import best_export
+from trainer.training import best_export
 
 
 class BestExport(tf.estimator.BestExporter):

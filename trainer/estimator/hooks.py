@@ -1,10 +1,10 @@
 """The Estimator backend's SessionRunHooks, over the shared logic.
 
-* `ProgressHook`: trainer.progress, fed the global step and the loss that
+* `ProgressHook`: trainer.training.progress, fed the global step and the loss that
   the model_fn names `LOSS_NAME`, fetched with every step;
-* `NonFiniteLossHook`: trainer.nan_guard;
+* `NonFiniteLossHook`: trainer.training.nan_guard;
 * `StopWhenNotImproving` (chief) and `StopWhenMarked` (workers):
-  trainer.early_stopping;
+  trainer.training.early_stopping;
 * `ProfileHook`: `--profile_steps=A,B`, a TF profile of global steps A to
   B under MODEL_DIR/plugins/profile/, where TensorBoard's profile plugin
   lists it.
@@ -14,9 +14,9 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from trainer import early_stopping
-from trainer import nan_guard
-from trainer import progress
+from trainer.training import early_stopping
+from trainer.training import nan_guard
+from trainer.training import progress
 
 # The model_fn names its total loss so; see trainer.estimator.model.
 LOSS_NAME = "total_loss"
@@ -49,7 +49,7 @@ def _summary_writer(summary_dir: str):
 
 
 class ProgressHook(StepAndLossHook):
-  """trainer.progress.Progress after every step. With a `summary_dir` (the
+  """trainer.training.progress.Progress after every step. With a `summary_dir` (the
   chief's model directory) examples/sec is written there, for TensorBoard
   (Estimator writes the loss and global_step/sec itself)."""
 

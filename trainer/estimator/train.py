@@ -3,8 +3,8 @@
 `run` trains and evaluates with `tf.estimator.train_and_evaluate`, for
 whatever task TF_CONFIG names (or a single process when there is none), and,
 on the chief, exports a serving SavedModel. Without evaluation files a single
-process only trains (a cluster then has no evaluator: trainer.preflight).
-The plan comes from trainer.preflight.check.
+process only trains (a cluster then has no evaluator: trainer.plan.preflight).
+The plan comes from trainer.plan.preflight.check.
 """
 
 import contextlib
@@ -16,11 +16,11 @@ import tensorflow as tf
 from harness import tf_config
 from trainer.inputs import data
 from trainer.inputs import data_share
-from trainer import early_stopping
-from trainer import eval_events
-from trainer import job_end
-from trainer import preflight
-from trainer import result as result_lib
+from trainer.training import early_stopping
+from trainer.training import eval_events
+from trainer.training import job_end
+from trainer.plan import preflight
+from trainer.training import result as result_lib
 from trainer.estimator import config as config_lib
 from trainer.estimator import evaluator
 from trainer.estimator import exporters

@@ -1,4 +1,4 @@
-"""Warm start on the Estimator backend (trainer.warm_start): the model's
+"""Warm start on the Estimator backend (trainer.training.warm_start): the model's
 variables by name, and Estimator's `WarmStartSettings`."""
 
 import re
@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
-from trainer import warm_start as warm_start_lib
+from trainer.training import warm_start as warm_start_lib
 from trainer.estimator import model as model_lib
 
 

@@ -6,8 +6,8 @@ where the Estimator writes them, and the best export.
 all examples) or rmse and mae, and loss and data_loss (means of the
 batches' losses), with global_step. `Recorder` writes each evaluation to
 MODEL_DIR/eval (trainer.keras.summaries) and keeps the best export
-(trainer.best_export). `evaluate_continuously` is the evaluator task: each
-new checkpoint, to the last (trainer.eval_loop).
+(trainer.training.best_export). `evaluate_continuously` is the evaluator task: each
+new checkpoint, to the last (trainer.training.eval_loop).
 """
 
 import os
@@ -16,12 +16,12 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
-from trainer import best_export
-from trainer import eval_events
-from trainer import eval_loop
+from trainer.training import best_export
+from trainer.training import eval_events
+from trainer.training import eval_loop
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
-from trainer import warm_start as warm_start_lib
+from trainer.training import warm_start as warm_start_lib
 from trainer.keras import export as export_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
@@ -110,7 +110,7 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print) -> dict:
-  """The evaluator task (trainer.eval_loop): a model of its own, restored
+  """The evaluator task (trainer.training.eval_loop): a model of its own, restored
   from each new checkpoint. Returns the final metrics."""
   local = state_lib.create(spec, head, with_optimizer=False)
   evaluate_model = make_evaluate(local.model, head.n_classes)

@@ -7,7 +7,7 @@ process it runs here (`LocalSteps`); on a cluster the chief schedules it
 on the workers through TF's `ClusterCoordinator` (`ClusterSteps`): a
 worker that dies has its calls rescheduled on the others and rejoins when
 it is back, and a lost ps or a lost chief raises an error here that the
-entry point turns into a restart (trainer.peer_errors).
+entry point turns into a restart (trainer.training.peer_errors).
 
 `train` keeps a few calls in flight per worker; as each one's result comes
 back it runs what the Estimator's hooks do: the NaN guard, the progress
@@ -22,9 +22,9 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer import early_stopping
-from trainer import nan_guard
-from trainer import progress
+from trainer.training import early_stopping
+from trainer.training import nan_guard
+from trainer.training import progress
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries

@@ -12,7 +12,7 @@ regression (n_classes 0), plus the hub model's regularization losses
 Variables are named as the Estimator's checkpoints name them
 (`variables_by_name`): the hub model's by their saved names
 ("dense1/kernel"), the head's "hidden_0/kernel", "logits/bias". That is how
-a checkpoint of either backend warm-starts the other (trainer.warm_start).
+a checkpoint of either backend warm-starts the other (trainer.training.warm_start).
 """
 
 from typing import Dict, List, Mapping, Tuple
@@ -91,7 +91,7 @@ def variables_by_name(model: HubModel) -> Dict[str, tf.Variable]:
 
 def model_variables(spec: model_spec_lib.ModelSpec,
                     head: job_lib.HeadConfig) -> Dict[str, List[int]]:
-  """name -> shape of the model's variables (trainer.warm_start)."""
+  """name -> shape of the model's variables (trainer.training.warm_start)."""
   return {name: variable.shape.as_list() for name, variable in
           variables_by_name(build(spec, head)).items()}
 

@@ -6,7 +6,7 @@ MODEL_DIR/model.ckpt-STEP, like the Estimator's) tracks:
 
 * `model_variables`: a dict of every model variable under its Estimator
   name (trainer.keras.model.variables_by_name), so that its keys say what
-  each variable is (trainer.warm_start reads them by name);
+  each variable is (trainer.training.warm_start reads them by name);
 * `optimizer`: its slots and its `iterations`, which is the global step.
 
 `tf.train.latest_checkpoint(MODEL_DIR)` names the latest, as for the

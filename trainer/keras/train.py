@@ -10,7 +10,7 @@ as the Estimator's:
   steps on the workers (trainer.keras.loop), checkpoints, and exports when
   done;
 * workers and ps run a `tf.distribute.Server` and end by themselves once
-  the chief's export exists (trainer.job_end), on every engine;
+  the chief's export exists (trainer.training.job_end), on every engine;
 * the evaluator is not part of the training cluster: it evaluates each new
   checkpoint and the final one, then ends (trainer.keras.evaluation).
 
@@ -28,13 +28,13 @@ import tensorflow as tf
 from harness import tf_config
 from trainer.inputs import data
 from trainer.inputs import data_share
-from trainer import early_stopping
-from trainer import eval_events
+from trainer.training import early_stopping
+from trainer.training import eval_events
 from trainer.config import job as job_lib
-from trainer import job_end
-from trainer import preflight
-from trainer import result as result_lib
-from trainer import warm_start as warm_start_lib
+from trainer.training import job_end
+from trainer.plan import preflight
+from trainer.training import result as result_lib
+from trainer.training import warm_start as warm_start_lib
 from trainer.keras import cluster as cluster_lib
 from trainer.keras import evaluation
 from trainer.keras import export as export_lib
@@ -50,7 +50,7 @@ def connect(config: Optional[tf_config.TfConfig]) -> None:
   if config is not None and tf_config.is_chief(config.task):
     cluster_lib.connect(config)
 # How long a worker or ps waits, after the export, for the chief to end
-# (trainer.job_end.wait_for_exit), so as to outlive the chief's last calls.
+# (trainer.training.job_end.wait_for_exit), so as to outlive the chief's last calls.
 CHIEF_EXIT_WAIT_SECS = 60
 
 

@@ -1,6 +1,6 @@
 """Warm start on the Keras backend, and the bridge from the Estimator.
 
-`--warm_start_from` names a checkpoint of either backend (trainer.warm_start
+`--warm_start_from` names a checkpoint of either backend (trainer.training.warm_start
 found it and checked names and shapes in the pre-flight). Each selected
 variable is read by its Estimator name: as it is, from an Estimator
 checkpoint (TF 2.15's name-based one, "dense1/kernel"); under the
@@ -12,7 +12,7 @@ from typing import Dict, Sequence
 
 import tensorflow as tf
 
-from trainer import warm_start as warm_start_lib
+from trainer.training import warm_start as warm_start_lib
 
 
 def key_of(name: str, saved_keys) -> str:

@@ -19,7 +19,7 @@ from trainer.config import backends
 from trainer.config import cli
 from trainer.config import demo
 from trainer.config import job as job_lib
-from trainer import planning
+from trainer.plan import resolve
 
 
 def require_eval_files(evaluator: bool, eval_files) -> None:
@@ -56,13 +56,13 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
     fv = cli.new_flag_values(trainer_args)
   except errors.FlagError as e:
     raise errors.FlagError("trainer flags: %s" % e) from e
-  plan = planning.prepare(fv, tf_config.Task(tf_config.CHIEF),
+  plan = resolve.prepare(fv, tf_config.Task(tf_config.CHIEF),
                           default_model_dir=os.path.join(run_dir, "model"),
                           log=log, cache_dir=cache_dir)
   if num_workers is not None:
     backends.check_workers(plan.backend, num_workers)
   require_eval_files(evaluator, plan.eval_files)
-  planning.settle_model_dir(plan, fv.overwrite_model_dir, log=log)
+  resolve.settle_model_dir(plan, fv.overwrite_model_dir, log=log)
   log(plan.backend.describe())
   # Every task runs the backend the launcher chose.
   lines = list(plan.flag_lines) + list(CHECKED_ONCE) + [
@@ -70,7 +70,7 @@ def prepare_tasks(trainer_args, run_dir: str, *, evaluator: bool,
   if plan.resolution.in_cache:  # Every task loads the one fetched copy.
     lines += ["# %s, once, by the launcher" % plan.resolution.describe(),
               "--module_handle=" + plan.resolution.path]
-  from trainer import model_dir  # pylint: disable=g-import-not-at-top
+  from trainer.plan import model_dir  # pylint: disable=g-import-not-at-top
   path = model_dir.write_record(lines, os.path.join(run_dir,
                                                     TASK_FLAGS_FILE))
   return path, plan
@@ -99,7 +99,7 @@ def check_flags_only(trainer_args, *, evaluator: bool = False,
         "cluster.slurm --submit).")
   # The generators' own environment is not the job's (no Vertex AI
   # directories from it).
-  fv = planning.resolve_flags(fv, default_model_dir=default_model_dir,
+  fv = resolve.resolve_flags(fv, default_model_dir=default_model_dir,
                               build_demo=False, environ={})
   job = cli.job_config(fv)
   job_lib.validate(job)
@@ -109,15 +109,15 @@ def check_flags_only(trainer_args, *, evaluator: bool = False,
 
 def last_evaluation(model_dir: str) -> Optional[dict]:
   """The metrics of the latest evaluation written under `model_dir`."""
-  from trainer import eval_events  # pylint: disable=g-import-not-at-top
+  from trainer.training import eval_events  # pylint: disable=g-import-not-at-top
   return eval_events.last(os.path.join(model_dir, "eval"))
 
 
 def run_notes(model_dir: str) -> List[str]:
   """How the run ended besides: an early stop, the best export."""
   # pylint: disable=g-import-not-at-top
-  from trainer import best_export
-  from trainer import early_stopping
+  from trainer.training import best_export
+  from trainer.training import early_stopping
   # pylint: enable=g-import-not-at-top
   return [note for note in (early_stopping.describe(model_dir),
                             best_export.describe(model_dir)) if note]

@@ -1,12 +1,12 @@
 """From the trainer's flags to a checked plan: the way every run starts.
 
-`python -m trainer.task` and the launchers' pre-flight (trainer.launch) both
+`python -m trainer.task` and the launchers' pre-flight (trainer.plan.launch) both
 go this way:
   flags -> the backend (trainer.config.backends: estimator or keras, and why)
         -> `job_from_flags` (trainer.config.cli, the demo, Vertex AI's directories)
         -> JobConfig
-        -> `prepare` (trainer.preflight: validated once, model, data) -> Plan
-        -> `settle_model_dir` (trainer.model_dir) -> the backend's run.
+        -> `prepare` (trainer.plan.preflight: validated once, model, data) -> Plan
+        -> `settle_model_dir` (trainer.plan.model_dir) -> the backend's run.
 """
 
 import dataclasses
@@ -24,7 +24,7 @@ from trainer.config import cli
 from trainer.config import demo
 from trainer.hub_model import handles
 from trainer.config import job as job_lib
-# The modules that load TensorFlow (trainer.preflight, .model_dir, the
+# The modules that load TensorFlow (trainer.plan.preflight, .model_dir, the
 # backends) are imported where first used, on purpose: --helpfull and a bad
 # flag answer in a fraction of the time, and the entry point sets TF's C++
 # log level before TF loads (measured in docs/layout.md).
@@ -77,7 +77,7 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             build_demo: bool = True, cache_dir: Optional[str] = None,
             choice: Optional[backends.Choice] = None,
             environ: Mapping[str, str] = os.environ):
-  """Flags -> a checked trainer.preflight.Plan, for the task `task`, with
+  """Flags -> a checked trainer.plan.preflight.Plan, for the task `task`, with
   the backend that runs it (`plan.backend`).
 
   Writes nothing but the demo's models and data (where missing, and
@@ -90,7 +90,7 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   choice = choice or backends.choose_here(fv.backend)
   resolved = resolve_flags(fv, default_model_dir=default_model_dir, log=log,
                            build_demo=build_demo, environ=environ)
-  from trainer import preflight  # pylint: disable=g-import-not-at-top
+  from trainer.plan import preflight  # pylint: disable=g-import-not-at-top
   plan = preflight.check(
       cli.job_config(resolved), task, recorded_model=cli.recorded_model,
       model_settings=cli.model_settings(resolved),
@@ -119,9 +119,9 @@ def settle_model_dir(plan, overwrite: bool,
                      log: Callable[[str], None] = logging.info,
                      dry_run: bool = False) -> str:
   """Refuses another model's directory, or moves it aside (see
-  trainer.model_dir); for the chief's pre-flight. Returns what it did
+  trainer.plan.model_dir); for the chief's pre-flight. Returns what it did
   (with `dry_run`: would do)."""
-  from trainer import model_dir  # pylint: disable=g-import-not-at-top
+  from trainer.plan import model_dir  # pylint: disable=g-import-not-at-top
   return model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
                           overwrite, log=log, dry_run=dry_run)
 

@@ -22,13 +22,13 @@ from trainer.inputs import data
 from trainer.hub_model import handles
 from trainer.config import input_map as input_map_lib
 from trainer.config import job as job_lib
-from trainer import model_dir as model_dir_lib
+from trainer.plan import model_dir as model_dir_lib
 from trainer.hub_model import model_spec as model_spec_lib
 from trainer.inputs import validate
-from trainer import warm_start as warm_start_lib
+from trainer.training import warm_start as warm_start_lib
 
 # (spec, head) -> {variable name: shape}: the backend's model variables,
-# named as trainer.warm_start names them.
+# named as trainer.training.warm_start names them.
 ModelVariables = Callable[[model_spec_lib.ModelSpec, job_lib.HeadConfig],
                           Dict[str, list]]
 
@@ -40,7 +40,7 @@ class Plan:
   Attributes:
     model_dir_conflict: why the model directory holds another model's
       checkpoint; empty when it is new or this model's (see
-      trainer.model_dir.settle).
+      trainer.plan.model_dir.settle).
     resolution: where the hub handle resolved to; `job` names that
       directory.
     backend: the backend that runs the plan (trainer.config.backends).
@@ -60,7 +60,7 @@ class Plan:
   warm_start: Optional[tuple] = None
   backend: Optional[backends.Choice] = None
   data_checks: Tuple[str, ...] = ()  # What the data check covered.
-  # The resolved flags, as flagfile lines (trainer.planning.prepare).
+  # The resolved flags, as flagfile lines (trainer.plan.resolve.prepare).
   flag_lines: Tuple[str, ...] = ()
 
 
@@ -84,7 +84,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   Args:
     job: the job (validated here, trainer.config.job.validate).
     task: this process's task from TF_CONFIG; None for a single process.
-    recorded_model, model_settings: see trainer.model_dir.conflict; without
+    recorded_model, model_settings: see trainer.plan.model_dir.conflict; without
       them the model directory is not compared with its flags.txt.
     cache_dir: where a URL or archive handle is fetched to (default:
       TFHUB_CACHE_DIR, else hub's default).

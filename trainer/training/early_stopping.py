@@ -2,7 +2,7 @@
 
 `--early_stopping_metric=M --early_stopping_patience=N`: the chief stops
 training once M has not improved for N evaluations (higher is better for
-accuracy, lower for the losses; trainer.best_export). Estimator's own
+accuracy, lower for the losses; trainer.training.best_export). Estimator's own
 hooks stop the chief but leave a distributed evaluator waiting forever for
 the final step, so here:
 
@@ -11,7 +11,7 @@ the final step, so here:
   the metric, the best value and its step), then saves, exports and ends
   as usual;
 * workers stop when that file appears, and finish as
-  usual (trainer.job_end);
+  usual (trainer.training.job_end);
 * the evaluator ends after evaluating the chief's final
   checkpoint, and the ps end once the export exists: the same end as
   reaching --train_steps.
@@ -24,8 +24,8 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from trainer import best_export
-from trainer import eval_events
+from trainer.training import best_export
+from trainer.training import eval_events
 
 MARKER = "early_stopped.json"
 CHECK_EVERY_SECS = 1.0
