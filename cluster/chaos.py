@@ -8,7 +8,7 @@ role, the chief and a ps at least twice each. While it runs it records the
 latest checkpoint's step over time; afterwards `progress()` reads every
 training task's progress lines, and `verify` checks what a finished run
 promises (the job finished, nothing lost, nothing left behind:
-cluster.leftovers). tests/test_chaos.py asserts on it; scripts/chaos.py runs
+cluster.launcher.leftovers). tests/test_chaos.py asserts on it; scripts/chaos.py runs
 it many times for docs/faults.md's figures.
 
 CHAOS_SEED=N in the environment replays a schedule.
@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from trainer.training import eval_events
 from trainer.training import warm_start
 

@@ -24,7 +24,7 @@ from typing import Mapping
 
 from absl import flags
 
-from cluster import spec
+from cluster.engines import spec
 from harness import cli
 from harness import errors
 from harness import tf_config

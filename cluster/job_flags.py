@@ -7,9 +7,9 @@ it. Each engine adds only what is its own (an image, a partition, ...).
 
 from absl import flags
 
-from cluster import resources as resources_lib
-from cluster import restart
-from cluster import spec
+from cluster.engines import resources as resources_lib
+from cluster.engines import spec
+from cluster.launcher import restart
 from harness import errors
 
 
@@ -59,7 +59,7 @@ def check(fv: flags.FlagValues) -> None:
 
 def define_resources(fv: flags.FlagValues, supported) -> None:
   """--chief_resources, --worker_resources, --ps_resources and
-  --evaluator_resources (cluster/resources.py), with the keys `supported`
+  --evaluator_resources (cluster/engines/resources.py), with the keys `supported`
   by the engine named in their help."""
   for role in resources_lib.ROLES:
     flags.DEFINE_string(
@@ -71,7 +71,7 @@ def define_resources(fv: flags.FlagValues, supported) -> None:
 
 
 def resources(fv: flags.FlagValues):
-  """{role: cluster.resources.Resources} from the flags."""
+  """{role: cluster.engines.resources.Resources} from the flags."""
   return resources_lib.per_role({
       role: fv[resources_lib.flag_name(role)].value
       for role in resources_lib.ROLES})

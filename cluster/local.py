@@ -40,12 +40,12 @@ from typing import List, Sequence
 from absl import flags
 
 from cluster import job_flags
-from cluster import launcher_end
-from cluster import netns
-from cluster import ports as ports_lib
-from cluster import restart
-from cluster import spec
-from cluster import supervisor
+from cluster.engines import spec
+from cluster.launcher import launcher_end
+from cluster.launcher import netns
+from cluster.launcher import ports as ports_lib
+from cluster.launcher import restart
+from cluster.launcher import supervisor
 from harness import cli as harness_cli
 from harness import errors
 from harness import tf_config

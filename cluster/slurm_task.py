@@ -20,7 +20,7 @@ The evaluator lands in the resolver's cluster; the trainer takes it out
 (harness.tf_config), so the chief waits for its final evaluation.
 
 The trainer runs as a child process, restarted as the local launcher would
-(cluster.restart: a kill or preemption, exit 128-255, within
+(cluster.launcher.restart: a kill or preemption, exit 128-255, within
 --max_restarts; an error, 1-127, is final): Slurm does not restart one task
 of a step. Its output is prefixed with its name and kept in
 RUN_DIR/logs/TASK.log; RUN_DIR/logs/TASK.status says how it ended. A task
@@ -36,9 +36,9 @@ from absl import flags
 from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
 
 from cluster import job_flags
-from cluster import restart
-from cluster import slurm_status
-from cluster import supervisor
+from cluster.launcher import restart
+from cluster.launcher import slurm_status
+from cluster.launcher import supervisor
 from harness import cli
 from harness import errors
 from harness import tf_config

@@ -13,251 +13,35 @@ the trainer's, checked here as far as they can be without the model and
 data (which are where the pods run). Stdout gets the YAML and nothing else;
 a problem is one line on stderr and exit status 1.
 
-What maps where (facts of training-operator v1.9.0, docs/engines.md):
-* one replica spec per role: Chief 1, Worker N, PS M, Evaluator 0 or 1;
-  each a container named `tensorflow` running `python -m trainer.task` with
-  the trainer flags, on port 2222 named `tfjob-port`; the operator writes
-  each pod's TF_CONFIG, and the trainer accepts it as it is;
-* restarts: `restartPolicy: ExitCode` for every role, the local launcher's
-  default rule (exit codes 128-255, kills and preemptions, are retried;
-  1-127, errors, are not); `runPolicy.backoffLimit` = --max_restarts (for
-  the whole job), `activeDeadlineSeconds` = --deadline_secs;
-* the end: the job succeeds when the chief does, and `cleanPodPolicy:
-  Running` deletes the pods still running then. The ps end by themselves
-  once the chief's export exists, and the chief waits for the evaluator's
-  final evaluation before it exits (trainer/training/job_end.py), so nothing is cut
-  off;
-* resources: --ROLE_resources=cpu=C,memory=M,gpu=G per role (chief,
-  worker, ps, evaluator): requests = limits of cpu and memory, and
-  `nvidia.com/gpu` limits (cluster/resources.py);
-* storage: every pod writes the model directory (the ps run the save ops),
-  so --model_dir (and --export_dir) must be on a volume mounted in every pod
-  (--volume=CLAIM:PATH) or a remote file system (gs://, s3://, hdfs://);
-* security: TF's gRPC port has no authentication; the NetworkPolicy admits
-  traffic to the job's pods on that port only from the job's own pods.
+What maps where: cluster/engines/tfjob.py, which builds the job (pure);
+this command reads the flags, checks the trainer's, and prints it.
 """
 
 import dataclasses
-import os
-import re
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from absl import flags
-import yaml
 
 from cluster import job_flags
-from cluster import resources as resources_lib
-from cluster import spec as spec_lib
+from cluster.engines import tfjob as tfjob_lib
 from harness import cli as harness_cli
 from harness import errors
-from harness import tf_config
 from trainer.config import cli as trainer_cli
 from trainer.hub_model import handles
 from trainer.plan import launch
 
-API_VERSION = "kubeflow.org/v1"
-PORT = 2222
-PORT_NAME = "tfjob-port"
-CONTAINER = "tensorflow"  # The operator requires this name.
-JOB_LABEL = "training.kubeflow.org/job-name"
-TYPE_LABEL = "training.kubeflow.org/replica-type"
-# TFJob's replica types, by our task types.
-REPLICA_TYPES = {tf_config.CHIEF: "Chief", tf_config.WORKER: "Worker",
-                 tf_config.PS: "PS", tf_config.EVALUATOR: "Evaluator"}
-# A DNS-1035 label: what the operator's webhook accepts as a job name.
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035_MAX = 63
-_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
-# Where a pod fetches a URL or archive hub handle: its own cache (an
-# emptyDir), so the pods never race for one directory.
-HUB_CACHE = "/var/cache/tfhub"
-# What a pod can be given (cluster/resources.py), and the GPU's name.
-SUPPORTED = ("cpu", "memory", "gpu")
-GPU_RESOURCE = "nvidia.com/gpu"
 
-
-@dataclasses.dataclass(frozen=True)
-class Volume:
-  """A persistent volume claim mounted at the same path in every pod."""
-  claim: str
-  mount_path: str
-
-
-@dataclasses.dataclass(frozen=True)
-class JobSpec:
-  """What the TFJob is made of, besides the trainer's flags."""
-  name: str
-  image: str
-  namespace: str = "default"
-  shape: spec_lib.Shape = spec_lib.Shape()
-  max_restarts: int = 3
-  deadline_secs: Optional[int] = None
-  volumes: Tuple[Volume, ...] = ()
-  python: str = "python"
-  resources: Dict[str, resources_lib.Resources] = dataclasses.field(
-      default_factory=dict)
-  fetches_handle: bool = False
-
-
-def parse_volume(text: str) -> Volume:
-  claim, sep, path = text.partition(":")
-  if not sep or not claim or not path.startswith("/"):
-    raise errors.FlagError(
-        "`volume`=%s is not CLAIM:/MOUNT/PATH, e.g. "
-        "`volume`=training-data:/mnt/shared." % text)
-  return Volume(claim, path.rstrip("/") or "/")
-
-
-def check(spec: JobSpec) -> None:
-  """The TFJob rules our flags can break (the webhook's, and ours)."""
-  if not (_DNS_1035.match(spec.name) and len(spec.name) <= _DNS_1035_MAX):
-    raise errors.FlagError(
-        "`name`=%r is not a DNS-1035 label (lower-case letters, digits and "
-        "'-', starting with a letter, not ending with '-', at most %d "
-        "characters), which Kubernetes requires of a TFJob's name." %
-        (spec.name, _DNS_1035_MAX))
-  if not _DNS_1035.match(spec.namespace):
-    raise errors.FlagError("`namespace`=%r is not a DNS-1035 label." %
-                           spec.namespace)
-  if not spec.image:
-    raise errors.FlagError("`image` is required: the container image with "
-                           "this project and its Python environment.")
-  spec.shape.check(min_workers=1, engine="Kubernetes")
-  resources_lib.for_engine(spec.resources, "Kubernetes", SUPPORTED,
-                           [role for role, _ in spec.shape.present()])
-
-
-def check_shared(path: str, setting: str, volumes: Sequence[Volume]) -> None:
-  """Refuses a path that not every pod sees: it must be on a mounted
-  volume or a remote file system."""
-  if _REMOTE.match(path):
-    return
-  if not os.path.isabs(path):
-    raise errors.FlagError(
-        "`%s`=%s is relative: every pod writes there (the ps tasks run the "
-        "save ops), so it must be on shared storage: a path under a "
-        "`volume` mount, or gs://..." % (setting, path))
-  for volume in volumes:
-    if path == volume.mount_path or path.startswith(
-        volume.mount_path.rstrip("/") + "/"):
-      return
-  mounts = ", ".join(v.mount_path for v in volumes) or "none"
-  raise errors.FlagError(
-      "`%s`=%s is local to each pod: every pod writes there (the ps tasks "
-      "run the save ops), so it must be under a `volume` mount (mounted: "
-      "%s) or on a remote file system such as gs://." %
-      (setting, path, mounts))
-
-
-def container_resources(wanted: resources_lib.Resources) -> Optional[dict]:
-  """A container's `resources`: requests = limits (Kubernetes' Guaranteed
-  class, the last evicted); GPUs, which Kubernetes takes in limits only,
-  as nvidia.com/gpu."""
-  amounts = {k: v for k, v in (("cpu", wanted.cpu),
-                               ("memory", wanted.memory)) if v}
-  limits = dict(amounts)
-  if wanted.gpu:
-    limits[GPU_RESOURCE] = wanted.gpu
-  if not limits:
-    return None
-  return dict({"requests": amounts} if amounts else {}, limits=limits)
-
-
-def _container(spec: JobSpec, trainer_args: Sequence[str],
-               role: str) -> dict:
-  container = {
-      "name": CONTAINER,
-      "image": spec.image,
-      "command": [spec.python, "-m", "trainer.task"],
-      "args": list(trainer_args),
-      "ports": [{"name": PORT_NAME, "containerPort": PORT}],
-      "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-  }
-  mounts = [{"name": "volume-%d" % i, "mountPath": v.mount_path}
-            for i, v in enumerate(spec.volumes)]
-  if spec.fetches_handle:
-    container["env"].append({"name": handles.CACHE_ENV, "value": HUB_CACHE})
-    mounts.append({"name": "hub-cache", "mountPath": HUB_CACHE})
-  if mounts:
-    container["volumeMounts"] = mounts
-  wanted = container_resources(spec.resources.get(
-      role, resources_lib.Resources()))
-  if wanted:
-    container["resources"] = wanted
-  return container
-
-
-def _pod(spec: JobSpec, trainer_args: Sequence[str], role: str) -> dict:
-  pod = {"containers": [_container(spec, trainer_args, role)]}
-  volumes = [{"name": "volume-%d" % i,
-              "persistentVolumeClaim": {"claimName": v.claim}}
-             for i, v in enumerate(spec.volumes)]
-  if spec.fetches_handle:
-    volumes.append({"name": "hub-cache", "emptyDir": {}})
-  if volumes:
-    pod["volumes"] = volumes
-  return pod
-
-
-def tfjob(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
-  """The TFJob object, as data."""
-  run_policy = {"cleanPodPolicy": "Running",
-                "backoffLimit": spec.max_restarts}
-  if spec.deadline_secs:
-    run_policy["activeDeadlineSeconds"] = spec.deadline_secs
-  return {
-      "apiVersion": API_VERSION,
-      "kind": "TFJob",
-      "metadata": {"name": spec.name, "namespace": spec.namespace},
-      "spec": {
-          "runPolicy": run_policy,
-          "tfReplicaSpecs": {
-              REPLICA_TYPES[kind]: {
-                  "replicas": count,
-                  "restartPolicy": "ExitCode",
-                  "template": {"spec": _pod(spec, trainer_args, kind)},
-              } for kind, count in spec.shape.present()},
-      },
-  }
-
-
-def network_policy(spec: JobSpec) -> dict:
-  """Only the job's own pods reach its pods, and only on the gRPC port."""
-  own_pods = {
-      "matchLabels": {JOB_LABEL: spec.name},
-      "matchExpressions": [{
-          "key": TYPE_LABEL, "operator": "In",
-          "values": sorted(kind for kind, _ in spec.shape.present())}],
-  }
-  return {
-      "apiVersion": "networking.k8s.io/v1",
-      "kind": "NetworkPolicy",
-      "metadata": {"name": spec.name + "-grpc", "namespace": spec.namespace},
-      "spec": {
-          "podSelector": {"matchLabels": {JOB_LABEL: spec.name}},
-          "policyTypes": ["Ingress"],
-          "ingress": [{"from": [{"podSelector": own_pods}],
-                       "ports": [{"protocol": "TCP", "port": PORT}]}],
-      },
-  }
-
-
-def manifest(spec: JobSpec, trainer_args: Sequence[str]) -> str:
-  """The TFJob and the NetworkPolicy, as one multi-document YAML."""
-  return yaml.safe_dump_all([tfjob(spec, trainer_args),
-                             network_policy(spec)], sort_keys=False)
-
-
-def trainer_flags(trainer_args: Sequence[str],
-                  spec: JobSpec) -> Tuple[List[str], JobSpec]:
+def trainer_flags(
+    trainer_args: Sequence[str],
+    spec: tfjob_lib.JobSpec) -> Tuple[List[str], tfjob_lib.JobSpec]:
   """The trainer's flags, checked (without model or data) and resolved;
   and the spec, with a per-pod hub cache where the handle is fetched."""
   fv, job = launch.check_flags_only(trainer_args,
                                     evaluator=spec.shape.evaluator)
-  check_shared(job.model_dir, "model_dir", spec.volumes)
+  tfjob_lib.check_shared(job.model_dir, "model_dir", spec.volumes)
   if job.export_dir:
-    check_shared(job.export_dir, "export_dir", spec.volumes)
+    tfjob_lib.check_shared(job.export_dir, "export_dir", spec.volumes)
   spec = dataclasses.replace(spec, fetches_handle=handles.needs_fetching(
       job.model.module_handle))
   return trainer_cli.flag_lines(fv, only_set=True), spec
@@ -277,18 +61,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
       "must be under one, or on gs://.", flag_values=fv)
   flags.DEFINE_string("python", "python", "The Python command in the "
                       "image.", flag_values=fv)
-  job_flags.define_resources(fv, SUPPORTED)
+  job_flags.define_resources(fv, tfjob_lib.SUPPORTED)
 
 
-def spec_from_flags(fv: flags.FlagValues) -> JobSpec:
+def spec_from_flags(fv: flags.FlagValues) -> tfjob_lib.JobSpec:
   job_flags.check(fv)
-  spec = JobSpec(
+  spec = tfjob_lib.JobSpec(
       name=fv.name, image=fv.image, namespace=fv.namespace,
       shape=job_flags.shape(fv),
       max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
-      volumes=tuple(parse_volume(v) for v in fv.volume), python=fv.python,
+      volumes=tuple(tfjob_lib.parse_volume(v) for v in fv.volume),
+      python=fv.python,
       resources=job_flags.resources(fv))
-  check(spec)
+  tfjob_lib.check(spec)
   return spec
 
 
@@ -298,7 +83,7 @@ def main(argv):
     args, spec = trainer_flags(argv[1:], spec_from_flags(fv))
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(manifest(spec, args))
+  sys.stdout.write(tfjob_lib.manifest(spec, args))
   return 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from cluster import inprocess
+from cluster.launcher import inprocess
 from trainer.estimator import config
 
 

@@ -1,6 +1,6 @@
 """Exit statuses the trainer and the launchers agree on.
 
-The restart policies (cluster/restart.py) follow Kubeflow's TFJob: 1-127
+The restart policies (cluster/launcher/restart.py) follow Kubeflow's TFJob: 1-127
 means an error a restart would repeat; 128-255 a kill or preemption, worth
 a restart.
 """

@@ -13,11 +13,11 @@ import sys
 
 import portpicker
 
-from cluster import inprocess
+from cluster.launcher import inprocess
 from harness import tf_config
+from trainer import keras as keras_backend
 from trainer.config import backends
 from trainer.config import job as job_lib
-from trainer import keras as keras_backend
 from trainer.plan import preflight
 
 

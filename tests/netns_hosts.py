@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from trainer.training import eval_events
 from trainer.training import warm_start
 
@@ -120,7 +120,7 @@ def run_as_hosts(replicas, *, log_dir: str, deadline_secs: float,
   (task name -> exit code, the output's lines); the namespaces are removed
   whatever happens."""
   # pylint: disable=g-import-not-at-top
-  from cluster import supervisor
+  from cluster.launcher import supervisor
   # pylint: enable=g-import-not-at-top
   hosts = NamespaceHosts(len(replicas), subnet=subnet)
   lines = []

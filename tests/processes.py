@@ -1,6 +1,6 @@
 """Helpers for tests that start processes: wait for something, read the
 pid files of fake tasks, a process's own lines. Whether a process is alive
-and what a cluster left behind: cluster.leftovers."""
+and what a cluster left behind: cluster.launcher.leftovers."""
 
 import os
 import re

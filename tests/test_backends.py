@@ -56,7 +56,7 @@ def test_no_tensorflow_names_the_extras():
 
 def test_the_installed_tf_is_read_without_importing_it():
   proc = subprocess.run(
-      [sys.executable, "-c", "import sys; from trainer import backends; "
+      [sys.executable, "-c", "import sys; from trainer.config import backends; "
        "c = backends.choose_here('auto'); "
        "print(c.name, 'tensorflow' in sys.modules)"],
       cwd=REPO, capture_output=True, text=True, timeout=60, check=True)

@@ -1,10 +1,10 @@
-"""cluster.spec and harness.tf_config: clusters and TF_CONFIG, pure."""
+"""cluster.engines.spec and harness.tf_config: clusters and TF_CONFIG, pure."""
 
 import json
 
 import pytest
 
-from cluster import spec
+from cluster.engines import spec
 from harness import errors
 from harness import tf_config
 from tests import flagged

@@ -10,8 +10,8 @@ import tensorflow as tf
 from harness import errors
 from harness import tf_config
 from tests import flagged
-from trainer.estimator import config
 from trainer.config import job
+from trainer.estimator import config
 
 pytestmark = pytest.mark.estimator  # tf.estimator (tests/conftest.py)
 

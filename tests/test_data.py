@@ -7,9 +7,9 @@ import tensorflow as tf
 from example_kit import datasets
 from harness import errors
 from tests import flagged
-from trainer.inputs import data
 from trainer.config import input_map
 from trainer.hub_model import model_spec
+from trainer.inputs import data
 
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}
 

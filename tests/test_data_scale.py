@@ -12,12 +12,12 @@ from example_kit import datasets
 from harness import errors
 from harness import tf_config
 from tests import backend_jobs
+from trainer import task
 from trainer.config import cli
+from trainer.config import job as job_lib
 from trainer.inputs import data
 from trainer.inputs import data_format
 from trainer.inputs import data_share
-from trainer.config import job as job_lib
-from trainer import task
 from trainer.inputs import validate
 
 PIXELS = {"inputs": tf.TensorSpec([None, 64], tf.float32)}

@@ -25,8 +25,8 @@ import sys
 import pytest
 import yaml
 
-from cluster import leftovers
-from cluster import spec
+from cluster.engines import spec
+from cluster.launcher import leftovers
 from tests import doc_commands
 from tests import netns_hosts
 from trainer.config import backends
@@ -94,7 +94,7 @@ HOW = {
         "why not: installing is .ci/run's own step, from the package index; "
         "the extra adds only matplotlib (tests/test_benchmark.py checks the "
         "one-line refusal of --plot without it)",
-    ("docs/performance.md", "python scripts/benchmark.py --quick"):
+    ("docs/performance.md", "python -m scripts.benchmark --quick"):
         "why not: a --quick run takes 13 minutes on 2 cores (771 s, "
         "measured); tests/test_benchmark.py runs every part of it in its "
         "--smoke mode and checks its JSON and figures",

@@ -20,7 +20,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from tests import launcher
 from tests import processes
 from trainer.training import warm_start

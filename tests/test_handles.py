@@ -24,8 +24,8 @@ from tests import flagged
 from tests import hub_server
 from tests import launcher
 from tests import processes
-from trainer.hub_model import handles
 from trainer.config import job as job_lib
+from trainer.hub_model import handles
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)

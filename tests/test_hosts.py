@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from cluster import leftovers
-from cluster import supervisor
+from cluster.launcher import leftovers
+from cluster.launcher import supervisor
 from harness import tf_config
 from tests import launcher
 from tests import netns_hosts

@@ -19,9 +19,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from cluster import ports as ports_lib
-from cluster import spec
-from cluster import supervisor
+from cluster.engines import spec
+from cluster.launcher import ports as ports_lib
+from cluster.launcher import supervisor
 from harness import tf_config
 from hub_migrate import cli
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from cluster import inprocess
+from cluster.launcher import inprocess
 from example_kit import datasets
 from trainer.estimator import config
 

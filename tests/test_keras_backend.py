@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import job as job_lib
-from trainer.training import warm_start
 from trainer.keras import optimizers
+from trainer.training import warm_start
 
 pytestmark = pytest.mark.keras
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

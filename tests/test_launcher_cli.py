@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

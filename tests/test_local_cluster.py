@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cluster import leftovers
 from cluster import local
-from cluster import netns
-from cluster import ports as ports_lib
-from cluster import restart
+from cluster.launcher import leftovers
+from cluster.launcher import netns
+from cluster.launcher import ports as ports_lib
+from cluster.launcher import restart
 from tests import launcher
 from tests import processes
 from trainer.config import backends
-from trainer.training import eval_events
 from trainer.plan import launch
+from trainer.training import eval_events
 from trainer.training import warm_start
 
 pytestmark = pytest.mark.cluster

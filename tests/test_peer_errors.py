@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from harness import exit_codes
+from trainer import task
 from trainer.config import backends
 from trainer.config import cli
 from trainer.training import peer_errors
-from trainer import task
 
 E = tf.errors
 PEER = [

@@ -1,8 +1,8 @@
-"""cluster.restart: which exits are retried (TFJob's conventions)."""
+"""cluster.launcher.restart: which exits are retried (TFJob's conventions)."""
 
 import pytest
 
-from cluster import restart
+from cluster.launcher import restart
 from harness import errors
 from tests import flagged
 

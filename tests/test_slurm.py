@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cluster import leftovers
-from cluster import slurm
+from cluster import slurm_submit
 from cluster import slurm_task
-from cluster import spec
+from cluster.engines import slurm
+from cluster.engines import spec
+from cluster.launcher import leftovers
 from harness import errors
 from tests import doc_commands
 from tests import flagged
@@ -125,7 +126,7 @@ def test_time_limit(flag, deadline, expected):
     ("15", 900), ("15:30", 930), ("1:00:00", 3600), ("2-12", 216000),
     ("1-00:30", 88200), ("1-00:00:05", 86405), ("", None)])
 def test_time_limit_in_seconds(limit, seconds):
-  assert slurm._seconds(limit) == seconds  # pylint: disable=protected-access
+  assert slurm.time_limit_secs(limit) == seconds
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -175,8 +176,8 @@ def test_the_model_directory_defaults_to_run_dir_model(tmp_path):
      "--submit: SLURM_CONF is not set"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, trainer_args, env, message):
-  if "SLURM_CONF" in env and os.path.exists(slurm.DEFAULT_SLURM_CONF):
-    pytest.skip("this machine has %s" % slurm.DEFAULT_SLURM_CONF)
+  if "SLURM_CONF" in env and os.path.exists(slurm_submit.DEFAULT_SLURM_CONF):
+    pytest.skip("this machine has %s" % slurm_submit.DEFAULT_SLURM_CONF)
   if env.get("SLURM_CONF") == "" and not shutil.which("sbatch"):
     pytest.skip("no sbatch here: the PATH case covers it")
   environ = dict(ENV, **env)

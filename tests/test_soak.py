@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from tests import launcher
 
 pytestmark = pytest.mark.cluster

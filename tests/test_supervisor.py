@@ -1,4 +1,4 @@
-"""cluster.supervisor, with small Python processes standing in for tasks."""
+"""cluster.launcher.supervisor, with small Python processes standing in for tasks."""
 
 import os
 import signal
@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from cluster import leftovers
-from cluster import restart
-from cluster import supervisor
+from cluster.launcher import leftovers
+from cluster.launcher import restart
+from cluster.launcher import supervisor
 from harness import tf_config
 from tests import processes
 
@@ -153,7 +153,7 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
   script = textwrap.dedent("""
       import os, sys
       sys.path.insert(0, %r)
-      from cluster import supervisor
+      from cluster.launcher import supervisor
       from tests import test_supervisor as t
       import pathlib
       supervisor.supervise(t._launches(pathlib.Path(%r), {

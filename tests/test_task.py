@@ -13,11 +13,11 @@ from example_kit import datasets
 from harness import tf_config
 from tests import backend_jobs
 from tests import processes
+from trainer import task
 from trainer.config import cli
 from trainer.config import job as job_lib
 from trainer.plan import model_dir as model_dir_lib
 from trainer.plan import resolve
-from trainer import task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")

@@ -23,10 +23,10 @@ from tests import flagged
 from tests import http_json
 from tests import launcher
 from tests import processes
+from trainer.config import job as job_lib
 from trainer.training import best_export
 from trainer.training import early_stopping
 from trainer.training import eval_events
-from trainer.config import job as job_lib
 from trainer.training import warm_start
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -29,7 +29,7 @@ from google.cloud import aiplatform_v1
 import pytest
 import yaml
 
-from cluster import leftovers
+from cluster.launcher import leftovers
 from harness import errors
 from harness import tf_config
 from tests import netns_hosts

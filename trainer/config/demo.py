@@ -23,7 +23,9 @@ from absl import flags
 from harness import errors
 from trainer.config import cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# This file is REPO/trainer/config/demo.py.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "digits.cfg")
 ASSETS = "demo_assets"
 BUILD_COMMAND = (sys.executable, "-m", "example_kit", "--out=" + ASSETS)

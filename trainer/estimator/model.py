@@ -26,12 +26,12 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from trainer.hub_model import hub_layer
 from trainer.config import job as job_lib
-from trainer.hub_model import model_spec as model_spec_lib
 from trainer.estimator import checkpoints
 from trainer.estimator import hooks
 from trainer.estimator import optimizers
+from trainer.hub_model import hub_layer
+from trainer.hub_model import model_spec as model_spec_lib
 
 
 

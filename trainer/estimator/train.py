@@ -14,13 +14,6 @@ from typing import Callable, Mapping, Optional
 import tensorflow as tf
 
 from harness import tf_config
-from trainer.inputs import data
-from trainer.inputs import data_share
-from trainer.training import early_stopping
-from trainer.training import eval_events
-from trainer.training import job_end
-from trainer.plan import preflight
-from trainer.training import result as result_lib
 from trainer.estimator import config as config_lib
 from trainer.estimator import evaluator
 from trainer.estimator import exporters
@@ -28,6 +21,13 @@ from trainer.estimator import hooks as hooks_lib
 from trainer.estimator import model as model_lib
 from trainer.estimator import readiness
 from trainer.estimator import warm_start
+from trainer.inputs import data
+from trainer.inputs import data_share
+from trainer.plan import preflight
+from trainer.training import early_stopping
+from trainer.training import eval_events
+from trainer.training import job_end
+from trainer.training import result as result_lib
 
 
 Result = result_lib.Result

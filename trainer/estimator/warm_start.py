@@ -7,9 +7,9 @@ from typing import Dict, List
 import tensorflow as tf
 
 from trainer.config import job as job_lib
+from trainer.estimator import model as model_lib
 from trainer.hub_model import model_spec as model_spec_lib
 from trainer.training import warm_start as warm_start_lib
-from trainer.estimator import model as model_lib
 
 
 def model_variables(spec: model_spec_lib.ModelSpec,

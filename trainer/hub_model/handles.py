@@ -45,8 +45,8 @@ import urllib.request
 from typing import Callable, Optional
 
 from harness import errors
+from harness import hub_cache
 
-CACHE_ENV = "TFHUB_CACHE_DIR"
 # A path on one of TF's file systems (gs://, ram://, hdfs://...), not a
 # local one.
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -90,8 +90,8 @@ class Resolution:
 
 def default_cache_dir(environ=os.environ) -> str:
   """TFHUB_CACHE_DIR, else hub's own default, TEMP/tfhub_modules."""
-  return environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(),
-                                                "tfhub_modules")
+  return environ.get(hub_cache.CACHE_ENV) or os.path.join(
+      tempfile.gettempdir(), "tfhub_modules")
 
 
 def is_url(handle: str) -> bool:
@@ -296,8 +296,8 @@ def resolve(handle: str, cache_dir: str,
         "a kernel lock (flock), which needs a local or mounted file system "
         "(a disk, NFS, a volume). Set %s to such a directory, or give "
         "`module_handle` the SavedModel's directory, which any file system "
-        "TF reads (gs://...) serves in place." % (cache_dir, CACHE_ENV,
-                                                   CACHE_ENV))
+        "TF reads (gs://...) serves in place." % (
+            cache_dir, hub_cache.CACHE_ENV, hub_cache.CACHE_ENV))
   path = cache_path(handle, cache_dir)
   if _complete(path):
     return dataclasses.replace(origin(path), seconds=0.0, fetched=False)
@@ -308,7 +308,7 @@ def resolve(handle: str, cache_dir: str,
   except OSError as e:
     raise _fail(handle, cache_dir, "the cache directory cannot be written "
                 "(%s); set %s to a writable directory" % (
-                    e.strerror, CACHE_ENV)) from None
+                    e.strerror, hub_cache.CACHE_ENV)) from None
   try:
     if _complete(path):  # Another process fetched it while we waited.
       return dataclasses.replace(origin(path), seconds=0.0, fetched=False)

@@ -26,9 +26,9 @@ from google.protobuf import message
 import tensorflow as tf
 
 from harness import errors
+from trainer.config import job as job_lib
 from trainer.inputs import data_format
 from trainer.inputs import data_share
-from trainer.config import job as job_lib
 
 _KIND_DTYPES = {"float": tf.float32, "int64": tf.int64, "bytes": tf.string}
 # Files looked at side by side when a glob is expanded or headers are read

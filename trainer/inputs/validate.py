@@ -31,9 +31,9 @@ import tensorflow as tf
 
 from harness import errors
 from harness import tf_config
+from trainer.config import job
 from trainer.inputs import data
 from trainer.inputs import data_format
-from trainer.config import job
 
 SAMPLE, FULL, OFF = job.VALIDATE_DATA
 SAMPLE_ROWS = 1000

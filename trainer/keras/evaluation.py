@@ -16,16 +16,16 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
-from trainer.training import best_export
-from trainer.training import eval_events
-from trainer.training import eval_loop
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
-from trainer.training import warm_start as warm_start_lib
 from trainer.keras import export as export_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries
+from trainer.training import best_export
+from trainer.training import eval_events
+from trainer.training import eval_loop
+from trainer.training import warm_start as warm_start_lib
 
 
 def eval_dir(model_dir: str) -> str:

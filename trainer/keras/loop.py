@@ -22,12 +22,12 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer.training import early_stopping
-from trainer.training import nan_guard
-from trainer.training import progress
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries
+from trainer.training import early_stopping
+from trainer.training import nan_guard
+from trainer.training import progress
 
 
 def make_step_fn(state: state_lib.State, n_classes: int, strategy=None):

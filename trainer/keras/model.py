@@ -22,8 +22,8 @@ import tensorflow_hub as hub
 import tf_keras
 
 from harness import errors
-from trainer.hub_model import hub_layer
 from trainer.config import job as job_lib
+from trainer.hub_model import hub_layer
 from trainer.hub_model import model_spec as model_spec_lib
 
 

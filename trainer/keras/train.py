@@ -26,21 +26,21 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from harness import tf_config
+from trainer.config import job as job_lib
 from trainer.inputs import data
 from trainer.inputs import data_share
-from trainer.training import early_stopping
-from trainer.training import eval_events
-from trainer.config import job as job_lib
-from trainer.training import job_end
-from trainer.plan import preflight
-from trainer.training import result as result_lib
-from trainer.training import warm_start as warm_start_lib
 from trainer.keras import cluster as cluster_lib
 from trainer.keras import evaluation
 from trainer.keras import export as export_lib
 from trainer.keras import loop
 from trainer.keras import state as state_lib
 from trainer.keras import warm_start
+from trainer.plan import preflight
+from trainer.training import early_stopping
+from trainer.training import eval_events
+from trainer.training import job_end
+from trainer.training import result as result_lib
+from trainer.training import warm_start as warm_start_lib
 
 Result = result_lib.Result
 

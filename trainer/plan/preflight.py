@@ -18,13 +18,13 @@ import tensorflow as tf
 from harness import errors
 from harness import tf_config
 from trainer.config import backends
-from trainer.inputs import data
-from trainer.hub_model import handles
 from trainer.config import input_map as input_map_lib
 from trainer.config import job as job_lib
-from trainer.plan import model_dir as model_dir_lib
+from trainer.hub_model import handles
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.inputs import data
 from trainer.inputs import validate
+from trainer.plan import model_dir as model_dir_lib
 from trainer.training import warm_start as warm_start_lib
 
 # (spec, head) -> {variable name: shape}: the backend's model variables,

@@ -22,8 +22,8 @@ from trainer.config import aip_dirs
 from trainer.config import backends
 from trainer.config import cli
 from trainer.config import demo
-from trainer.hub_model import handles
 from trainer.config import job as job_lib
+from trainer.hub_model import handles
 # The modules that load TensorFlow (trainer.plan.preflight, .model_dir, the
 # backends) are imported where first used, on purpose: --helpfull and a bad
 # flag answer in a fraction of the time, and the entry point sets TF's C++

@@ -12,7 +12,7 @@ TF cannot stop an in-process server: they live until the process exits.
 
 import tensorflow as tf
 
-from cluster import ports as ports_lib
+from cluster.launcher import ports as ports_lib
 from harness import errors
 from harness import tf_config
 

@@ -7,7 +7,7 @@
   tasks end by themselves once the chief's export exists (trainer.training.job_end),
   and any still serving then are stopped.
 * A task that dies (exits non-zero, or a ps that exits at all) is
-  restarted as its type's restart policy allows (cluster.restart: a kill or
+  restarted as its type's restart policy allows (cluster.launcher.restart: a kill or
   preemption is retried within a budget, an error is not), and the restart
   is announced. A death that is not to be retried stops the cluster at
   once; `TaskFailed` names the task, its exit code and the tail of its
@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from cluster import restart
+from cluster.launcher import restart
 from harness import errors
 from harness import exit_codes
 from harness import tf_config

@@ -2,7 +2,7 @@
 
 portpicker can hand out the same port twice without a port server, and a
 port can be taken between picking and binding: callers that bind retry on
-fresh ports (see cluster.local.run_cluster and cluster.inprocess).
+fresh ports (see cluster.local.run_cluster and cluster.launcher.inprocess).
 """
 
 from typing import List
