@@ -1,6 +1,6 @@
 r"""Benchmark part: the data at scale, side by side in one run.
 
-  python scripts/bench_data.py --quick --json=data.json   # this part alone
+  python -m scripts.bench_data --quick --json=data.json   # this part alone
 
 1. Input throughput: the trainer's own training pipeline (trainer.inputs.data:
    interleave, shuffle, batch, parse) against a raw tf.data read of the
@@ -32,20 +32,15 @@ import sys
 import tempfile
 import time
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(SCRIPTS)
-sys.path.insert(0, REPO)
-sys.path.insert(0, SCRIPTS)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
-import bench_cluster
 from example_kit import datasets
+from scripts import bench_cluster
 from trainer.inputs import data
-from trainer.training import progress
 from trainer.inputs import validate
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from trainer.training import progress
+
+REPO = bench_cluster.REPO
 
 FORMATS = (("tfrecord", None), ("tfrecord", "GZIP"), ("csv", None))
 PIXELS = datasets.DIGITS_PIXELS

@@ -25,8 +25,8 @@ import tensorflow_hub as hub
 import tf_keras
 
 from example_kit import hub_models
-from trainer.inputs import data
 from trainer.config import job as job_lib
+from trainer.inputs import data
 from trainer.plan import preflight
 # The Estimator's parts import trainer.estimator where they run: it exists
 # only where TF has tf.estimator (TF <= 2.15).

@@ -1,6 +1,6 @@
 r"""Measures the harness against the raw compute limit, side by side.
 
-  python scripts/benchmark.py --quick --json=bench.json --plot=bench.png
+  python -m scripts.benchmark --quick --json=bench.json --plot=bench.png
 
 On the same hub model (the demo's digits model, fine-tuned), batch and
 data, in one run:
@@ -41,32 +41,24 @@ import json
 import multiprocessing
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(SCRIPTS)
-sys.path.insert(0, REPO)  # Run from a clone without installing, too.
-sys.path.insert(0, SCRIPTS)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
-import bench_cluster
-import bench_data
-import bench_keras
-import bench_plot
-import bench_process
 from example_kit import assets as assets_lib
 from harness import cli
+from scripts import bench_cluster
+from scripts import bench_data
+from scripts import bench_keras
+from scripts import bench_plot
+from scripts import bench_process
 from trainer.config import backends
 from trainer.config import job as job_lib
 from trainer.plan import preflight
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

@@ -1,6 +1,6 @@
 r"""Chaos runs in a row: docs/faults.md's reliability figures.
 
-  python scripts/chaos.py --runs=5 --signal=SIGKILL --json=chaos.json
+  python -m scripts.chaos --runs=5 --signal=SIGKILL --json=chaos.json
 
 Each run is tests/test_chaos.py's run (cluster/chaos.py): the demo on a local
 cluster of a chief, 2 workers, 2 ps and an evaluator, with a seeded
@@ -18,23 +18,17 @@ import os
 import random
 import shutil
 import signal
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # Run from a clone without installing, too.
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
 from cluster import chaos
 from example_kit import assets as assets_lib
 from harness import cli
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 ROLES = ("chief", "worker", "ps", "evaluator")
 

@@ -1,4 +1,7 @@
-"""scripts/benchmark.py: a smoke run produces every figure (never a speed)."""
+"""scripts/benchmark.py: a smoke run produces every figure (never a speed).
+
+The scripts run as `python -m scripts.benchmark` from the clone's root, as
+docs/performance.md shows."""
 
 import datetime
 import importlib.util
@@ -9,23 +12,11 @@ import sys
 
 import pytest
 
+from scripts import bench_cluster
 from tests import backend_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "scripts", "benchmark.py")
-
-
-def _load(name):
-  """A scripts/ module by path (benchmark.py defines its flags only in
-  main)."""
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(REPO, "scripts", name + ".py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-bench_cluster = _load("bench_cluster")
+BENCHMARK = [sys.executable, "-m", "scripts.benchmark"]
 
 # Every run's figures: the raw limit and the Keras backend (any TF).
 FIGURES = ["raw_examples_per_s", "raw_tight_examples_per_s",
@@ -54,10 +45,10 @@ ESTIMATOR_FIGURES = [
 def test_smoke_run_produces_every_figure(tmp_path):
   path = tmp_path / "bench.json"
   proc = subprocess.run(
-      [sys.executable, SCRIPT,
+      BENCHMARK + [
        "--smoke", "--work_dir=" + str(tmp_path / "work"), "--json=" +
        str(path)], capture_output=True, text=True, timeout=900, check=False,
-      env=dict(os.environ, PYTHONPATH=REPO))
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   figures = json.loads(path.read_text())
   estimator = backend_jobs.ESTIMATOR_HERE
@@ -147,10 +138,10 @@ def test_plot_without_matplotlib_is_refused_before_any_run(tmp_path):
   if importlib.util.find_spec("matplotlib"):
     pytest.skip("matplotlib is installed here (the `bench` extra)")
   proc = subprocess.run(
-      [sys.executable, SCRIPT, "--smoke", "--plot=" + str(tmp_path / "b.png"),
-       "--work_dir=" + str(tmp_path / "work")], capture_output=True,
+      BENCHMARK + ["--smoke", "--plot=" + str(tmp_path / "b.png"),
+                   "--work_dir=" + str(tmp_path / "work")], capture_output=True,
       text=True, timeout=120, check=False,
-      env=dict(os.environ, PYTHONPATH=REPO))
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith(
       "error: --plot needs matplotlib, which the `bench` extra installs")
