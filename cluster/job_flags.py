@@ -13,9 +13,10 @@ from cluster.launcher import restart
 from harness import errors
 
 
-def define(fv: flags.FlagValues = flags.FLAGS, *, deadline_secs=900) -> None:
+def define(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines num_workers, num_ps, evaluator (their defaults: spec.Shape's),
-  max_restarts, deadline_secs."""
+  max_restarts, restart_window_secs, deadline_secs (no deadline unless
+  asked: a real run is never stopped by a default it did not know of)."""
   shape = spec.Shape()
   flags.DEFINE_integer("num_workers", shape.num_workers, "Workers besides "
                        "the chief.", flag_values=fv)
@@ -33,10 +34,11 @@ def define(fv: flags.FlagValues = flags.FLAGS, *, deadline_secs=900) -> None:
                      "The sliding window --max_restarts counts in: a task "
                      "that keeps dying stops the job within seconds; deaths "
                      "further apart never add up.", flag_values=fv)
-  flags.DEFINE_integer("deadline_secs", deadline_secs, "Stop everything "
-                       "and fail if the job has not finished after this "
-                       "long%s." % ("" if deadline_secs else
-                                    "; unset: no deadline"), flag_values=fv)
+  flags.DEFINE_integer("deadline_secs", None, "Stop everything and fail if "
+                       "the job has not finished after this many seconds. "
+                       "Unset (the default): no deadline; the job runs "
+                       "until it ends, a task fails for good, or Ctrl-C.",
+                       flag_values=fv)
 
 
 def shape(fv: flags.FlagValues) -> spec.Shape:

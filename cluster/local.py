@@ -24,7 +24,8 @@ What happens:
    --restart_policy allows (kills and preemptions, within --max_restarts);
    one that fails for good stops all the others, and the launcher exits 1,
    naming the task, its exit code and the tail of its log. Past
-   --deadline_secs, the same. Ctrl-C and SIGTERM stop all.
+   --deadline_secs (none unless given), the same. Ctrl-C and SIGTERM stop
+   all.
 
 This entry point imports the trainer (and so TensorFlow) only once it runs
 inside its network namespace: the process that re-executes itself there
@@ -35,7 +36,7 @@ import json
 import os
 import sys
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from absl import flags
 
@@ -145,11 +146,12 @@ def launches(cluster, evaluator: bool, flagfile: str, environ=os.environ):
 
 
 def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
-                flagfile: str, log_dir: str, deadline_secs: float,
+                flagfile: str, log_dir: str, deadline_secs: Optional[float],
                 policies=None, printer=supervisor.print_line,
                 log=supervisor.print_line):
-  """Starts the cluster and supervises it; retries on port conflicts."""
-  deadline = time.monotonic() + deadline_secs
+  """Starts the cluster and supervises it; retries on port conflicts.
+  `deadline_secs`: None, no deadline."""
+  deadline = time.monotonic() + deadline_secs if deadline_secs else None
   for attempt in range(1, PORT_ATTEMPTS + 1):
     ports = iter(ports_lib.pick_ports(1 + num_workers + num_ps))
     cluster = spec.build_cluster(num_workers=num_workers, num_ps=num_ps,
@@ -159,7 +161,8 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
     try:
       return supervisor.supervise(
           launches(cluster, evaluator, flagfile), log_dir=log_dir,
-          deadline_secs=max(deadline - time.monotonic(), 1.0),
+          deadline_secs=(max(deadline - time.monotonic(), 1.0) if deadline
+                         else None),
           printer=printer, on_event=lambda e: log("launcher: " + e),
           policies=policies)
     except supervisor.TaskFailed as e:
@@ -199,6 +202,9 @@ def main(argv):
         argv[1:], run_dir, evaluator=fv.evaluator, log=print,
         num_workers=fv.num_workers)
     print("Restart policy: %s" % restart.describe(policies), flush=True)
+    print("Deadline: %s" % ("%d s (--deadline_secs)" % fv.deadline_secs
+                            if fv.deadline_secs else
+                            "none (--deadline_secs sets one)"), flush=True)
     codes = run_cluster(
         num_workers=fv.num_workers, num_ps=fv.num_ps,
         evaluator=fv.evaluator, flagfile=flagfile,

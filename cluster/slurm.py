@@ -58,7 +58,7 @@ def shared_cache_dir(spec: slurm_lib.JobSpec,
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  job_flags.define(fv, deadline_secs=None)
+  job_flags.define(fv)
   job_flags.define_resources(fv, ("cpu", "memory", "gpu", "gpu_type"))
   flags.DEFINE_integer("nodes", 1, "Slurm nodes for the job (one srun step "
                        "runs every task across them).", flag_values=fv)

@@ -47,7 +47,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   # No deadline of its own unless given (the batch script passes the job's
   # time limit): the local launcher's 15-minute default would end a long
   # job's tasks; without a time limit the partition's ends the job.
-  job_flags.define(fv, deadline_secs=None)
+  job_flags.define(fv)
   flags.DEFINE_integer("port_base", slurm_status.DEFAULT_PORT_BASE,
                        "The first gRPC port "
                        "of each node; a node's tasks take the next ones.",

@@ -54,7 +54,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "and its Python environment.", flag_values=fv)
   flags.DEFINE_string("namespace", "default", "Kubernetes namespace.",
                       flag_values=fv)
-  job_flags.define(fv, deadline_secs=None)
+  job_flags.define(fv)
   flags.DEFINE_multi_string(
       "volume", [], "CLAIM:MOUNT_PATH: a persistent volume claim mounted at "
       "MOUNT_PATH in every pod (repeat for several). The model directory "

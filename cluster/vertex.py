@@ -75,7 +75,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "checkpoints/ and model/.", flag_values=fv)
   flags.DEFINE_string("python", "python", "The Python command in the "
                       "image.", flag_values=fv)
-  job_flags.define(fv, deadline_secs=None)
+  job_flags.define(fv)
   job_flags.define_resources(fv, vertex_lib.SUPPORTED)
 
 

@@ -84,6 +84,33 @@ def test_glob_matching_nothing_is_named(tmp_path):
     data.expand([str(tmp_path / "nothing*.csv")], "train_files")
 
 
+def test_a_file_several_globs_match_is_read_once_and_said(tmp_path,
+                                                          monkeypatch):
+  """Overlapping globs (and two spellings of one path) name each file once,
+  in the order the globs first match it; the run says which repeated."""
+  for name in ("a-1.csv", "a-2.csv", "b-1.csv"):
+    (tmp_path / name).write_text("x,label\n1,0\n")
+  monkeypatch.chdir(tmp_path)
+  logged = []
+  files = data.expand([str(tmp_path / "a-*.csv"), str(tmp_path / "*-1.csv"),
+                       "./b-1.csv"], "train_files", logged.append)
+  assert list(files) == [str(tmp_path / "a-1.csv"), str(tmp_path / "a-2.csv"),
+                         str(tmp_path / "b-1.csv")]
+  assert logged == ["`train_files`: 2 file(s) matched by more than one glob "
+                    "are read once: %s, ./b-1.csv." % (tmp_path / "a-1.csv")]
+  # Once per epoch: the pipeline reads each row once.
+  config = data.InputConfig(inputs={"x": tf.TensorSpec([None], tf.int64)},
+                            input_map={"x": "x"},
+                            columns=data.read_columns(files),
+                            label_key="label", label_dtype=tf.int64)
+  rows = sum(int(tf.size(labels)) for _, labels in data.make_input_fn(
+      files, config, batch_size=2, training=False)())
+  assert rows == 3
+  logged.clear()
+  data.expand([str(tmp_path / "a-*.csv")], "train_files", logged.append)
+  assert not logged
+
+
 def test_mixed_formats_are_refused(assets):
   with pytest.raises(errors.DataError, match="mixes CSV and TFRecord"):
     data.expand([assets.data("digits_train.csv"),

@@ -5,12 +5,14 @@ in for the model hub and counts requests.
 """
 
 import hashlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 import portpicker
@@ -234,6 +236,8 @@ def broken(hub, tmp_path):
   dead_port = portpicker.pick_unused_port()
   truncated = tmp_path / "truncated.tar.gz"
   truncated.write_bytes(hub_server.archive(str(tmp_path))[:40])
+  escaping = tmp_path / "escaping.tar.gz"
+  _tar(escaping, [("../outside.txt", b"x")])
   return {
       "unreachable": ("http://127.0.0.1:%d/models/digits/1" % dead_port,
                       str(tmp_path / "cache")),
@@ -243,7 +247,21 @@ def broken(hub, tmp_path):
       "truncated, served": (hub.url("/truncated/1"), str(tmp_path / "cache")),
       "truncated, on disk": (str(truncated), str(tmp_path / "cache")),
       "cache not writable": (hub.url(DIGITS), str(not_a_file / "cache")),
+      "unsafe": (str(escaping), str(tmp_path / "cache")),
   }
+
+
+def _tar(path, members, links=()):
+  """A .tar.gz of (name, bytes) files and (name, target) symbolic links."""
+  with tarfile.open(path, "w:gz") as tar:
+    for name, data in members:
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+    for name, target in links:
+      info = tarfile.TarInfo(name)
+      info.type, info.linkname = tarfile.SYMTYPE, target
+      tar.addfile(info)
 
 
 BROKEN = [
@@ -259,7 +277,33 @@ BROKEN = [
     ("truncated, on disk", r"the archive is truncated or not a \.tar\.gz"),
     ("cache not writable", r"the cache directory cannot be written \(Not a "
      r"directory\); set TFHUB_CACHE_DIR to a writable directory"),
+    ("unsafe", r"the archive is unsafe to unpack: .*outside\.txt"),
 ]
+
+
+@pytest.mark.parametrize("members,links,refused", [
+    ([("../up.txt", b"x")], [], "../up.txt would be written outside"),
+    ([("/abs.txt", b"x")], [], "/abs.txt would be written outside"),
+    ([("m/ok.txt", b"x")], [("m/out", "../../etc")],
+     "m/out links outside the archive's folder"),
+    ([("m/ok.txt", b"x")], [("m/in", "ok.txt")], None),
+])
+def test_archives_are_checked_by_hand_where_python_has_no_filter(
+    tmp_path, members, links, refused):
+  """The Pythons without tarfile's "data" filter (before 3.11.4, which
+  setup.py admits) get the same refusals, before anything is written."""
+  archive = tmp_path / "a.tar.gz"
+  _tar(archive, members, links)
+  into = tmp_path / "into"
+  into.mkdir()
+  with tarfile.open(archive) as tar:
+    if refused:
+      with pytest.raises(handles.UnsafeMember, match=re.escape(refused)):
+        handles.extract_checked(tar, str(into))
+      assert not os.listdir(into) and not (tmp_path / "up.txt").exists()
+    else:
+      handles.extract_checked(tar, str(into))
+      assert (into / "m" / "in").read_bytes() == b"x"
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ import re
 import subprocess
 import sys
 
+from absl import flags
 import pytest
 
+from cluster import local
 from cluster.launcher import leftovers
 from tests import processes
 
@@ -75,3 +77,13 @@ def test_bad_input(demo_cwd, module, args, message):
   assert "Traceback" not in proc.stdout + proc.stderr
   assert not os.path.exists(run_dir) and not os.path.exists(model_dir)
   assert not leftovers.pids_mentioning(str(tmp_path))
+
+
+def test_the_launcher_has_no_deadline_unless_asked():
+  """A local run longer than any default is not stopped by surprise:
+  --deadline_secs is unset by default, and its help says so."""
+  fv = flags.FlagValues()
+  local.define_flags(fv)
+  fv(["local"])
+  assert fv.deadline_secs is None
+  assert "Unset (the default): no deadline" in fv["deadline_secs"].help

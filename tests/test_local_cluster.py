@@ -202,7 +202,8 @@ def test_port_taken_before_binding_is_retried(demo_cwd, monkeypatch):
     events = []
     codes = local.run_cluster(
         num_workers=1, num_ps=1, evaluator=False, flagfile=flagfile,
-        log_dir=os.path.join(run_dir, "logs"), deadline_secs=300,
+        # No deadline: the launcher's default.
+        log_dir=os.path.join(run_dir, "logs"), deadline_secs=None,
         policies=restart.parse_policies([], 3), printer=lambda line: None,
         log=events.append)
   finally:

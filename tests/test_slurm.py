@@ -169,7 +169,7 @@ def test_the_model_directory_defaults_to_run_dir_model(tmp_path):
     (["--time=soon"], TRAINER, {}, "--time=soon is not a Slurm time limit"),
     ([], TRAINER + ["--bogus=1"], {},
      "Unknown command line flag 'bogus'"),
-    ([], TRAINER[1:], {}, "--module_handle is required here"),
+    ([], TRAINER[1:], {}, "--module_handle is missing: --train_files"),
     (["--submit"], TRAINER, {"PATH": "/nonexistent"},
      "--submit needs Slurm's sbatch, which is not on PATH"),
     (["--submit"], TRAINER, {"SLURM_CONF": ""},

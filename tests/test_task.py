@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from example_kit import datasets
+from harness import errors
 from harness import tf_config
 from tests import backend_jobs
 from tests import processes
@@ -55,6 +56,32 @@ def test_every_flag_has_help():
       env=dict(os.environ, PYTHONPATH=REPO)).stdout  # absl exits 1 here.
   for name in cli.FLAG_NAMES:
     assert re.search(r"--(\[no\])?%s:" % name, shown), name
+
+
+def _help(option):
+  return subprocess.run(
+      [sys.executable, "-m", "trainer.task", option], capture_output=True,
+      text=True, timeout=60, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO)).stdout
+
+
+def test_help_shows_a_first_run_and_helpfull_the_parts_of_the_job():
+  """--help: the flags a first run needs, and no others; --helpfull: every
+  flag under the part of the job it sets, the parts in the job's order."""
+  short = _help("--help")
+  shown = set(re.findall(r"^  --(?:\[no\])?(\w+):", short, re.M))
+  assert shown == set(cli.FIRST_RUN)
+  full = _help("--helpfull")
+  groups = re.findall(r"^(trainer \d/5, [^:]+):$", full, re.M)
+  assert groups == list(cli.GROUPS.values())
+  # Each flag under its group: the part of JobConfig that declares it.
+  parts = {field.name: part for part, field, _ in cli.settings()}
+  for block in re.split(r"^(?=\S.*:$)", full, flags=re.M):
+    title = block.split(":\n", 1)[0]
+    for name in re.findall(r"^  --(?:\[no\])?(\w+):", block, re.M):
+      if name in parts:
+        assert title == cli.GROUPS.get(parts[name], cli.RUN_GROUP), name
+  assert "  --module_handle:" in full.split(cli.GROUPS[job_lib.ModelOptions])[1]
 
 
 def _setting_fields(config_class=job_lib.JobConfig):
@@ -380,7 +407,7 @@ def test_demo_runs_with_no_flags_but_a_short_budget(demo_cwd):
 
 
 def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
-  """No --module_handle: every flag the user did not set comes from
+  """No model or data flag: every flag the user did not set comes from
   configs/digits.cfg, but the model directory, which is new per run."""
   monkeypatch.chdir(demo_cwd)
   demo_job = resolve.job_from_flags(_flags(["--train_steps=7"]),
@@ -394,6 +421,32 @@ def test_the_demo_is_the_digits_config(demo_cwd, monkeypatch):
   assert demo_job.head == config_job.head and demo_job.run == config_job.run
   assert [os.path.abspath(f) for f in config_job.data.train_files] == list(
       demo_job.data.train_files)
+
+
+@pytest.mark.parametrize("own", [
+    ["--train_files=mine.csv"], ["--eval_files=mine.csv"],
+    ["--input_map=x=text"], ["--label_key=y"], ["--tags=serve"],
+    ["--module_handle="]])
+def test_a_model_or_data_flag_without_a_model_is_not_the_demo(
+    own, demo_cwd, monkeypatch):
+  """The demo runs only with no model or data flag: with any, the job is the
+  user's, and a missing --module_handle is said, never taken from the
+  demo (whose input map the user never wrote)."""
+  monkeypatch.chdir(demo_cwd)
+  logged = []
+  with pytest.raises(errors.FlagError) as raised:
+    resolve.resolve_flags(_flags(own + ["--n_classes=2"]),
+                          log=logged.append, build_demo=False)
+  name = own[0][2:].split("=")[0]
+  assert str(raised.value).startswith("`module_handle` is missing: ")
+  if name != "module_handle":
+    assert "`%s` is given" % name in str(raised.value)
+  assert not logged  # Not a word of the demo.
+  # Flags that are neither say nothing of a model or data: the demo.
+  assert resolve.resolve_flags(
+      _flags(["--train_steps=7", "--batch_size=8", "--notrainable"]),
+      log=logged.append, build_demo=False).module_handle == os.path.abspath(
+          "demo_assets/models/digits")
 
 
 @pytest.mark.slow
@@ -438,8 +491,10 @@ def test_an_evaluator_without_eval_files_is_refused(assets, tmp_path,
 
 
 # Every required setting left out, as a new user would: one line each.
-# (--module_handle left out means the demo; --eval_files is optional: above.)
+# (--eval_files is optional: above.)
 MISSING = [
+    ("module_handle", "--module_handle is missing: --train_files, "
+     "--eval_files, --input_map are given, so this is a job of your own"),
     ("train_files", "--train_files is required"),
     ("n_classes", "--n_classes is required"),
     ("model_dir", "--model_dir is required: where checkpoints go"),

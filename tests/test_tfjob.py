@@ -274,7 +274,7 @@ BAD = [
     ([], ["--model_dir=/tmp/local-run"],
      "--model_dir=/tmp/local-run is local to each pod"),
     ([], ["--eval_files="], "--eval_files is empty, so an evaluator"),
-    ([], ["--module_handle="], "--module_handle is required"),
+    ([], ["--module_handle="], "--module_handle is missing: --train_files"),
     (["--worker_resources=machine_type=n1-standard-8"], [],
      "--worker_resources: Kubernetes has no term for machine_type; on "
      "Kubernetes give cpu, memory, gpu"),

@@ -1,19 +1,22 @@
-r"""Trains an Estimator on top of a hub model: the trainer's entry point.
+r"""Trains a head on a hub model, one task of a job: the trainer's entry point.
 
   python -m trainer.task                       # the demo (configs/digits.cfg)
   python -m trainer.task --flagfile=configs/text.cfg --train_steps=500
 
-Flags are applied in order: defaults, then each --flagfile, then the flags
-after it (a later flag overrides an earlier one). With no --module_handle
-the demo runs (trainer/config/demo.py). The task comes from TF_CONFIG; without it,
-one process trains, evaluates and exports. The resolved flags are written to
-MODEL_DIR/flags.txt. Any problem found before training is reported as one
-line, and the exit status is 1.
+The steps run on the Estimator (tf.estimator, TF <= 2.15) or on TF2's own
+parameter-server training (Keras, any TF from 2.15): --backend, auto by
+default. Flags are applied in order: defaults, then each --flagfile, then
+the flags after it (a later flag overrides an earlier one). With no flag of
+a model or data the demo runs (trainer/config/demo.py). The task comes from
+TF_CONFIG; without it, one process trains, evaluates and exports. The
+resolved flags are written to MODEL_DIR/flags.txt. Any problem found before
+training is reported as one line, and the exit status is 1. --help shows
+the flags a first run needs; --helpfull all of them, by part of the job.
 
-The way from flags to a run is trainer.plan.resolve's (the launchers' pre-flight
-goes the same way, through trainer.plan.launch); this module reads the flags and
-TF_CONFIG, runs the plan on its backend, and says what it did (`describe`
-for --check_only, `summary` at the end).
+The way from flags to a run is trainer.plan.resolve's (the launchers'
+pre-flight goes the same way, through trainer.plan.launch); this module
+reads the flags and TF_CONFIG, runs the plan on its backend, and says what
+it did (`describe` for --check_only, `summary` at the end).
 """
 
 import os
@@ -228,7 +231,9 @@ def main(argv):
 
 def console_main():
   """Entry point of `python -m trainer.task` and the hub-trainer script."""
-  cli.define_flags()
+  # --help shows the main module's key flags, looked up by sys.argv[0]
+  # (this file under -m, the hub-trainer script otherwise).
+  cli.define_flags(key_module=sys.argv[0])
   app.run(main, flags_parser=harness_cli.parse_flags_or_exit)
 
 

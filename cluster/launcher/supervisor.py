@@ -228,8 +228,9 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
   Args:
     launches: the tasks to run.
     log_dir: where TASK.log and TASK.pid (the current pid) are written.
-    deadline_secs: the whole cluster's deadline; None only where something
-      outside bounds it (a Slurm job's time limit: cluster/slurm_task.py).
+    deadline_secs: the whole cluster's deadline; None: none (the user's
+      choice: python -m cluster.local without --deadline_secs; or where
+      something outside bounds it, a Slurm job's time limit).
     printer: receives every output line, prefixed with its task's name.
     clock: the clock the deadline is measured with.
     on_event: receives the supervisor's own messages (restarts, the end).

@@ -14,6 +14,11 @@ ml_collections' config_flags (Flax, t5x) would rename every flag
 tensorflow/models' hyperparams brings its own YAML overrides; users' scripts
 and recorded flags.txt files spell today's absl flags, which this keeps.
 
+`--helpfull` shows the flags in GROUPS, by the part of the job they set
+(absl groups flags by the name it is told defined them, so each part's
+label stands in for a module name), and `--help` shows the few a first run
+needs (FIRST_RUN, the entry point's key flags).
+
 A flag has the name of its setting, so a settings error of the library
 ("`batch_size` (0) must be ...") is shown as "--batch_size (0) must be ..."
 by the entry point (harness.cli.report).
@@ -38,6 +43,22 @@ FLAGS_FILE = "flags.txt"
 MODEL_FLAGS = ("module_handle", "trainable", "tags", "signature",
                "output_key", "signature_outputs_as_dict", "n_classes",
                "hidden_units", "optimizer")
+# The part of the job a setting belongs to -> its group in --helpfull, in
+# the order a job is described (absl sorts the groups by label). JobConfig's
+# own settings (the model and export directories) and the entry point's
+# flags are the run's.
+GROUPS = {
+    job_lib.ModelOptions: "trainer 1/5, the hub model",
+    job_lib.HeadConfig: "trainer 2/5, the head on top of it",
+    job_lib.DataOptions: "trainer 3/5, the data",
+    job_lib.RunOptions: "trainer 4/5, the run",
+    job_lib.ClusterOptions: "trainer 5/5, on a cluster",
+}
+RUN_GROUP = GROUPS[job_lib.RunOptions]
+# What a first run of one's own model and data needs: --help shows these.
+FIRST_RUN = ("module_handle", "trainable", "train_files", "eval_files",
+             "label_key", "n_classes", "model_dir", "train_steps",
+             "batch_size", "check_only")
 
 
 class _EnumParser(flags.EnumParser):
@@ -78,13 +99,14 @@ def _fields(config_class):
     yield field, kind
 
 
-def _settings(config_class=job_lib.JobConfig):
-  """(field, type) of every setting of a JobConfig, its parts' included."""
+def settings(config_class=job_lib.JobConfig):
+  """(part, field, type) of every setting of a JobConfig, its parts'
+  included; `part` is the dataclass that declares the field."""
   for field, kind in _fields(config_class):
     if dataclasses.is_dataclass(kind):
-      yield from _settings(kind)
+      yield from settings(kind)
     else:
-      yield field, kind
+      yield config_class, field, kind
 
 
 def _is_list(kind) -> bool:
@@ -92,43 +114,54 @@ def _is_list(kind) -> bool:
   return origin is not None and issubclass(origin, (abc.Sequence, abc.Mapping))
 
 
-def _define_setting(field, kind, fv: flags.FlagValues) -> None:
-  """The flag of one setting (trainer.config.job.setting), derived from its field."""
+def _define_setting(field, kind, fv: flags.FlagValues, group: str) -> None:
+  """The flag of one setting (trainer.config.job.setting), derived from its
+  field, shown in --helpfull under `group`."""
   meta, name = field.metadata, field.name
   value = job_lib.default_of(field)
   value = None if value is dataclasses.MISSING else value
+  where = dict(flag_values=fv, module_name=group)
   if meta["aliases"]:
     flags.DEFINE_flag(EnumFlag(name, meta["choices"], meta["aliases"], value,
-                               meta["help"]), flag_values=fv)
+                               meta["help"]), **where)
   elif meta["choices"]:
     flags.DEFINE_enum(name, value, list(meta["choices"]), meta["help"],
-                      flag_values=fv)
+                      **where)
   elif _is_list(kind):
     if isinstance(value, abc.Mapping):
       value = ["%s=%s" % item for item in value.items()]
     flags.DEFINE_list(name, None if value is None else list(value),
-                      meta["help"], flag_values=fv)
+                      meta["help"], **where)
   else:
     define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
               float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
-    define(name, value, meta["help"], flag_values=fv)
+    define(name, value, meta["help"], **where)
 
 
-def define_flags(fv: flags.FlagValues = flags.FLAGS) -> List[str]:
+def define_flags(fv: flags.FlagValues = flags.FLAGS, *,
+                 key_module: str = "") -> List[str]:
   """Defines the trainer's flags on `fv`: one per setting of a JobConfig
-  (trainer.config.job), and the entry point's own. Returns their names."""
+  (trainer.config.job), and the entry point's own. Returns their names.
+
+  `key_module`: the entry point's module name as absl's --help looks it up
+  (sys.argv[0]); FIRST_RUN become its key flags, which --help shows.
+  """
   before = set(fv)
-  for field, kind in _settings():
-    _define_setting(field, kind, fv)
+  for part, field, kind in settings():
+    _define_setting(field, kind, fv, GROUPS.get(part, RUN_GROUP))
   flags.DEFINE_bool(
       "overwrite_model_dir", False, "If --model_dir holds a checkpoint of "
       "a different model, move that directory aside (to MODEL_DIR.old-TIME) "
-      "and start afresh, instead of refusing.", flag_values=fv)
+      "and start afresh, instead of refusing.", flag_values=fv,
+      module_name=RUN_GROUP)
   flags.DEFINE_bool(
       "check_only", False, "Run the whole pre-flight (flags, TF_CONFIG, "
       "model, data, model directory), print what this task would do, write "
       "nothing, and exit: 0 when it would run, 1 with the problem.",
-      flag_values=fv)
+      flag_values=fv, module_name=RUN_GROUP)
+  if key_module:
+    for name in FIRST_RUN:
+      fv.register_key_flag_for_module(key_module, fv[name])
   return sorted(set(fv) - before)
 
 

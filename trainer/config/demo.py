@@ -1,8 +1,12 @@
-"""The demo: what the trainer runs when no model is given.
+"""The demo: what the trainer runs when no model and no data are given.
 
 The demo is configs/digits.cfg, and nothing else says what it is: run with
-no --module_handle, the trainer (and the launchers, which run it) take every
-flag the user did not set from that file. Its models and data live in
+no flag of a model or of data (OWN_JOB_FLAGS), the trainer (and the
+launchers, which run it) take every flag the user did not set from that
+file. Any of those flags given makes the job the user's own, which then
+needs its --module_handle: a missing one is said in one line, never filled
+in from the demo (the demo's model with the user's data would fail on an
+input map the user never wrote). Its models and data live in
 demo_assets/ of the working directory, as the file says; where they are
 missing, the example kit builds them first, as a command of its own
 (`python -m example_kit --out=demo_assets`), so that the trainer neither
@@ -34,11 +38,38 @@ BUILD_TIMEOUT_SECS = 900
 # recorded flags rerun the job from any directory.
 PATH_FLAGS = ("module_handle", "train_files", "eval_files")
 NOT_FROM_CONFIG = ("model_dir",)
+# Flags that describe a model or data: any of them given, the job is the
+# user's own, not the demo.
+OWN_JOB_FLAGS = ("module_handle", "tags", "signature", "output_key",
+                 "signature_outputs_as_dict", "train_files", "eval_files",
+                 "label_key", "input_map")
+
+
+def own_job_flags(fv: flags.FlagValues) -> List[str]:
+  """The flags of a model or data that `fv` was given."""
+  return [name for name in OWN_JOB_FLAGS if fv[name].present]
 
 
 def wanted(fv: flags.FlagValues) -> bool:
-  """Whether the flags ask for the demo: no model given."""
-  return not fv.module_handle
+  """Whether the flags ask for the demo: no flag of a model or data."""
+  return not own_job_flags(fv)
+
+
+def check_own_job(fv: flags.FlagValues) -> None:
+  """A job of the user's own names its hub model.
+
+  Raises:
+    errors.FlagError: flags of a model or data, but no `module_handle`.
+  """
+  if not fv.module_handle:
+    given = [name for name in own_job_flags(fv) if name != "module_handle"]
+    raise errors.FlagError(
+        "`module_handle` is missing: %s %s given, so this is a job of your "
+        "own, not the demo (which runs only when no model or data flag is "
+        "given); set `module_handle` to the hub model's directory, URL or "
+        "archive." % (", ".join("`%s`" % name for name in given) or
+                      "an empty `module_handle`",
+                      "is" if len(given) <= 1 else "are"))
 
 
 def _absolute(value):
@@ -93,7 +124,7 @@ def flag_lines(log: Callable[[str], None], build: bool = True) -> List[str]:
   user's own flags, which win; builds the demo's models and data where
   they are missing (or, without `build`, says they are)."""
   values = config_values()
-  log("No --module_handle: running the demo (%s): fine-tuning a digits "
+  log("No model or data given: running the demo (%s): fine-tuning a digits "
       "feature extractor (pre-trained on other images of all ten digits) to "
       "classify digits 5-9." % os.path.relpath(CONFIG, REPO))
   fv = cli.new_flag_values()

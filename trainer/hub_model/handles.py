@@ -232,11 +232,62 @@ def _saved_model_root(directory: str) -> Optional[str]:
   return None
 
 
+class UnsafeMember(ValueError):
+  """A member of an archive that would be written outside its folder, or is
+  not a plain file, folder or link."""
+
+
+def _inside(root: str, path: str) -> bool:
+  return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+
+def extract_checked(tar: tarfile.TarFile, into: str) -> None:
+  """What tarfile's "data" filter refuses, refused by hand: for the Pythons
+  without it (before 3.9.17, 3.10.12 and 3.11.4, which setup.py admits).
+  Every member is checked before anything is written.
+
+  Raises:
+    UnsafeMember: an absolute path, a path or link that leaves `into`, a
+      device or FIFO.
+  """
+  root = os.path.realpath(into)
+  for member in tar.getmembers():
+    target = os.path.join(into, member.name)
+    if not (member.isfile() or member.isdir() or member.issym() or
+            member.islnk()):
+      raise UnsafeMember("%s is not a file, folder or link" % member.name)
+    if os.path.isabs(member.name) or not _inside(root, target):
+      raise UnsafeMember("%s would be written outside the archive's folder" %
+                         member.name)
+    if member.issym() or member.islnk():
+      link = os.path.join(
+          os.path.dirname(target) if member.issym() else into,
+          member.linkname)
+      if os.path.isabs(member.linkname) or not _inside(root, link):
+        raise UnsafeMember("%s links outside the archive's folder (to %s)" %
+                           (member.name, member.linkname))
+  tar.extractall(into)  # Checked above, member by member.
+
+
+def _extract(tar: tarfile.TarFile, into: str) -> None:
+  """tarfile's "data" filter where this Python has it, else the same
+  refusals by hand (extract_checked)."""
+  if hasattr(tarfile, "data_filter"):
+    tar.extractall(into, filter="data")
+  else:
+    extract_checked(tar, into)
+
+
 def _unpack(handle, cache_dir, archive: str, into: str) -> str:
   """Unpacks `archive` into `into`; returns the SavedModel's folder."""
+  unsafe = (UnsafeMember,) + ((tarfile.FilterError,) if hasattr(
+      tarfile, "FilterError") else ())
   try:
     with tarfile.open(archive) as tar:
-      tar.extractall(into, filter="data")
+      _extract(tar, into)
+  except unsafe as e:
+    raise _fail(handle, cache_dir, "the archive is unsafe to unpack: %s" %
+                e) from None
   except (tarfile.TarError, EOFError, OSError, ValueError) as e:
     raise _fail(handle, cache_dir, "the archive is truncated or not a "
                 ".tar.gz (%s)" % (str(e) or type(e).__name__)) from None

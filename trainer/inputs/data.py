@@ -20,6 +20,7 @@ them a training task reads is trainer.inputs.data_share's decision.
 import concurrent.futures
 import csv
 import dataclasses
+import os
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from google.protobuf import message
@@ -108,15 +109,33 @@ def in_parallel(function: Callable, items: Sequence,
     return list(pool.map(function, items))
 
 
-def expand(patterns: Sequence[str], name: str) -> Files:
-  """Files matched by globs, sorted, with their formats; errors name the
-  setting `name` (for example 'train_files') and the glob or files."""
-  paths = []
+def _same_file(path: str) -> str:
+  """What two spellings of one file share: the real path of a local file;
+  a path on another file system (gs://...) as it is."""
+  return path if "://" in path else os.path.realpath(path)
+
+
+def expand(patterns: Sequence[str], name: str,
+           log: Callable[[str], None] = lambda line: None) -> Files:
+  """Files matched by globs, each glob's sorted, in the globs' order, and
+  with their formats. A file that several globs match is read once (its
+  first place kept), and `log` says so. Errors name the setting `name` (for
+  example 'train_files') and the glob or files."""
+  paths, seen, repeated = [], set(), []
   for pattern in patterns:
     matched = sorted(tf.io.gfile.glob(pattern))
     if not matched:
       raise errors.DataError("`%s`: %s matches no file." % (name, pattern))
-    paths.extend(matched)
+    for path in matched:
+      key = _same_file(path)
+      if key in seen:
+        repeated.append(path)
+      else:
+        seen.add(key)
+        paths.append(path)
+  if repeated:
+    log("`%s`: %d file(s) matched by more than one glob are read once: %s."
+        % (name, len(repeated), named(repeated)))
   directories = [d for d, is_dir in zip(paths, in_parallel(
       tf.io.gfile.isdir, paths)) if is_dir]
   if directories:

@@ -91,7 +91,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     backend: the backend that will run it (recorded in the plan).
     model_variables: the backend's (trainer.estimator / trainer.keras
       `model_variables`); needed where the job warm-starts.
-    log: receives download progress.
+    log: receives download progress, and what the data check says.
 
   Raises:
     errors.HarnessError: with a message that names the problem.
@@ -103,11 +103,11 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
       job.model, module_handle=resolution.path))
   spec = _inspect(job.model)
   data.check_shapes(spec.inputs)
-  train_files = data.expand(job.data.train_files, "train_files")
+  train_files = data.expand(job.data.train_files, "train_files", log)
   columns = data.read_columns(train_files)
   eval_files, eval_columns = None, None
   if job.data.eval_files:
-    eval_files = data.expand(job.data.eval_files, "eval_files")
+    eval_files = data.expand(job.data.eval_files, "eval_files", log)
     eval_columns = data.read_columns(eval_files)
     if set(eval_columns) != set(columns):
       raise errors.DataError(

@@ -42,15 +42,17 @@ def resolve_flags(fv: flags.FlagValues, *, default_model_dir: str = "",
                   environ: Mapping[str, str] = os.environ
                   ) -> flags.FlagValues:
   """The flags the run uses, as a new FlagValues (`fv`, the user's, is left
-  as parsed): the demo's config where no model is given (its files built
-  where missing, with `build_demo`), then the user's flags, which win;
-  Vertex AI's directories where --model_dir or --export_dir is unset and
+  as parsed): the demo's config where no model or data is given (its files
+  built where missing, with `build_demo`), then the user's flags, which
+  win; Vertex AI's directories where --model_dir or --export_dir is unset and
   `environ` has them; `default_model_dir` where there is still no
   --model_dir."""
   lines = []
   is_demo = demo.wanted(fv)
   if is_demo:
     lines += demo.flag_lines(log=log, build=build_demo)
+  else:
+    demo.check_own_job(fv)
   lines += cli.flag_lines(fv, only_set=True)
   for chosen in vertex_dirs(fv, environ):
     lines.append("--%s=%s" % (chosen.setting, chosen.value))
