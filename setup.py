@@ -1,12 +1,13 @@
-"""Estimator distributed-training harness for TF Hub models."""
+"""Distributed training of TF Hub models on parameter-server clusters."""
 
 import setuptools
 
 setuptools.setup(
     name="hub-estimator-harness",
     version="0.1.0",
-    description=("Train tf.estimator models on TF Hub SavedModels, on "
-                 "parameter-server clusters."),
+    description=("Train models on TF Hub SavedModels on parameter-server "
+                 "clusters: tf.estimator (TF <= 2.15) or TF2's own "
+                 "parameter-server training (any TF from 2.15)."),
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9,<3.14",

@@ -1,15 +1,15 @@
 """Chaos on a live local cluster: a seeded schedule of kills, and the record.
 
 `ChaosRun` starts `python -m cluster.local` (chief, 2 workers, 2 ps, an
-evaluator, unisolated so its ports can be checked), then kills a random
-task (SIGKILL, or SIGTERM as a preemption notice) every few seconds, from a
-seeded `random.Random`, until at least `min_kills` kills have hit every
-role, the chief and a ps at least twice each. While it runs it records the
-latest checkpoint's step over time; afterwards `progress()` reads every
-training task's progress lines, and `verify` checks what a finished run
-promises (the job finished, nothing lost, nothing left behind:
-cluster.launcher.leftovers). tests/test_chaos.py asserts on it; scripts/chaos.py runs
-it many times for docs/faults.md's figures.
+evaluator, unisolated so its ports can be checked), then kills a random task
+(SIGKILL, or SIGTERM as a preemption notice) every few seconds, from a seeded
+`random.Random`, until at least `min_kills` kills have hit every role, the chief
+and a ps at least twice each. While it runs it records the latest checkpoint's
+step over time; afterwards `progress()` reads every training task's progress
+lines, and `verify` checks what a finished run promises (the job finished,
+nothing lost, nothing left behind: cluster.launcher.leftovers).
+tests/test_chaos.py asserts on it; scripts/chaos.py runs it many times for
+docs/faults.md's figures.
 
 CHAOS_SEED=N in the environment replays a schedule.
 """

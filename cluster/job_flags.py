@@ -61,8 +61,8 @@ def check(fv: flags.FlagValues) -> None:
 
 def define_resources(fv: flags.FlagValues, supported) -> None:
   """--chief_resources, --worker_resources, --ps_resources and
-  --evaluator_resources (cluster/engines/resources.py), with the keys `supported`
-  by the engine named in their help."""
+  --evaluator_resources (cluster/engines/resources.py), with the keys
+  `supported` by the engine named in their help."""
   for role in resources_lib.ROLES:
     flags.DEFINE_string(
         resources_lib.flag_name(role), "", "What each %s task needs: "

@@ -49,6 +49,7 @@ from cluster.launcher import restart
 from cluster.launcher import supervisor
 from harness import cli as harness_cli
 from harness import errors
+from harness import exit_codes
 from harness import tf_config
 # TF-free: the trainer's TensorFlow modules load only when the pre-flight
 # runs (trainer/task.py), i.e. inside the namespace.
@@ -215,7 +216,7 @@ def main(argv):
   except (KeyboardInterrupt, launcher_end.Terminated):
     print("launcher: interrupted; every task was stopped.", file=sys.stderr,
           flush=True)
-    return 130
+    return exit_codes.INTERRUPTED
   print(finished_summary(time.monotonic() - started, codes, plan.job,
                          os.path.join(run_dir, "logs")), flush=True)
   return 0

@@ -40,6 +40,7 @@ from cluster.launcher import slurm_status
 from cluster.launcher import supervisor
 from harness import cli as harness_cli
 from harness import errors
+from harness import exit_codes
 from harness import hub_cache
 from harness import tf_config
 from trainer.config import cli as trainer_cli
@@ -131,7 +132,7 @@ def run_submitted(spec: slurm_lib.JobSpec, trainer_args: Sequence[str],
     slurm_submit.cancel(job_id, environ)
     print("slurm: interrupted; cancelled job %s." % job_id, file=sys.stderr,
           flush=True)
-    return 130
+    return exit_codes.INTERRUPTED
   if state != "COMPLETED":
     raise slurm_submit.failure(job_id, state, spec)
   print("\n".join(launcher_end.finished_lines(
@@ -164,7 +165,8 @@ def main(argv):
           job.model.module_handle, cache_dir))
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(slurm_lib.batch_script(spec, trainer_args, _written_by(), fetch))
+  sys.stdout.write(slurm_lib.batch_script(spec, trainer_args, _written_by(),
+                                          fetch))
   return 0
 
 

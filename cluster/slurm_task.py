@@ -41,6 +41,7 @@ from cluster.launcher import slurm_status
 from cluster.launcher import supervisor
 from harness import cli
 from harness import errors
+from harness import exit_codes
 from harness import tf_config
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -122,9 +123,9 @@ def main(argv):
     # A death by signal N is exit status 128 + N, as a shell reports it.
     return e.exit_code if e.exit_code > 0 else 128 - e.exit_code
   except errors.HarnessError as e:
-    slurm_status.write(log_dir, task, 1, str(e))
+    slurm_status.write(log_dir, task, exit_codes.ERROR, str(e))
     events("error: %s" % e)
-    return 1
+    return exit_codes.ERROR
   slurm_status.write(log_dir, task, 0, "finished")
   return 0
 

@@ -17,10 +17,9 @@ _OUT = flags.DEFINE_string("out", "demo_assets",
 
 
 def main(argv):
-  if len(argv) > 1:
-    print("error: unexpected arguments %s; flags start with --." %
-          " ".join(argv[1:]))
-    return 2
+  refused = cli.refuse_arguments(argv)
+  if refused is not None:
+    return refused
   cli.quiet_tensorflow()
   from example_kit import assets  # pylint: disable=g-import-not-at-top
   built = assets.prepare(_OUT.value)

@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging as absl_logging
 
 from harness import errors
+from harness import exit_codes
 
 
 # TF's C++ log level for entry points: INFO and WARNING notices hidden (the
@@ -67,7 +68,17 @@ def parse_flags_or_exit(argv, fv: flags.FlagValues = flags.FLAGS):
     return fv(argv)
   except flags.Error as e:
     print("error: %s (see --helpfull)" % e, file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(exit_codes.BAD_FLAGS)
+
+
+def refuse_arguments(argv) -> Optional[int]:
+  """For an entry point that takes flags only: stray arguments (argv[1:])
+  are one line and exit_codes.BAD_FLAGS; None where there are none."""
+  if len(argv) <= 1:
+    return None
+  print("error: unexpected arguments %s; flags start with --." %
+        " ".join(argv[1:]), file=sys.stderr, flush=True)
+  return exit_codes.BAD_FLAGS
 
 
 def flag_spelling(*flag_names: Collection[str]
@@ -81,7 +92,7 @@ def flag_spelling(*flag_names: Collection[str]
 
 def report(error: errors.HarnessError, *flag_names: Collection[str]) -> int:
   """Prints `error` as one line on stderr, its settings spelled as the
-  flags named (see flag_spelling); returns the exit status 1."""
+  flags named (see flag_spelling); returns exit_codes.ERROR."""
   message = error.spelled(flag_spelling(*flag_names))
   print("error: %s" % message, file=sys.stderr, flush=True)
-  return 1
+  return exit_codes.ERROR

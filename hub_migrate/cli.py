@@ -18,6 +18,7 @@ from absl import flags
 
 from harness import cli as harness_cli
 from harness import errors
+from harness import exit_codes
 from hub_migrate import findings as findings_lib
 from hub_migrate import migrate
 
@@ -77,14 +78,14 @@ def main(argv):
   if not paths:
     print("error: give the Python files or folders to migrate: hub-migrate "
           "PATH... [--write] [--target_tf=VERSION]", file=sys.stderr)
-    return 2
+    return exit_codes.BAD_FLAGS
   try:
     return run(paths, write=fv.write,
                target_tf=fv.target_tf or installed_tf_version(),
                show_diff=fv.diff)
   except errors.HarnessError as error:
     harness_cli.report(error, fv)
-    return 2
+    return exit_codes.BAD_FLAGS  # Bad paths (the docstring's status 2).
 
 
 def console_main():

@@ -1,4 +1,5 @@
-"""trainer.inputs.data and trainer.config.input_map: columns reach the model in its form."""
+"""trainer.inputs.data and trainer.config.input_map: columns reach the model
+in its form."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """trainer.estimator.evaluator: what an Estimator's ValueError means to the
-evaluator's loop (trainer.training.eval_loop). Imports tf.estimator: collected only
-where TF has it (tests/conftest.py)."""
+evaluator's loop (trainer.training.eval_loop). Imports tf.estimator: collected
+only where TF has it (tests/conftest.py)."""
 
 import pytest
 

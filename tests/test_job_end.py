@@ -1,4 +1,5 @@
-"""trainer.training.job_end: how a distributed job ends by itself, with a fake clock."""
+"""trainer.training.job_end: how a distributed job ends by itself, with a
+fake clock."""
 
 import os
 import socket

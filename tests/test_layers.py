@@ -246,3 +246,12 @@ print("imported", len(sys.argv) - 1)
                         text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.strip() == "imported %d" % len(modules)
+
+
+def test_docs_layout_names_every_page():
+  """The tree in docs/layout.md names each page of docs/."""
+  with open(os.path.join(REPO, "docs", "layout.md")) as f:
+    tree = f.read().split("## Layers", 1)[0]
+  pages = [name for name in os.listdir(os.path.join(REPO, "docs"))
+           if name.endswith(".md")]
+  assert [page for page in pages if page not in tree] == []

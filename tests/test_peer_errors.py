@@ -1,4 +1,5 @@
-"""trainer.training.peer_errors: which TF errors only mean that a peer restarted."""
+"""trainer.training.peer_errors: which TF errors only mean that a peer
+restarted."""
 
 import json
 import types

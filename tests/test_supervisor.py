@@ -1,4 +1,5 @@
-"""cluster.launcher.supervisor, with small Python processes standing in for tasks."""
+"""cluster.launcher.supervisor, with small Python processes standing in for
+tasks."""
 
 import os
 import signal
@@ -70,8 +71,8 @@ def test_success_stops_ps_after_everyone_else(tmp_path):
 
 
 def test_a_ps_that_ends_by_itself_is_done(tmp_path):
-  """trainer.training.job_end: a ps exits 0 once the chief's export exists, maybe a
-  moment before the chief has exited; the others finish as usual."""
+  """trainer.training.job_end: a ps exits 0 once the chief's export exists,
+  maybe a moment before the chief has exited; the others finish as usual."""
   exported = os.path.join(str(tmp_path), "export")
   ps = ("import time\ndeadline = time.monotonic() + 60\n"
         "while not os.path.exists(%r) and time.monotonic() < deadline:\n"

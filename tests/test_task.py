@@ -355,7 +355,8 @@ def test_same_model_resumes_from_its_model_dir(assets, tmp_path):
   assert resolve.prepare(fv, None).model_dir_conflict == ""
   # Not the chief: the model directory is the chief's to judge.
   fv = _flags(_good_args(assets, tmp_path) + [new_export])
-  assert resolve.prepare(fv, tf_config.Task("worker", 0)).model_dir_conflict == ""
+  worker = tf_config.Task("worker", 0)
+  assert resolve.prepare(fv, worker).model_dir_conflict == ""
   assert resolve.prepare(fv, None).model_dir_conflict
 
 

@@ -4,8 +4,8 @@ r"""Fetches a hub handle into a cache, once, and prints its directory.
       [--cache_dir=/shared/hub_cache]
 
 What the trainer does before it loads a URL or archive handle
-(trainer/hub_model/handles.py), as a command of its own: for a job's init step (the
-Slurm batch script runs it once before its tasks), to fill a cache for
+(trainer/hub_model/handles.py), as a command of its own: for a job's init step
+(the Slurm batch script runs it once before its tasks), to fill a cache for
 machines without network, or to check a handle. Stdout is the directory;
 progress goes to stderr; a problem is one line and exit status 1.
 """
@@ -28,10 +28,9 @@ _CACHE_DIR = flags.DEFINE_string("cache_dir", "", "Where to fetch it to; "
 
 
 def main(argv):
-  if len(argv) > 1:
-    print("error: unexpected arguments %s; flags start with --." %
-          " ".join(argv[1:]), file=sys.stderr)
-    return 2
+  refused = cli.refuse_arguments(argv)
+  if refused is not None:
+    return refused
   cli.quiet_tensorflow()
   try:
     if not _HANDLE.value:

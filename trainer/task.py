@@ -194,9 +194,12 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     logging.info(warm_start_note(plan))
   try:
     result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
-  except errors.HarnessError as e:  # The loss diverged (trainer.training.nan_guard).
+  except errors.HarnessError as e:
+    # The loss diverged (trainer.training.nan_guard), or bad data.
     return harness_cli.report(e, cli.FLAG_NAMES)
   except Exception as e:  # pylint: disable=broad-except
+    # A data file that cannot be read is named, a peer's restart is retried;
+    # anything else is re-raised (_peer_restarted), traceback and all.
     from trainer.inputs import validate  # pylint: disable=g-import-not-at-top
     problem = validate.read_failure(e, plan, task, log=logging.info)
     if problem:
@@ -209,7 +212,8 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
 def _peer_restarted(error: Exception, parsed) -> int:
   """The exit status of a task that saw only a peer restart (which the
   restart policy retries); re-raises any other error (exit status 1)."""
-  from trainer.training import peer_errors  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.training import peer_errors
   why = peer_errors.restarted_peer(error, on_cluster=parsed is not None)
   if not why:
     raise error  # A real error: its traceback, exit status 1.
@@ -221,10 +225,9 @@ def _peer_restarted(error: Exception, parsed) -> int:
 
 
 def main(argv):
-  if len(argv) > 1:
-    print("error: unexpected arguments %s; flags start with --." %
-          " ".join(argv[1:]), file=sys.stderr)
-    return 2
+  refused = harness_cli.refuse_arguments(argv)
+  if refused is not None:
+    return refused
   harness_cli.quiet_tensorflow()
   return run(flags.FLAGS)
 

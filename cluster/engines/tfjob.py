@@ -13,9 +13,9 @@ What maps where (facts of training-operator v1.9.0, docs/engines.md):
   1-127, errors, are not); `runPolicy.backoffLimit` = --max_restarts (for
   the whole job), `activeDeadlineSeconds` = --deadline_secs;
 * the end: the job succeeds when the chief does, and `cleanPodPolicy:
-  Running` deletes the pods still running then. The ps end by themselves
-  once the chief's export exists, and the chief waits for the evaluator's
-  final evaluation before it exits (trainer/training/job_end.py), so nothing is cut
+  Running` deletes the pods still running then. The ps end by themselves once
+  the chief's export exists, and the chief waits for the evaluator's final
+  evaluation before it exits (trainer/training/job_end.py), so nothing is cut
   off;
 * resources: --ROLE_resources=cpu=C,memory=M,gpu=G per role (chief,
   worker, ps, evaluator): requests = limits of cpu and memory, and

@@ -16,9 +16,10 @@ What maps where (facts: docs/engines.md, "Vertex AI custom training"):
   is), which the trainer reads as it is (harness/tf_config.py);
 * outputs: --base_output_dir sets `baseOutputDirectory`; each replica then
   gets AIP_CHECKPOINT_DIR and AIP_MODEL_DIR, which the trainer uses as
-  --model_dir and --export_dir where those are unset (trainer/config/aip_dirs.py).
-  Every replica writes the model directory (the ps run the save ops): it
-  must be gs:// (or /gcs/, Cloud Storage FUSE), never a replica's disk;
+  --model_dir and --export_dir where those are unset
+  (trainer/config/aip_dirs.py). Every replica writes the model directory (the ps
+  run the save ops): it must be gs:// (or /gcs/, Cloud Storage FUSE), never a
+  replica's disk;
 * the end: the job succeeds when the chief exits 0, and Vertex then stops
   the other replicas; the ps and workers end by themselves once the export
   exists, and the chief waits for the evaluator's final evaluation first

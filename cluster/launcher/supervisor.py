@@ -3,16 +3,15 @@
 * Every line a task prints reaches the terminal prefixed with its name
   (`[worker-1] ...`) and is kept in LOG_DIR/worker-1.log.
 * Success: the chief exits 0, then the workers and the evaluator exit 0 by
-  themselves (the evaluator after evaluating the final checkpoint); the ps
-  tasks end by themselves once the chief's export exists (trainer.training.job_end),
+  themselves (the evaluator after evaluating the final checkpoint); the ps tasks
+  end by themselves once the chief's export exists (trainer.training.job_end),
   and any still serving then are stopped.
 * A task that dies (exits non-zero, or a ps that exits at all) is
-  restarted as its type's restart policy allows (cluster.launcher.restart: a kill or
-  preemption is retried within a budget, an error is not), and the restart
-  is announced. A death that is not to be retried stops the cluster at
-  once; `TaskFailed` names the task, its exit code and the tail of its
-  log. Past the deadline, `DeadlineExceeded`. Without policies, nothing is
-  restarted.
+  restarted as its type's restart policy allows (cluster.launcher.restart: a
+  kill or preemption is retried within a budget, an error is not), and the
+  restart is announced. A death that is not to be retried stops the cluster at
+  once; `TaskFailed` names the task, its exit code and the tail of its log. Past
+  the deadline, `DeadlineExceeded`. Without policies, nothing is restarted.
 * No child outlives the supervisor: each is stopped (SIGTERM, then SIGKILL
   after a grace period) on success, failure, Ctrl-C or an exception, and
   each is started with PR_SET_PDEATHSIG so the kernel kills it if the

@@ -2,8 +2,8 @@
 
 Each setting is declared once, here, as a dataclass field made by
 `setting(default, help=...)`: its name, type, default and help. The trainer's
-flag of the same name is derived from it (trainer.config.cli), so the help a user
-reads with --helpfull is the setting's one description, and the defaults
+flag of the same name is derived from it (trainer.config.cli), so the help a
+user reads with --helpfull is the setting's one description, and the defaults
 here are the only ones.
 
 A `JobConfig` is built once (by the entry point, from flags) and checked once
@@ -81,7 +81,8 @@ def setting(default: Any = dataclasses.MISSING, *, help: str,  # pylint: disable
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-  """How to load the hub model (see trainer.hub_model.model_spec.inspect_model)."""
+  """How to load the hub model (see
+  trainer.hub_model.model_spec.inspect_model)."""
   module_handle: str = setting(
       "", help="Directory of the hub model: a TF2 SavedModel, a legacy "
       "SavedModel or a model in TF1 Hub format. Empty: the demo "
@@ -125,7 +126,8 @@ class HeadConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
-  """Where the examples come from and how they are batched (trainer.inputs.data)."""
+  """Where the examples come from and how they are batched
+  (trainer.inputs.data)."""
   train_files: Sequence[str] = setting(
       (), help="Comma-separated globs of training files: *.csv (with a "
       "header row) or TFRecord files of tf.train.Example. Required.")
@@ -157,7 +159,8 @@ class DataOptions:
       "with its own seed.")
   shuffle_buffer: int = setting(
       10000, help="Training records in the shuffle's buffer. The record "
-      "shuffle costs about a fifth of a plain read's throughput on 2 cores; "
+      "shuffle costs a quarter to a third of a plain read's throughput on 2 "
+      "cores (docs/performance.md); "
       "0 shuffles only the files' order, for data already shuffled when "
       "written.")
 

@@ -15,7 +15,8 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print,
                           clock=None, sleep=None) -> dict:
-  """Returns the metrics of the final evaluation (trainer.training.eval_loop)."""
+  """Returns the metrics of the final evaluation
+  (trainer.training.eval_loop)."""
   model_dir = estimator.model_dir
 
   def evaluate(checkpoint):

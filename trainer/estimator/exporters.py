@@ -1,6 +1,6 @@
-"""`--export_best` on the Estimator backend: Estimator's own `BestExporter`,
-run after every evaluation, with its event-file pattern set so that an
-evaluator that restarts reads the best so far back (trainer.training.best_export).
+"""`--export_best` on the Estimator backend: Estimator's own `BestExporter`, run
+after every evaluation, with its event-file pattern set so that an evaluator
+that restarts reads the best so far back (trainer.training.best_export).
 """
 
 import tensorflow as tf

@@ -1,7 +1,7 @@
 """The Estimator backend's SessionRunHooks, over the shared logic.
 
-* `ProgressHook`: trainer.training.progress, fed the global step and the loss that
-  the model_fn names `LOSS_NAME`, fetched with every step;
+* `ProgressHook`: trainer.training.progress, fed the global step and the loss
+  that the model_fn names `LOSS_NAME`, fetched with every step;
 * `NonFiniteLossHook`: trainer.training.nan_guard;
 * `StopWhenNotImproving` (chief) and `StopWhenMarked` (workers):
   trainer.training.early_stopping;
@@ -49,8 +49,8 @@ def _summary_writer(summary_dir: str):
 
 
 class ProgressHook(StepAndLossHook):
-  """trainer.training.progress.Progress after every step. With a `summary_dir` (the
-  chief's model directory) examples/sec is written there, for TensorBoard
+  """trainer.training.progress.Progress after every step. With a `summary_dir`
+  (the chief's model directory) examples/sec is written there, for TensorBoard
   (Estimator writes the loss and global_step/sec itself)."""
 
   def __init__(self, *, loss_name: str = LOSS_NAME, batch_size: int,

@@ -59,8 +59,8 @@ def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
 def input_fns(p: preflight.Plan,
               config: Optional[tf_config.TfConfig] = None,
               log: Callable[[str], None] = lambda line: None):
-  """(train input_fn, eval input_fn or None without eval files), training
-  on this task's share of the files (trainer.inputs.data_share), said to `log`."""
+  """(train input_fn, eval input_fn or None without eval files), training on
+  this task's share of the files (trainer.inputs.data_share), said to `log`."""
   share = data_share.for_estimator(len(p.train_files), config,
                                    p.job.run.random_seed,
                                    shard=p.job.data.shard_files)

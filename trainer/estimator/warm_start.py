@@ -1,5 +1,5 @@
-"""Warm start on the Estimator backend (trainer.training.warm_start): the model's
-variables by name, and Estimator's `WarmStartSettings`."""
+"""Warm start on the Estimator backend (trainer.training.warm_start): the
+model's variables by name, and Estimator's `WarmStartSettings`."""
 
 import re
 from typing import Dict, List

@@ -2,10 +2,10 @@
 
 Files are globs. What each file is, CSV (with a header row) or TFRecord of
 `tf.train.Example`, plain or compressed with GZIP or ZLIB, is told from its
-bytes (trainer.inputs.data_format), not from its name or a flag. The user does not
-describe the columns either: each model input's dtype and shape come from
-the model's own signature (`ModelSpec.inputs`), and each column is converted
-to them:
+bytes (trainer.inputs.data_format), not from its name or a flag. The user does
+not describe the columns either: each model input's dtype and shape come from
+the model's own signature (`ModelSpec.inputs`), and each column is converted to
+them:
 
 * a CSV field holding one number, or several separated by spaces, becomes a
   number or a vector of the input's dtype and shape; a text field feeds a

@@ -27,7 +27,6 @@ from harness import errors
 
 CSV, TFRECORD = "CSV", "TFRecord"
 NONE, GZIP, ZLIB = "", "GZIP", "ZLIB"
-COMPRESSIONS = (NONE, GZIP, ZLIB)
 _HEAD_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _WBITS = {GZIP: 16 + zlib.MAX_WBITS, ZLIB: zlib.MAX_WBITS}

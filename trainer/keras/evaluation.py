@@ -1,13 +1,13 @@
 """Evaluation on the Keras backend: metrics as the Estimator's, written
 where the Estimator writes them, and the best export.
 
-`evaluate` runs the model over the evaluation data (all of it, or
-`eval_steps` batches) and returns the Estimator's metrics: accuracy (of
-all examples) or rmse and mae, and loss and data_loss (means of the
-batches' losses), with global_step. `Recorder` writes each evaluation to
-MODEL_DIR/eval (trainer.keras.summaries) and keeps the best export
-(trainer.training.best_export). `evaluate_continuously` is the evaluator task: each
-new checkpoint, to the last (trainer.training.eval_loop).
+`evaluate` runs the model over the evaluation data (all of it, or `eval_steps`
+batches) and returns the Estimator's metrics: accuracy (of all examples) or rmse
+and mae, and loss and data_loss (means of the batches' losses), with
+global_step. `Recorder` writes each evaluation to MODEL_DIR/eval
+(trainer.keras.summaries) and keeps the best export
+(trainer.training.best_export). `evaluate_continuously` is the evaluator task:
+each new checkpoint, to the last (trainer.training.eval_loop).
 """
 
 import os
@@ -110,8 +110,8 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
                           log: Callable[[str], None] = print) -> dict:
-  """The evaluator task (trainer.training.eval_loop): a model of its own, restored
-  from each new checkpoint. Returns the final metrics."""
+  """The evaluator task (trainer.training.eval_loop): a model of its own,
+  restored from each new checkpoint. Returns the final metrics."""
   local = state_lib.create(spec, head, with_optimizer=False)
   evaluate_model = make_evaluate(local.model, head.n_classes)
   recorder = Recorder(model_dir, spec, head, export_best, log)

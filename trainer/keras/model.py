@@ -10,9 +10,9 @@ regression (n_classes 0), plus the hub model's regularization losses
 (`layer.losses`: empty when frozen).
 
 Variables are named as the Estimator's checkpoints name them
-(`variables_by_name`): the hub model's by their saved names
-("dense1/kernel"), the head's "hidden_0/kernel", "logits/bias". That is how
-a checkpoint of either backend warm-starts the other (trainer.training.warm_start).
+(`variables_by_name`): the hub model's by their saved names ("dense1/kernel"),
+the head's "hidden_0/kernel", "logits/bias". That is how a checkpoint of either
+backend warm-starts the other (trainer.training.warm_start).
 """
 
 from typing import Dict, List, Mapping, Tuple

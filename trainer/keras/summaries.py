@@ -1,10 +1,10 @@
 """Scalars for TensorBoard, under the Estimator backend's tags.
 
-Written as `Summary` protos with `simple_value` (as Estimator writes them),
-so that TensorBoard shows both backends' runs alike and trainer.training.eval_events
-reads either back: MODEL_DIR for training ("loss", "global_step/sec",
-"examples/sec", "regularization_loss", "learning_rate"), MODEL_DIR/eval
-for evaluations ("accuracy", "loss", "data_loss", ...).
+Written as `Summary` protos with `simple_value` (as Estimator writes them), so
+that TensorBoard shows both backends' runs alike and
+trainer.training.eval_events reads either back: MODEL_DIR for training ("loss",
+"global_step/sec", "examples/sec", "regularization_loss", "learning_rate"),
+MODEL_DIR/eval for evaluations ("accuracy", "loss", "data_loss", ...).
 """
 
 from typing import Mapping

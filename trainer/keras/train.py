@@ -50,7 +50,8 @@ def connect(config: Optional[tf_config.TfConfig]) -> None:
   if config is not None and tf_config.is_chief(config.task):
     cluster_lib.connect(config)
 # How long a worker or ps waits, after the export, for the chief to end
-# (trainer.training.job_end.wait_for_exit), so as to outlive the chief's last calls.
+# (trainer.training.job_end.wait_for_exit), so as to outlive the chief's last
+# calls.
 CHIEF_EXIT_WAIT_SECS = 60
 
 

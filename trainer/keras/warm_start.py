@@ -1,11 +1,11 @@
 """Warm start on the Keras backend, and the bridge from the Estimator.
 
-`--warm_start_from` names a checkpoint of either backend (trainer.training.warm_start
-found it and checked names and shapes in the pre-flight). Each selected
-variable is read by its Estimator name: as it is, from an Estimator
-checkpoint (TF 2.15's name-based one, "dense1/kernel"); under the
-`model_variables/` dict, from a Keras backend checkpoint. So a model
-trained with the Estimator on TF 2.15 continues on TF 2.21.
+`--warm_start_from` names a checkpoint of either backend
+(trainer.training.warm_start found it and checked names and shapes in the
+pre-flight). Each selected variable is read by its Estimator name: as it is,
+from an Estimator checkpoint (TF 2.15's name-based one, "dense1/kernel"); under
+the `model_variables/` dict, from a Keras backend checkpoint. So a model trained
+with the Estimator on TF 2.15 continues on TF 2.21.
 """
 
 from typing import Dict, Sequence

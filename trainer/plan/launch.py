@@ -109,7 +109,8 @@ def check_flags_only(trainer_args, *, evaluator: bool = False,
 
 def last_evaluation(model_dir: str) -> Optional[dict]:
   """The metrics of the latest evaluation written under `model_dir`."""
-  from trainer.training import eval_events  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.training import eval_events
   return eval_events.last(os.path.join(model_dir, "eval"))
 
 

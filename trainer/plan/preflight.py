@@ -1,13 +1,12 @@
 """The pre-flight: the model, the data and how they fit, checked once.
 
-`check(job, task)` resolves the hub handle (a URL or an archive is fetched
-once into the cache: trainer.hub_model.handles), inspects the hub model, expands and
-reads the data files
-(their formats told from their bytes), maps data columns to model inputs,
-checks a sample of rows or every row (trainer.inputs.validate; `validate_data`) and, for the task that writes them, checks the
-model and export directories. It writes nothing; a problem is a
-`HarnessError` naming it. The result, a `Plan`, is what a backend runs
-(trainer.estimator, trainer.keras).
+`check(job, task)` resolves the hub handle (a URL or an archive is fetched once
+into the cache: trainer.hub_model.handles), inspects the hub model, expands and
+reads the data files (their formats told from their bytes), maps data columns to
+model inputs, checks a sample of rows or every row (trainer.inputs.validate;
+`validate_data`) and, for the task that writes them, checks the model and export
+directories. It writes nothing; a problem is a `HarnessError` naming it. The
+result, a `Plan`, is what a backend runs (trainer.estimator, trainer.keras).
 """
 
 import dataclasses

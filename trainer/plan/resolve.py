@@ -1,11 +1,12 @@
 """From the trainer's flags to a checked plan: the way every run starts.
 
-`python -m trainer.task` and the launchers' pre-flight (trainer.plan.launch) both
-go this way:
+`python -m trainer.task` and the launchers' pre-flight (trainer.plan.launch)
+both go this way:
   flags -> the backend (trainer.config.backends: estimator or keras, and why)
-        -> `job_from_flags` (trainer.config.cli, the demo, Vertex AI's directories)
-        -> JobConfig
-        -> `prepare` (trainer.plan.preflight: validated once, model, data) -> Plan
+        -> `job_from_flags` (trainer.config.cli, the demo, Vertex AI's
+           directories) -> JobConfig
+        -> `prepare` (trainer.plan.preflight: validated once, model, data)
+        -> Plan
         -> `settle_model_dir` (trainer.plan.model_dir) -> the backend's run.
 """
 

@@ -6,7 +6,7 @@ accuracy, lower for loss, data_loss, rmse and mae. The evaluator of each
 backend decides after every evaluation, reading the best so far back from
 the event files (`eval/*.tfevents.*`) so that an evaluator that restarts
 does not forget it (trainer.estimator.exporters: Estimator's own
-`BestExporter`; trainer.keras.evaluator). It writes to
+`BestExporter`; trainer.keras.evaluation). It writes to
 MODEL_DIR/export_best/<timestamp> (one kept), and records which evaluation
 that was in MODEL_DIR/export_best/best.json, for the summary.
 """

@@ -22,9 +22,6 @@ import tensorflow as tf
 
 from harness import errors
 
-ALL_VARIABLES = ".*"
-
-
 def checkpoint_of(path: str) -> str:
   """The checkpoint `path` names: a directory's latest, or a prefix."""
   if tf.io.gfile.isdir(path):
