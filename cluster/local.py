@@ -190,7 +190,7 @@ def main(argv):
     except errors.HarnessError as e:
       return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   isolate_or_warn(fv.isolate, sys.argv)
-  harness_cli.quiet_tensorflow()  # Before TF loads, in the pre-flight.
+  harness_cli.prepare_tensorflow()  # Before TF loads, in the pre-flight.
   launcher_end.raise_on_sigterm()
   run_dir = os.path.abspath(fv.run_dir or launcher_end.default_run_dir(
       "cluster"))

@@ -148,7 +148,7 @@ def _written_by() -> List[str]:
 
 def main(argv):
   fv = flags.FLAGS
-  harness_cli.quiet_tensorflow()
+  harness_cli.prepare_tensorflow()
   try:
     spec = spec_from_flags(fv)
     if fv.submit:

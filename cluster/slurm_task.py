@@ -95,7 +95,7 @@ def resolve(job_counts: dict, port_base: int, environ=os.environ) -> dict:
 
 def main(argv):
   fv = flags.FLAGS
-  cli.quiet_tensorflow()
+  cli.prepare_tensorflow()
   log_dir = os.path.join(os.path.abspath(fv.run_dir or "."), "logs")
   try:
     job_flags.check(fv)

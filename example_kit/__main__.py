@@ -20,7 +20,7 @@ def main(argv):
   refused = cli.refuse_arguments(argv)
   if refused is not None:
     return refused
-  cli.quiet_tensorflow()
+  cli.prepare_tensorflow()
   from example_kit import assets  # pylint: disable=g-import-not-at-top
   built = assets.prepare(_OUT.value)
   print("Models and data are in %s" % built.root, flush=True)

@@ -12,6 +12,9 @@ Layout under root:
                       {foo,bar} and {}
   data/digits_{train,eval}.{tfrecord,csv}   digits 5-9 of the other half
   data/text_{train,eval}.csv                NumPy docstrings by submodule
+  data/shifted_{train,eval}.{tfrecord,csv}  digits 5-9 and a shift column,
+                      labelled (digit + shift) mod 5: the worked example of
+                      a model of one's own (configs/your_model.cfg)
 """
 
 import dataclasses
@@ -27,6 +30,8 @@ from example_kit import hub_models
 # benefit of pre-training shows.
 DIGITS_TRAIN_FRACTION = 0.1
 TEXT_TRAIN_FRACTION = 0.7
+# The shifted digits: half the images (each with every shift) to train on.
+SHIFTED_TRAIN_FRACTION = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +84,11 @@ def _write_data(assets: DemoAssets, log) -> None:
   def text_split():
     return datasets.split(datasets.docstrings(), TEXT_TRAIN_FRACTION)
 
+  def shifted_split():  # Split by image: no image in both parts.
+    return [datasets.shifted(part) for part in datasets.split(
+        datasets.digits(datasets.TRANSFER_CLASSES, datasets.TRANSFER_HALF),
+        SHIFTED_TRAIN_FRACTION)]
+
   writers = [
       ("digits_train.tfrecord", digits_split, 0, datasets.write_tfrecord),
       ("digits_eval.tfrecord", digits_split, 1, datasets.write_tfrecord),
@@ -86,6 +96,10 @@ def _write_data(assets: DemoAssets, log) -> None:
       ("digits_eval.csv", digits_split, 1, datasets.write_csv),
       ("text_train.csv", text_split, 0, datasets.write_csv),
       ("text_eval.csv", text_split, 1, datasets.write_csv),
+      ("shifted_train.tfrecord", shifted_split, 0, datasets.write_tfrecord),
+      ("shifted_eval.tfrecord", shifted_split, 1, datasets.write_tfrecord),
+      ("shifted_train.csv", shifted_split, 0, datasets.write_csv),
+      ("shifted_eval.csv", shifted_split, 1, datasets.write_csv),
   ]
   for name, make_split, part, write in writers:
     _build_once(assets.data(name),

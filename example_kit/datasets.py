@@ -72,6 +72,26 @@ def digits(classes: Sequence[int], half: Optional[int] = None) -> Examples:
                    "label": labels})
 
 
+SHIFTS = 5  # shift 0..4: the label is (digit + shift) mod 5.
+
+
+def shifted(examples: Examples) -> Examples:
+  """Each digit SHIFTS times, once with each `shift`, labelled (its label +
+  shift) mod SHIFTS: neither the image alone nor the shift alone tells the
+  label (each leaves 1 in 5), together they do. The worked example of a
+  model of one's own (example_kit/your_model.py) joins the two.
+
+  Returns:
+    Columns `pixels`, `shift` (int64) and `label` (int64).
+  """
+  count = len(examples)
+  shift = np.tile(np.arange(SHIFTS, dtype=np.int64), count)
+  pixels = np.repeat(examples.columns["pixels"], SHIFTS, axis=0)
+  labels = (np.repeat(examples.columns["label"], SHIFTS) + shift) % SHIFTS
+  return Examples({"pixels": pixels, "shift": shift,
+                   "label": labels.astype(np.int64)})
+
+
 def docstrings() -> Examples:
   """Paragraphs of NumPy docstrings labelled by submodule.
 

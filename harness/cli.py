@@ -25,13 +25,29 @@ from harness import exit_codes
 TF_CPP_MIN_LOG_LEVEL = "2"
 
 
-def quiet_tensorflow() -> None:
+def use_keras_2(environ=os.environ) -> None:
+  """tf.keras is Keras 2, the tf_keras package, in this process and those
+  it starts (TF's own switch, TF_USE_LEGACY_KERAS, unless already set).
+
+  hub.KerasLayer subclasses the Layer of tf.keras where that is Keras 2:
+  on TF 2.15 that is the `keras` 2.15 package, whose layers cannot take
+  tf_keras inputs, so a user's tf_keras model (`model`) could not call the
+  hub layer; with the switch it is a tf_keras layer on TF 2.15 as on TF
+  2.21. TF reads it when tf.keras is first used: call this before
+  TensorFlow (or tensorflow_hub) loads.
+  """
+  environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def prepare_tensorflow() -> None:
   """For entry points, before TensorFlow loads: TF's C++ notices hidden (its
-  errors shown), and TF's Python logger at ERROR (no deprecation notices).
+  errors shown), TF's Python logger at ERROR (no deprecation notices), and
+  tf.keras as tf_keras (`use_keras_2`).
 
   It sets TF_CPP_MIN_LOG_LEVEL in the environment (unless set), so the
   processes an entry point starts inherit it.
   """
+  use_keras_2()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   # Newer TF modules log through absl's logger directly (TF 2.21: every
@@ -92,7 +108,10 @@ def flag_spelling(*flag_names: Collection[str]
 
 def report(error: errors.HarnessError, *flag_names: Collection[str]) -> int:
   """Prints `error` as one line on stderr, its settings spelled as the
-  flags named (see flag_spelling); returns exit_codes.ERROR."""
+  flags named (see flag_spelling), below its `details` where it has any;
+  returns exit_codes.ERROR."""
   message = error.spelled(flag_spelling(*flag_names))
+  if error.details:
+    print(error.details, file=sys.stderr)
   print("error: %s" % message, file=sys.stderr, flush=True)
   return exit_codes.ERROR

@@ -18,7 +18,15 @@ _SETTING = re.compile(r"`(\w+)`")
 
 
 class HarnessError(Exception):
-  """Base class of every error the harness reports to its user."""
+  """Base class of every error the harness reports to its user.
+
+  `details`: text the entry point prints before the one line (the traceback
+  of an exception raised in the user's own code); empty for the rest.
+  """
+
+  def __init__(self, message: str = "", details: str = ""):
+    super().__init__(message)
+    self.details = details
 
   def spelled(self, spell: Callable[[str], Optional[str]]) -> str:
     """The message with each `setting` as `spell(setting)` writes it.

@@ -19,9 +19,10 @@ ESTIMATOR_HERE = backends.choose_here("auto").name == backends.ESTIMATOR
 def check(job, **kwargs) -> preflight.Plan:
   """The pre-flight with the backend `job.run.backend` names."""
   choice = backends.choose_here(job.run.backend)
+  backend = backends.load(choice)
   return preflight.check(job, backend=choice,
-                         model_variables=backends.load(choice).model_variables,
-                         **kwargs)
+                         model_variables=backend.model_variables,
+                         check_model=backend.check_model, **kwargs)
 
 
 def run(plan: preflight.Plan, config=None, log=print):

@@ -11,6 +11,13 @@ import os
 
 import pytest
 
+from harness import cli
+
+# Before TensorFlow loads, as every entry point does (harness.cli): tf.keras
+# is tf_keras, so hub.KerasLayer takes a user's tf_keras model's inputs.
+cli.use_keras_2()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from example_kit import assets as assets_lib
 from example_kit import hub_models
 from trainer.config import backends

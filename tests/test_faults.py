@@ -56,7 +56,9 @@ class Cluster:
     self.process = launcher.start(
         cwd, self.run_dir, self._output,
         ["--train_steps=%d" % STEPS, "--save_checkpoints_steps=200",
-         "--log_every_steps=100"] + list(trainer_args), **cluster_settings)
+         "--log_every_steps=100"] + [
+             arg.replace("RUN_DIR", self.run_dir) for arg in trainer_args],
+        **cluster_settings)
     self.random = random.Random(fault_seed())
     self._read_to = {}  # Log path -> bytes of it read by logged_step.
     self._max_step = 0
@@ -158,6 +160,27 @@ def test_killed_worker_is_restarted_and_training_finishes(cluster_factory):
                    r"137\); restarting it", out)
   assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
+
+
+def test_a_killed_worker_with_your_model_is_restarted_and_finishes(
+    cluster_factory):
+  """A model of the user's own (--model, the worked example) is rebuilt in
+  the restarted task, and training finishes."""
+  cluster = cluster_factory(trainer_args=[
+      "--flagfile=" + os.path.join(launcher.REPO, "configs",
+                                   "your_model.cfg"),
+      "--model_dir=RUN_DIR/model", "--train_steps=%d" % STEPS, "--save_checkpoints_steps=200",
+      "--log_every_steps=100"])
+  cluster.wait_for_training()
+  cluster.kill("worker-0")
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert re.search(r"launcher: worker-0 was killed by SIGKILL \(exit code "
+                   r"137\); restarting it", out)
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
+  cluster.check_outputs_load()
+  with open(os.path.join(cluster.model_dir, "flags.txt")) as f:
+    assert "--model=example_kit.your_model:build\n" in f.read()
 
 
 def test_killed_chief_resumes_from_its_latest_checkpoint(cluster_factory):

@@ -68,7 +68,8 @@ def _run_raising(assets, tmp_path, monkeypatch, error, capsys):
   chosen = backends.load
   monkeypatch.setattr(backends, "load", lambda choice: types.SimpleNamespace(
       run=fail, connect=lambda config: None,
-      model_variables=chosen(choice).model_variables))
+      model_variables=chosen(choice).model_variables,
+      check_model=chosen(choice).check_model))
   fv = cli.new_flag_values([
       "--module_handle=" + assets.digits_model, "--n_classes=5",
       "--train_files=" + assets.data("digits_train.tfrecord"),

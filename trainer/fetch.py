@@ -31,7 +31,7 @@ def main(argv):
   refused = cli.refuse_arguments(argv)
   if refused is not None:
     return refused
-  cli.quiet_tensorflow()
+  cli.prepare_tensorflow()
   try:
     if not _HANDLE.value:
       raise errors.FlagError("`module_handle` is required.")

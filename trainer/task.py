@@ -228,7 +228,7 @@ def main(argv):
   refused = harness_cli.refuse_arguments(argv)
   if refused is not None:
     return refused
-  harness_cli.quiet_tensorflow()
+  harness_cli.prepare_tensorflow()
   return run(flags.FLAGS)
 
 

@@ -41,8 +41,8 @@ from trainer.config import job as job_lib
 FLAGS_FILE = "flags.txt"
 # Flags that define the model a checkpoint belongs to.
 MODEL_FLAGS = ("module_handle", "trainable", "tags", "signature",
-               "output_key", "signature_outputs_as_dict", "n_classes",
-               "hidden_units", "optimizer")
+               "output_key", "signature_outputs_as_dict", "model",
+               "model_fn", "n_classes", "hidden_units", "optimizer")
 # The part of the job a setting belongs to -> its group in --helpfull, in
 # the order a job is described (absl sorts the groups by label). JobConfig's
 # own settings (the model and export directories) and the entry point's

@@ -41,8 +41,8 @@ NOT_FROM_CONFIG = ("model_dir",)
 # Flags that describe a model or data: any of them given, the job is the
 # user's own, not the demo.
 OWN_JOB_FLAGS = ("module_handle", "tags", "signature", "output_key",
-                 "signature_outputs_as_dict", "train_files", "eval_files",
-                 "label_key", "input_map")
+                 "signature_outputs_as_dict", "model", "model_fn",
+                 "train_files", "eval_files", "label_key", "input_map")
 
 
 def own_job_flags(fv: flags.FlagValues) -> List[str]:

@@ -26,7 +26,7 @@ Errors name a setting in backticks, by its plain name (harness.errors).
 import dataclasses
 import os
 import types
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from harness import errors
 from trainer.config import input_map as input_map_lib
@@ -102,6 +102,17 @@ class ModelOptions:
   signature_outputs_as_dict: bool = setting(
       False, help="Train on all outputs of the signature, concatenated in "
       "name order.")
+  model: str = setting(
+      "", help="Your own Keras model, as MODULE:FUNCTION: FUNCTION(inputs, "
+      "hub_layer) returns a tf_keras.Model from the data columns (inputs: "
+      "column -> tf_keras.Input) to logits; the harness adds the loss, "
+      "metrics and optimizer (docs/training.md, 'Your own model'). Empty: "
+      "the hub model with --hidden_units and the harness's head.")
+  model_fn: str = setting(
+      "", help="Your own Estimator model_fn, as MODULE:FUNCTION: "
+      "model_fn(features, labels, mode, params) as tf.estimator defines it, "
+      "params holding the resolved flags (the Estimator backend only; on "
+      "the Keras backend give --model).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,13 +316,55 @@ def metrics(n_classes: int) -> Tuple[str, ...]:
   return CLASSIFICATION_METRICS if n_classes else REGRESSION_METRICS
 
 
+def settings_of(job) -> Dict[str, Any]:
+  """Every setting of `job` (a JobConfig, or a part of one) by its name,
+  its flag's: a user's model_fn gets these as `params`."""
+  values = {}
+  for field in dataclasses.fields(job):
+    value = getattr(job, field.name)
+    if dataclasses.is_dataclass(value):
+      values.update(settings_of(value))
+    else:
+      values[field.name] = value
+  return values
+
+
+def _validate_own_model(job: JobConfig) -> None:
+  """`model` and `model_fn` replace parts of the harness's model: the
+  settings of those parts are refused beside them, not ignored."""
+  model = job.model
+  if model.model and model.model_fn:
+    raise errors.FlagError(
+        "Give `model` (a Keras model builder) or `model_fn` (an Estimator "
+        "model_fn), not both.")
+  own = "model" if model.model else "model_fn" if model.model_fn else ""
+  if not own:
+    return
+  if job.data.input_map:
+    raise errors.FlagError(
+        "`input_map` maps data columns to the hub model's inputs; with "
+        "`%s` your function gets every column by name, and feeds the hub "
+        "layer itself." % own)
+  if job.head.hidden_units:
+    raise errors.FlagError(
+        "`hidden_units` builds the harness's head; with `%s` your model has "
+        "its own layers." % own)
+  if model.model_fn and job.run.warm_start_from:
+    raise errors.FlagError(
+        "`warm_start_from` with `model_fn`: the harness cannot name a "
+        "model_fn's variables before it runs; warm-start inside it "
+        "(tf.compat.v1.train.init_from_checkpoint), or give your model as "
+        "`model`, which warm-starts by name.")
+
+
 def _validate_features(job: JobConfig) -> None:
   run = job.run
   for name in ("export_best", "early_stopping_metric"):
     metric = getattr(run, name)
     if not metric:
       continue
-    if metric not in metrics(job.head.n_classes):
+    # A model_fn reports its own metrics: known only once it runs.
+    if metric not in metrics(job.head.n_classes) and not job.model.model_fn:
       raise errors.FlagError(
           "`%s`=%s is not a metric this head reports; it reports: %s." %
           (name, metric, ", ".join(metrics(job.head.n_classes))))
@@ -389,6 +442,7 @@ def validate(job: JobConfig) -> JobConfig:
     if getattr(run, name) < 0:
       raise errors.FlagError("`%s` (%d) must be >= 0." %
                              (name, getattr(run, name)))
+  _validate_own_model(job)
   _validate_features(job)
   if cluster.max_worker_delay_secs < 0:
     raise errors.FlagError("`max_worker_delay_secs` (%d) must be >= 0." %

@@ -2,7 +2,10 @@
 
   connect(config)               nothing: Estimator connects in its session
   run(plan, config, log)        trains, evaluates, exports (train.py)
-  model_variables(spec, head)   the model's variables by name (warm_start.py)
+  model_variables(spec, head, user)  the model's variables by name
+                                (warm_start.py)
+  check_model(plan)             the pre-flight's part: a user's model_fn
+                                built once (train.py)
 
 Its modules: train.py (the task's run), model.py (the model_fn), config.py
 (RunConfig and its session config), checkpoints.py (the chief's saver),
@@ -11,10 +14,11 @@ readiness.py (ready polls), evaluator.py (the evaluator's loop), hooks.py
 export), optimizers.py (lazy Adam for TF1 optimizers), warm_start.py.
 """
 
+from trainer.estimator.train import check_model
 from trainer.estimator.train import run
 from trainer.estimator.warm_start import model_variables
 
-__all__ = ["connect", "run", "model_variables"]
+__all__ = ["connect", "run", "model_variables", "check_model"]
 
 
 def connect(config) -> None:

@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Optional
 import tensorflow as tf
 
 from harness import tf_config
+from trainer.config import job as job_lib
 from trainer.estimator import config as config_lib
 from trainer.estimator import evaluator
 from trainer.estimator import exporters
@@ -21,6 +22,7 @@ from trainer.estimator import hooks as hooks_lib
 from trainer.estimator import model as model_lib
 from trainer.estimator import readiness
 from trainer.estimator import warm_start
+from trainer.hub_model import user_model
 from trainer.inputs import data
 from trainer.inputs import data_share
 from trainer.plan import preflight
@@ -44,6 +46,24 @@ def serving_input_receiver_fn(inputs: Mapping[str, tf.TensorSpec]):
   return receiver_fn
 
 
+def model_fn_of(p: Plan):
+  """The plan's model_fn: the user's (`model_fn`), wrapped; else the
+  harness's, around the hub model or the user's Keras model (`model`)."""
+  if p.job.model.model_fn:
+    return model_lib.wrap_model_fn(
+        user_model.load(p.job.model.model_fn, "model_fn"),
+        p.job.model.model_fn, job_lib.settings_of(p.job))
+  return model_lib.make_model_fn(p.spec, p.job.head, p.user_model)
+
+
+def check_model(p: Plan) -> None:
+  """The pre-flight's part for this backend: a user's model_fn is imported
+  and its training graph built once (trainer.estimator.model)."""
+  if p.job.model.model_fn:
+    model_lib.check_model_fn(p.job.model.model_fn, p.serving_inputs,
+                             p.job.head.n_classes, job_lib.settings_of(p.job))
+
+
 def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
                   ) -> tf.estimator.Estimator:
   """The Estimator of the plan, for the task `tf_config_dict` names."""
@@ -51,7 +71,7 @@ def estimator_for(p: Plan, tf_config_dict: Optional[dict] = None
       p.job.run, p.job.cluster, model_dir=p.job.model_dir,
       tf_config_dict=tf_config_dict)
   return tf.estimator.Estimator(
-      model_fn=model_lib.make_model_fn(p.spec, p.job.head), config=run_config,
+      model_fn=model_fn_of(p), config=run_config,
       warm_start_from=warm_start.settings(*p.warm_start) if p.warm_start
       else None)
 
@@ -92,7 +112,7 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   tf.io.gfile.makedirs(staging)
   try:
     written = estimator.export_saved_model(
-        staging, serving_input_receiver_fn(p.spec.inputs))
+        staging, serving_input_receiver_fn(p.serving_inputs))
     if isinstance(written, bytes):
       written = written.decode()
     tf.io.gfile.rename(written, export_dir)
@@ -130,7 +150,7 @@ def _exporters(p: Plan):
     return ()
   return (exporters.BestExport(
       p.job.run.export_best, p.job.model_dir,
-      serving_input_receiver_fn(p.spec.inputs)),)
+      serving_input_receiver_fn(p.serving_inputs)),)
 
 
 def _step_of_latest(model_dir: str) -> int:

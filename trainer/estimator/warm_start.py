@@ -2,28 +2,32 @@
 model's variables by name, and Estimator's `WarmStartSettings`."""
 
 import re
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.estimator import model as model_lib
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 from trainer.training import warm_start as warm_start_lib
 
 
-def model_variables(spec: model_spec_lib.ModelSpec,
-                    head: job_lib.HeadConfig) -> Dict[str, List[int]]:
-  """name -> shape of the model's variables (hub model and head), from its
-  graph for evaluation (no optimizer slots there)."""
+def model_variables(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
+                    user: Optional[user_model_lib.UserModel] = None
+                    ) -> Dict[str, List[int]]:
+  """name -> shape of the model's variables (hub model and head, or the
+  user's Keras model), from its graph for evaluation (no optimizer slots
+  there)."""
+  inputs = user.serving_inputs if user else spec.inputs
   with tf.Graph().as_default() as graph:
     step = tf.compat.v1.train.get_or_create_global_step()
     features = {name: tf.compat.v1.placeholder(s.dtype, s.shape)
-                for name, s in spec.inputs.items()}
+                for name, s in inputs.items()}
     labels = tf.compat.v1.placeholder(
         tf.int64 if head.n_classes else tf.float32, [None])
-    model_lib.make_model_fn(spec, head)(features, labels,
-                                        tf.estimator.ModeKeys.EVAL)
+    model_lib.make_model_fn(spec, head, user)(features, labels,
+                                              tf.estimator.ModeKeys.EVAL)
     return {v.op.name: v.shape.as_list() for v in graph.get_collection(
         tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
             if v.op.name not in (step.op.name, "save_counter")}

@@ -193,6 +193,68 @@ def read_columns(files: Files) -> Dict[str, Column]:
   raise errors.DataError("%s holds no records." % files[0])
 
 
+# CSV rows a column's type is read from, for a model of the user's own.
+SPEC_SAMPLE_ROWS = 200
+
+
+def _number(text: str):
+  try:
+    return int(text)
+  except ValueError:
+    return float(text)
+
+
+def _csv_cell_spec(cells: Sequence[str]) -> tf.TensorSpec:
+  """What the first rows' cells of a CSV column are: whole numbers (int64),
+  numbers (float32), the same count k > 1 of numbers apart by spaces
+  (float32, (k,)), or text."""
+  try:
+    parsed = [[_number(word) for word in cell.split()] for cell in cells]
+  except ValueError:
+    return tf.TensorSpec([None], tf.string)
+  lengths = {len(numbers) for numbers in parsed}
+  if not parsed or lengths != {1} and (len(lengths) != 1 or 0 in lengths):
+    return tf.TensorSpec([None], tf.string)
+  (length,) = lengths
+  if length == 1 and all(isinstance(n[0], int) for n in parsed):
+    return tf.TensorSpec([None], tf.int64)
+  return tf.TensorSpec([None] + ([] if length == 1 else [length]),
+                       tf.float32)
+
+
+def column_specs(files: Files, columns: Mapping[str, Column],
+                 label_key: str) -> Dict[str, tf.TensorSpec]:
+  """Every column but the label as a model of the user's own takes it
+  (batch dimension None), in the CSV header's order or by name: a TFRecord
+  feature by its kind and length (one value: a scalar; k: (k,)); a CSV
+  column by its first rows (`_csv_cell_spec`).
+
+  Raises:
+    errors.FlagError: `label_key` is not a column.
+  """
+  if label_key not in columns:
+    raise errors.FlagError(
+        "`label_key`=%s is not a column of the data; its columns are: %s." %
+        (label_key, ", ".join(columns)))
+  names = [name for name in columns if name != label_key]
+  if not files.is_csv:  # A tf.Example's features have no order: by name.
+    names.sort()
+    return {name: tf.TensorSpec(
+        [None] + ([] if columns[name].length == 1 else
+                  [columns[name].length]), _KIND_DTYPES[columns[name].kind])
+            for name in names}
+  header = list(columns)
+  cells = {name: [] for name in names}
+  with data_format.open_text(files[0], files.formats[0].compression) as f:
+    rows = csv.reader(f)
+    next(rows, None)
+    for _, row in zip(range(SPEC_SAMPLE_ROWS), rows):
+      for name, cell in zip(header, row):
+        if name in cells:
+          cells[name].append(cell)
+  return {name: _csv_cell_spec(cells[name]) for name in names}
+
+
 def _tf_example_column(feature: tf.train.Feature) -> Column:
   kind = feature.WhichOneof("kind")
   if kind == "float_list":

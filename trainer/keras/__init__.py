@@ -2,7 +2,10 @@
 
   connect(config)               the chief joins its cluster (train.py)
   run(plan, config, log)        trains, evaluates, exports (train.py)
-  model_variables(spec, head)   the model's variables by name (model.py)
+  model_variables(spec, head, user)  the model's variables by name
+                                (model.py)
+  check_model(plan)             the pre-flight's part: refuses a model_fn
+                                (train.py)
 
 Its modules: train.py (the roles), cluster.py (the chief's connection), loop.py
 (the training loop, in one process or scheduled on a cluster), model.py (the
@@ -14,7 +17,8 @@ warm_start.py (the bridge from Estimator checkpoints), summaries.py
 """
 
 from trainer.keras.model import model_variables
+from trainer.keras.train import check_model
 from trainer.keras.train import connect
 from trainer.keras.train import run
 
-__all__ = ["connect", "run", "model_variables"]
+__all__ = ["connect", "run", "model_variables", "check_model"]

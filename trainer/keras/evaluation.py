@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 from trainer.keras import export as export_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
@@ -32,7 +33,7 @@ def eval_dir(model_dir: str) -> str:
   return os.path.join(model_dir, "eval")
 
 
-def make_evaluate(model: model_lib.HubModel, n_classes: int):
+def make_evaluate(model: model_lib.Model, n_classes: int):
   """A function (dataset, steps or None) -> metrics of the model."""
 
   @tf.function
@@ -75,8 +76,10 @@ class Recorder:
 
   def __init__(self, model_dir: str, spec: model_spec_lib.ModelSpec,
                head: job_lib.HeadConfig, export_best: str = "",
-               log: Callable[[str], None] = print):
+               log: Callable[[str], None] = print,
+               user: Optional[user_model_lib.UserModel] = None):
     self._model_dir, self._spec, self._head = model_dir, spec, head
+    self._user = user
     self._metric, self._log = export_best, log
     self._writer = summaries.ScalarWriter(eval_dir(model_dir))
 
@@ -94,7 +97,8 @@ class Recorder:
     base = best_export.directory(self._model_dir)
     tf.io.gfile.makedirs(base)
     path = os.path.join(base, str(int(time.time() * 1000)))
-    export_lib.export(self._spec, self._head, checkpoint, path)
+    export_lib.export(self._spec, self._head, checkpoint, path,
+                      user=self._user)
     for name in tf.io.gfile.listdir(base):  # One kept, as Estimator's.
       other = os.path.join(base, name.rstrip("/"))
       if other != path and name.rstrip("/").isdigit():
@@ -109,12 +113,14 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           throttle_secs: float,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
-                          log: Callable[[str], None] = print) -> dict:
+                          log: Callable[[str], None] = print,
+                          user: Optional[user_model_lib.UserModel] = None
+                          ) -> dict:
   """The evaluator task (trainer.training.eval_loop): a model of its own,
   restored from each new checkpoint. Returns the final metrics."""
-  local = state_lib.create(spec, head, with_optimizer=False)
+  local = state_lib.create(spec, head, with_optimizer=False, user=user)
   evaluate_model = make_evaluate(local.model, head.n_classes)
-  recorder = Recorder(model_dir, spec, head, export_best, log)
+  recorder = Recorder(model_dir, spec, head, export_best, log, user=user)
 
   def evaluate(checkpoint):
     try:

@@ -2,7 +2,8 @@
 
 The signature `serving_default` takes each model input raw, under its own
 name, dtype and shape (as `data.serving_input_receiver_fn` does for the
-Estimator), and returns the same predictions: classes, probabilities and
+Estimator; for a model of the user's own, the raw columns it takes), and
+returns the same predictions: classes, probabilities and
 logits, or a regression's predictions. It is exported from a checkpoint,
 by a model built in this process alone (variables on the ps tasks cannot
 be saved as they are placed), written next to the target and renamed, so
@@ -10,11 +11,13 @@ a failed export leaves nothing half-written.
 """
 
 import uuid
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 
@@ -22,26 +25,29 @@ from trainer.keras import state as state_lib
 class Serving(tf.Module):
   """The model and its serving function."""
 
-  def __init__(self, model: model_lib.HubModel,
-               spec: model_spec_lib.ModelSpec, n_classes: int):
+  def __init__(self, model: model_lib.Model,
+               inputs: Mapping[str, tf.TensorSpec], n_classes: int):
     super().__init__()
     self.model = model
-    names = list(spec.inputs)
+    names = list(inputs)
 
     def serve(*tensors):
       logits = self.model(dict(zip(names, tensors)), training=False)
       return model_lib.predictions(logits, n_classes)
     self.serve = tf.function(serve, input_signature=[
         tf.TensorSpec(s.shape, s.dtype, name=name)
-        for name, s in spec.inputs.items()])
+        for name, s in inputs.items()])
 
 
 def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
-           checkpoint: str, export_dir: str) -> str:
+           checkpoint: str, export_dir: str,
+           user: Optional[user_model_lib.UserModel] = None) -> str:
   """Exports the model of `checkpoint` to exactly `export_dir`."""
-  local = state_lib.create(spec, head, with_optimizer=False)
+  local = state_lib.create(spec, head, with_optimizer=False, user=user)
   state_lib.restore(local, checkpoint, expect_partial=True)
-  module = Serving(local.model, spec, head.n_classes)
+  module = Serving(local.model,
+                   user.serving_inputs if user else spec.inputs,
+                   head.n_classes)
   staging = "%s.staging-%s" % (export_dir.rstrip("/"), uuid.uuid4().hex[:8])
   try:
     tf.saved_model.save(module, staging,

@@ -13,9 +13,14 @@ Variables are named as the Estimator's checkpoints name them
 (`variables_by_name`): the hub model's by their saved names ("dense1/kernel"),
 the head's "hidden_0/kernel", "logits/bias". That is how a checkpoint of either
 backend warm-starts the other (trainer.training.warm_start).
+
+A model of the user's own (`model`, trainer.hub_model.user_model) is
+`YourModel`: the user's functional model, fed the columns it takes, with
+the same losses and metrics; its variables are named by Keras (the hub
+model's by their saved names, the user's layers' "dense/kernel", ...).
 """
 
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_hub as hub
@@ -25,6 +30,7 @@ from harness import errors
 from trainer.config import job as job_lib
 from trainer.hub_model import hub_layer
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 
 
 class HubModel(tf_keras.Model):
@@ -50,6 +56,61 @@ class HubModel(tf_keras.Model):
       net = layer(net)
     return net
 
+  def regularization_losses(self) -> List[tf.Tensor]:
+    return list(self.hub.losses)  # Empty when frozen.
+
+  def named_variables(self) -> Dict[str, tf.Variable]:
+    """Estimator name -> variable (see variables_by_name)."""
+    named = {}
+    for variable in self.hub.weights:
+      named[variable.name.split(":")[0]] = variable
+    for layer in self.head_layers:
+      for variable in layer.weights:
+        short = variable.name.split(":")[0].split("/")[-1]
+        name = "%s/%s" % (layer.name, short)
+        if name in named:
+          raise errors.ModelCheckError(
+              "The hub model has a variable named %s, as the head's layer "
+              "%s does; the Keras backend names variables as the Estimator "
+              "does and needs them distinct." % (name, layer.name))
+        named[name] = variable
+    return named
+
+
+class YourModel(tf_keras.Model):
+  """features (a dict keyed by column) -> the user's model's logits."""
+
+  def __init__(self, spec: model_spec_lib.ModelSpec,
+               head: job_lib.HeadConfig, user: user_model_lib.UserModel):
+    super().__init__(name="your_model")
+    self.yours, self._user = user_model_lib.build(user, spec,
+                                                  head.n_classes)
+    self._used = self._user.used
+
+  def get_config(self):
+    return {"name": self.name}  # Built from the plan, never from a config.
+
+  def call(self, features, training=False):  # pylint: disable=arguments-differ
+    logits = self.yours({name: features[name] for name in self._used},
+                        training=training)
+    return tf.cast(logits, tf.float32)
+
+  def regularization_losses(self) -> List[tf.Tensor]:
+    return list(self.yours.losses)
+
+  def named_variables(self) -> Dict[str, tf.Variable]:
+    """Keras name -> variable, for every variable of the user's model."""
+    named = {}
+    for variable in self.yours.weights:
+      name = variable.name.split(":")[0]
+      if name in named:
+        raise errors.ModelCheckError(
+            "Your model has two variables named %s; checkpoints and warm "
+            "starts name variables, so give its layers distinct names." %
+            name)
+      named[name] = variable
+    return named
+
 
 def example_features(inputs: Mapping[str, tf.TensorSpec],
                      batch: int = 1) -> Dict[str, tf.Tensor]:
@@ -63,37 +124,35 @@ def example_features(inputs: Mapping[str, tf.TensorSpec],
   return features
 
 
-def build(spec: model_spec_lib.ModelSpec,
-          head: job_lib.HeadConfig) -> HubModel:
-  """The model with every variable created (called once on zeros)."""
-  model = HubModel(spec, head)
-  model(example_features(spec.inputs), training=False)
+Model = tf_keras.Model  # HubModel or YourModel.
+
+
+def build(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
+          user: Optional[user_model_lib.UserModel] = None) -> Model:
+  """The model (the user's, where `user`) with every variable created
+  (called once on zeros)."""
+  if user:
+    model = YourModel(spec, head, user)
+    # Two examples: a batch of one is squeezed by some Keras layers.
+    model(example_features(user.serving_inputs, batch=2), training=False)
+  else:
+    model = HubModel(spec, head)
+    model(example_features(spec.inputs), training=False)
   return model
 
 
-def variables_by_name(model: HubModel) -> Dict[str, tf.Variable]:
-  """Estimator name -> variable, for every variable of the model."""
-  named = {}
-  for variable in model.hub.weights:
-    named[variable.name.split(":")[0]] = variable
-  for layer in model.head_layers:
-    for variable in layer.weights:
-      short = variable.name.split(":")[0].split("/")[-1]
-      name = "%s/%s" % (layer.name, short)
-      if name in named:
-        raise errors.ModelCheckError(
-            "The hub model has a variable named %s, as the head's layer %s "
-            "does; the Keras backend names variables as the Estimator does "
-            "and needs them distinct." % (name, layer.name))
-      named[name] = variable
-  return named
+def variables_by_name(model: Model) -> Dict[str, tf.Variable]:
+  """Name -> variable, for every variable of the model: the Estimator's
+  names for the harness's model, Keras's for the user's."""
+  return model.named_variables()
 
 
-def model_variables(spec: model_spec_lib.ModelSpec,
-                    head: job_lib.HeadConfig) -> Dict[str, List[int]]:
+def model_variables(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
+                    user: Optional[user_model_lib.UserModel] = None
+                    ) -> Dict[str, List[int]]:
   """name -> shape of the model's variables (trainer.training.warm_start)."""
   return {name: variable.shape.as_list() for name, variable in
-          variables_by_name(build(spec, head)).items()}
+          variables_by_name(build(spec, head, user)).items()}
 
 
 def predictions(logits: tf.Tensor, n_classes: int) -> Dict[str, tf.Tensor]:
@@ -114,12 +173,13 @@ def data_loss(logits: tf.Tensor, labels: tf.Tensor,
                                                          tf.float32)))
 
 
-def regularization(model: HubModel) -> tf.Tensor:
-  return tf.add_n([tf.cast(loss, tf.float32) for loss in model.hub.losses] +
+def regularization(model: Model) -> tf.Tensor:
+  return tf.add_n([tf.cast(loss, tf.float32)
+                   for loss in model.regularization_losses()] +
                   [tf.constant(0.0)])
 
 
-def losses(model: HubModel, logits: tf.Tensor, labels: tf.Tensor,
+def losses(model: Model, logits: tf.Tensor, labels: tf.Tensor,
            n_classes: int) -> Tuple[tf.Tensor, tf.Tensor]:
   """(total loss, data loss) of a batch."""
   data = data_loss(logits, labels, n_classes)

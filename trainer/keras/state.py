@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 from trainer.keras import model as model_lib
 from trainer.keras import optimizers
 
@@ -29,7 +30,7 @@ CHECKPOINT_NAME = "model.ckpt"
 @dataclasses.dataclass
 class State:
   """A model, its optimizer, and the checkpoint that holds both."""
-  model: model_lib.HubModel
+  model: model_lib.Model
   optimizer: Optional[object]  # A tf_keras legacy optimizer.
   checkpoint: tf.train.Checkpoint
   variables: Dict[str, tf.Variable]
@@ -41,9 +42,11 @@ class State:
 
 
 def create(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig, *,
-           with_optimizer: bool = True) -> State:
-  """Builds the model (and optimizer) in the current strategy's scope."""
-  model = model_lib.build(spec, head)
+           with_optimizer: bool = True,
+           user: Optional[user_model_lib.UserModel] = None) -> State:
+  """Builds the model (the user's, where `user`; and the optimizer) in the
+  current strategy's scope."""
+  model = model_lib.build(spec, head, user)
   variables = model_lib.variables_by_name(model)
   optimizer = (optimizers.make(head.optimizer, head.learning_rate)
                if with_optimizer else None)

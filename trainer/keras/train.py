@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from harness import errors
 from harness import tf_config
 from trainer.config import job as job_lib
 from trainer.inputs import data
@@ -107,7 +108,8 @@ def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
   job = p.job
   evaluate = evaluation.make_evaluate(state.model, job.head.n_classes)
   recorder = evaluation.Recorder(job.model_dir, p.spec, job.head,
-                                 job.run.export_best, log)
+                                 job.run.export_best, log,
+                                 user=p.user_model)
   last = {"time": None, "metrics": None}
 
   def on_checkpoint(path: str, step: int, force: bool = False):
@@ -126,7 +128,7 @@ def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
 def _train_here(p: preflight.Plan, log) -> Result:
   job = p.job
   train_fn, eval_fn = dataset_fns(p, log=log)
-  state = state_lib.create(p.spec, job.head)
+  state = state_lib.create(p.spec, job.head, user=p.user_model)
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
   _start_or_resume(state, manager, p, log)
@@ -143,7 +145,7 @@ def _train_here(p: preflight.Plan, log) -> Result:
       on_checkpoint(manager.latest_checkpoint, step, force=True)
     metrics = last["metrics"]
   export_dir = export_lib.export(p.spec, job.head, manager.latest_checkpoint,
-                                 job.resolved_export_dir)
+                                 job.resolved_export_dir, user=p.user_model)
   return Result(task_type=None, metrics=metrics,
                 checkpoint=manager.latest_checkpoint, export_dir=export_dir)
 
@@ -156,7 +158,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   early_stopping.clear(job.model_dir)
   strategy, coordinator = cluster_lib.connect(config)
   with strategy.scope():
-    state = state_lib.create(p.spec, job.head)
+    state = state_lib.create(p.spec, job.head, user=p.user_model)
   log(describe_placement(state, job.model_dir))
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
@@ -169,7 +171,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
              eval_dir=evaluation.eval_dir(job.model_dir))
   checkpoint = manager.latest_checkpoint
   export_dir = export_lib.export(p.spec, job.head, checkpoint,
-                                 job.resolved_export_dir)
+                                 job.resolved_export_dir, user=p.user_model)
   if config.evaluator:
     job_end.wait_for_final_evaluation(
         lambda: eval_events.last_step(evaluation.eval_dir(
@@ -201,6 +203,19 @@ def describe_placement(state: state_lib.State, model_dir: str) -> str:
   return "Variables placed: %s (%s)." % (
       ", ".join("%s %d KB" % (key, (size + 1023) // 1024)
                 for key, size in sorted(loads.items())), PLACEMENT_FILE)
+
+
+def check_model(p: preflight.Plan) -> None:
+  """The pre-flight's part for this backend: an Estimator model_fn cannot
+  run here (a user's Keras model, `model`, was built by the pre-flight)."""
+  if p.job.model.model_fn:
+    raise errors.FlagError(
+        "`model_fn`=%s is an Estimator model_fn, and this run's backend is "
+        "keras (%s); give your Keras model builder as `model`=MODULE:"
+        "FUNCTION instead: FUNCTION(inputs, hub_layer) returns a "
+        "tf_keras.Model (docs/training.md, 'Your own model')." % (
+            p.job.model.model_fn, p.backend.why if p.backend else
+            "--backend"))
 
 
 def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
@@ -235,7 +250,8 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
         eval_steps=job.run.eval_steps,
         throttle_secs=job.run.eval_throttle_secs,
         export_dir=job.resolved_export_dir, export_best=job.run.export_best,
-        start_delay_secs=job.run.eval_start_delay_secs, log=log)
+        start_delay_secs=job.run.eval_start_delay_secs, log=log,
+        user=p.user_model)
     return Result(task_type=task.type, metrics=metrics,
                   checkpoint=tf.train.latest_checkpoint(job.model_dir),
                   export_dir=None)

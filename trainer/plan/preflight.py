@@ -21,14 +21,16 @@ from trainer.config import input_map as input_map_lib
 from trainer.config import job as job_lib
 from trainer.hub_model import handles
 from trainer.hub_model import model_spec as model_spec_lib
+from trainer.hub_model import user_model as user_model_lib
 from trainer.inputs import data
 from trainer.inputs import validate
 from trainer.plan import model_dir as model_dir_lib
 from trainer.training import warm_start as warm_start_lib
 
-# (spec, head) -> {variable name: shape}: the backend's model variables,
+# (spec, head, user model) -> {variable name: shape}: the backend's model variables,
 # named as trainer.training.warm_start names them.
-ModelVariables = Callable[[model_spec_lib.ModelSpec, job_lib.HeadConfig],
+ModelVariables = Callable[[model_spec_lib.ModelSpec, job_lib.HeadConfig,
+                           Optional[user_model_lib.UserModel]],
                           Dict[str, list]]
 
 
@@ -61,6 +63,16 @@ class Plan:
   data_checks: Tuple[str, ...] = ()  # What the data check covered.
   # The resolved flags, as flagfile lines (trainer.plan.resolve.prepare).
   flag_lines: Tuple[str, ...] = ()
+  # `model`: the user's Keras model builder, checked, with its columns.
+  user_model: Optional[user_model_lib.UserModel] = None
+
+  @property
+  def serving_inputs(self) -> Dict[str, tf.TensorSpec]:
+    """What the serving export takes: the hub model's inputs; the columns a
+    user's `model` takes; every column but the label for a `model_fn`."""
+    if self.user_model:
+      return self.user_model.serving_inputs
+    return dict(self.inputs.inputs)
 
 
 def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
@@ -76,6 +88,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
           cache_dir: Optional[str] = None,
           backend: Optional[backends.Choice] = None,
           model_variables: Optional[ModelVariables] = None,
+          check_model: Optional[Callable[["Plan"], None]] = None,
           log: Callable[[str], None] = print) -> Plan:
   """Checks the job before anything is trained; writes nothing but what
   fetching the hub handle puts into the cache.
@@ -90,6 +103,8 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     backend: the backend that will run it (recorded in the plan).
     model_variables: the backend's (trainer.estimator / trainer.keras
       `model_variables`); needed where the job warm-starts.
+    check_model: the backend's `check_model`, run on the plan: the part of
+      the model check only the backend can do (a user's model_fn).
     log: receives download progress, and what the data check says.
 
   Raises:
@@ -101,7 +116,9 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
   job = dataclasses.replace(job, model=dataclasses.replace(
       job.model, module_handle=resolution.path))
   spec = _inspect(job.model)
-  data.check_shapes(spec.inputs)
+  own_model = job.model.model or job.model.model_fn
+  if not own_model:  # A model of the user's own feeds the hub model itself.
+    data.check_shapes(spec.inputs)
   train_files = data.expand(job.data.train_files, "train_files", log)
   columns = data.read_columns(train_files)
   eval_files, eval_columns = None, None
@@ -116,10 +133,24 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     raise errors.FlagError(
         "TF_CONFIG makes this task the evaluator, but `eval_files` is empty: "
         "there is nothing to evaluate.")
-  mapping = input_map_lib.resolve(list(spec.inputs), list(columns),
-                                  job.data.input_map, job.data.label_key)
+  user = None
+  if own_model:
+    # Every column but the label, under its own name.
+    model_inputs = data.column_specs(train_files, columns,
+                                     job.data.label_key)
+    mapping = {name: name for name in model_inputs}
+    if job.model.model:  # Built once here: its mistakes before any task.
+      _, user = user_model_lib.build(
+          user_model_lib.UserModel(job.model.model, model_inputs), spec,
+          job.head.n_classes)
+      log("Your model %s takes the columns: %s." % (
+          job.model.model, ", ".join(user.used)))
+  else:
+    model_inputs = spec.inputs
+    mapping = input_map_lib.resolve(list(spec.inputs), list(columns),
+                                    job.data.input_map, job.data.label_key)
   label_dtype = tf.int64 if job.head.n_classes else tf.float32
-  inputs = data.InputConfig(inputs=spec.inputs, input_map=mapping,
+  inputs = data.InputConfig(inputs=model_inputs, input_map=mapping,
                             columns=columns, label_key=job.data.label_key,
                             label_dtype=label_dtype)
   # The eval files' own columns: their order and kinds may differ (CSV for
@@ -155,12 +186,15 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     checkpoint = warm_start_lib.checkpoint_of(job.run.warm_start_from)
     if model_variables is None:
       raise ValueError("a warm start needs the backend's model_variables")
-    variables = model_variables(spec, job.head)
+    variables = model_variables(spec, job.head, user)
     names = warm_start_lib.selected(variables, job.run.warm_start_vars)
     warm_start_lib.check(checkpoint, variables, names)
     warm_start = (checkpoint, tuple(names))
-  return Plan(job=job, spec=spec, train_files=train_files,
+  plan = Plan(job=job, spec=spec, train_files=train_files,
               eval_files=eval_files, inputs=inputs, eval_inputs=eval_inputs,
               model_dir_conflict=conflict, resolution=resolution,
               warm_start=warm_start, backend=backend,
-              data_checks=tuple(checks), **counts)
+              data_checks=tuple(checks), user_model=user, **counts)
+  if check_model:
+    check_model(plan)
+  return plan

@@ -99,7 +99,8 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
       model_settings=cli.model_settings(resolved),
       cache_dir=cache_dir or handles.default_cache_dir(os.environ),
       backend=choice,
-      model_variables=backends.load(choice).model_variables, log=log)
+      model_variables=backends.load(choice).model_variables,
+      check_model=backends.load(choice).check_model, log=log)
   return dataclasses.replace(plan, flag_lines=tuple(cli.flag_lines(resolved)))
 
 
