@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import job as job_lib
+from trainer.keras import model as model_lib
 from trainer.keras import optimizers
 from trainer.training import warm_start
 
@@ -55,6 +56,24 @@ def test_model_variables_carry_the_estimators_names(assets):
       "dense1/bias": [64], "dense1/kernel": [64, 64], "dense2/bias": [32],
       "dense2/kernel": [64, 32], "hidden_0/bias": [8],
       "hidden_0/kernel": [32, 8], "logits/bias": [5], "logits/kernel": [8, 5]}
+
+
+def test_class_weights_scale_each_examples_loss():
+  """--class_weights on the Keras backend: as the Estimator's
+  (tests/test_model_fn.py), each example's cross-entropy times its class's
+  weight, then the mean; a regression's loss is left as it is."""
+  logits = tf.constant(np.random.RandomState(0).randn(6, 3), tf.float32)
+  labels = tf.constant([0, 1, 2, 2, 1, 0], tf.int64)
+  weights = (1.0, 3.0, 0.5)
+  each = tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=labels, logits=logits).numpy()
+  weighted = model_lib.data_loss(logits, labels, job_lib.HeadConfig(
+      n_classes=3, class_weights=weights))
+  np.testing.assert_allclose(
+      weighted, (each * np.asarray(weights)[labels.numpy()]).mean(),
+      rtol=1e-6)
+  plain = model_lib.data_loss(logits, labels, job_lib.HeadConfig(n_classes=3))
+  np.testing.assert_allclose(plain, each.mean(), rtol=1e-6)
 
 
 def test_the_escaping_of_checkpoint_keys_round_trips():

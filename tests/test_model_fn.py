@@ -33,12 +33,13 @@ def batch():
 class Graph:
   """The model_fn's graph for one mode, with a session to run it."""
 
-  def __init__(self, handle, mode, pixels, labels, trainable):
+  def __init__(self, handle, mode, pixels, labels, trainable,
+               head=job.HeadConfig(n_classes=5)):
     spec = model_spec.inspect_model(handle, trainable=trainable)
     self.graph = tf.Graph()
     with self.graph.as_default():
       tf.compat.v1.train.get_or_create_global_step()
-      model_fn = model.make_model_fn(spec, job.HeadConfig(n_classes=5))
+      model_fn = model.make_model_fn(spec, head)
       self.pixels = tf.compat.v1.placeholder(tf.float32, [None, 64])
       self.spec = model_fn({"inputs": self.pixels},
                            None if mode == ModeKeys.PREDICT
@@ -110,13 +111,28 @@ def test_training_argument_follows_mode(assets, batch):
   np.testing.assert_allclose(alone, in_batch, atol=1e-5)
 
 
-def _data_loss(g, batch):
+def _data_loss(g, batch, class_weights=None):
   logits = g.graph.get_tensor_by_name("logits/BiasAdd:0")
   values = g.run(logits)
   labels = batch[1]
   shifted = values - values.max(axis=1, keepdims=True)
   log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-  return -log_probs[np.arange(len(labels)), labels].mean()
+  losses = -log_probs[np.arange(len(labels)), labels]
+  if class_weights:
+    losses *= np.asarray(class_weights)[labels]
+  return losses.mean()
+
+
+def test_class_weights_scale_each_examples_loss(assets, batch):
+  """--class_weights: each example's cross-entropy times its class's
+  weight, then the mean (as the Keras backend's, tests/test_keras_backend)."""
+  weights = (1.0, 4.0, 0.5, 2.0, 1.0)
+  g = Graph(assets.digits_model, ModeKeys.TRAIN, *batch, trainable=False,
+            head=job.HeadConfig(n_classes=5, class_weights=weights))
+  weighted = g.run(g.spec.loss)
+  np.testing.assert_allclose(weighted, _data_loss(g, batch, weights),
+                             rtol=1e-5)
+  assert abs(weighted - _data_loss(g, batch)) > 1e-3
 
 
 def test_regularization_loss_is_added_when_fine_tuning(assets, batch):

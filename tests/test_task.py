@@ -122,7 +122,8 @@ def test_a_job_config_round_trips_through_its_flag_lines():
           # (Exclusive, as job.validate says; a round trip does not check.)
           model="mine:build", model_fn="mine:model_fn"),
       head=job_lib.HeadConfig(n_classes=0, hidden_units=(8, 4),
-                              optimizer="sgd", learning_rate=0.5),
+                              optimizer="sgd", learning_rate=0.5,
+                              class_weights=(0.5, 2.0)),
       data=job_lib.DataOptions(
           train_files=("t1", "t2"), eval_files=("e",), label_key="y",
           input_map={"x1": "left", "x2": "right"}, batch_size=7,
@@ -247,6 +248,10 @@ def _other_models_checkpoint(model_dir, assets, flags_txt=True):
 
 
 BAD_INPUTS = [
+    (["--class_weights=1,2"], "--class_weights (1,2) must be 5 positive "
+     "numbers, one per class (--n_classes=5)"),
+    (["--class_weights=1,2,x,1,1"], "--class_weights=1,2,x,1,1 must be "
+     "numbers, e.g. 1,4,1"),
     (["--module_handle=/no/such/model"], "/no/such/model does not exist"),
     (["--module_handle={tmp}"], "is not a SavedModel"),
     (["--module_handle={tf1}", "--trainable"],

@@ -257,6 +257,18 @@ def test_your_model_needs_both_columns_and_gets_them(
   assert served == pytest.approx(accuracy["example_kit.your_model:build"],
                                  abs=0.01)
   assert (model_dir / "export_best" / "best.json").exists()
+  # A new run warm-starts from it by the variables' names: one step on,
+  # already as good.
+  fv = cli.new_flag_values(
+      ["--flagfile=" + CONFIG, "--backend=" + backend,
+       "--module_handle=" + assets.digits_model,
+       "--train_files=" + assets.data("shifted_train.tfrecord"),
+       "--eval_files=" + assets.data("shifted_eval.tfrecord"),
+       "--model_dir=" + str(tmp_path / "warm"), "--train_steps=1",
+       "--warm_start_from=" + str(model_dir)])
+  assert task.run(fv, environ={}) == 0
+  warm = eval_events.last(str(tmp_path / "warm" / "eval"))["accuracy"]
+  assert warm > 0.9, warm
 
 
 @pytest.mark.estimator

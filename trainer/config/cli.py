@@ -195,13 +195,14 @@ def _setting_value(field, kind, value):
   if not _is_list(kind):
     return value
   item = (typing.get_args(kind) or (str,))[0]
-  if item is not int:
+  if item not in (int, float):
     return tuple(value)
   try:
-    return tuple(int(v) for v in value)
+    return tuple(item(v) for v in value)
   except ValueError as e:
-    raise errors.FlagError("`%s`=%s must be integers, e.g. %s." % (
-        name, ",".join(value), meta["example"])) from e
+    raise errors.FlagError("`%s`=%s must be %s, e.g. %s." % (
+        name, ",".join(value), "integers" if item is int else "numbers",
+        meta["example"])) from e
 
 
 def _build(config_class, fv: flags.FlagValues):

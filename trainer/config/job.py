@@ -133,6 +133,10 @@ class HeadConfig:
       "table on every step (docs/training.md, 'Choosing --optimizer').")
   learning_rate: float = setting(
       0.01, help="The optimizer's learning rate (step size).")
+  class_weights: Sequence[float] = setting(
+      (), help="One weight per class, e.g. 1,4,1: each example's loss is "
+      "scaled by its class's weight (for rare classes); empty: all 1.",
+      example="1,4,1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,6 +435,14 @@ def validate(job: JobConfig) -> JobConfig:
   if head.optimizer not in OPTIMIZERS:
     raise errors.FlagError("`optimizer`=%s is not one of: %s." % (
         head.optimizer, ", ".join(OPTIMIZERS)))
+  if head.class_weights and (len(head.class_weights) != head.n_classes or
+                             min(head.class_weights) <= 0):
+    raise errors.FlagError(
+        "`class_weights` (%s) must be %d positive numbers, one per class "
+        "(`n_classes`=%d)%s." % (
+            ",".join("%g" % w for w in head.class_weights), head.n_classes,
+            head.n_classes, "; a regression head has no classes"
+            if not head.n_classes else ""))
   if any(units <= 0 for units in head.hidden_units):
     raise errors.FlagError("`hidden_units` (%s) must all be positive." %
                            ",".join(map(str, head.hidden_units)))

@@ -141,9 +141,13 @@ def make_model_fn(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
                           tf.estimator.export.PredictOutput(predictions)})
 
     if head.n_classes:
-      data_loss = tf.reduce_mean(
-          tf.nn.sparse_softmax_cross_entropy_with_logits(
-              labels=tf.cast(labels, tf.int64), logits=logits))
+      example_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.cast(labels, tf.int64), logits=logits)
+      if head.class_weights:  # Each example's loss by its class's weight.
+        example_losses *= tf.gather(
+            tf.constant(head.class_weights, tf.float32),
+            tf.cast(labels, tf.int64))
+      data_loss = tf.reduce_mean(example_losses)
       metrics = {"accuracy": tf.compat.v1.metrics.accuracy(
           labels, predictions["classes"])}
     else:

@@ -33,13 +33,14 @@ def eval_dir(model_dir: str) -> str:
   return os.path.join(model_dir, "eval")
 
 
-def make_evaluate(model: model_lib.Model, n_classes: int):
+def make_evaluate(model: model_lib.Model, head: job_lib.HeadConfig):
   """A function (dataset, steps or None) -> metrics of the model."""
+  n_classes = head.n_classes
 
   @tf.function
   def batch_sums(features, labels):
     logits = model(features, training=False)
-    loss, data = model_lib.losses(model, logits, labels, n_classes)
+    loss, data = model_lib.losses(model, logits, labels, head)
     count = tf.cast(tf.shape(logits)[0], tf.float32)
     if n_classes:
       right = tf.reduce_sum(tf.cast(tf.equal(
@@ -119,7 +120,7 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
   """The evaluator task (trainer.training.eval_loop): a model of its own,
   restored from each new checkpoint. Returns the final metrics."""
   local = state_lib.create(spec, head, with_optimizer=False, user=user)
-  evaluate_model = make_evaluate(local.model, head.n_classes)
+  evaluate_model = make_evaluate(local.model, head)
   recorder = Recorder(model_dir, spec, head, export_best, log, user=user)
 
   def evaluate(checkpoint):

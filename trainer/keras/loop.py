@@ -22,6 +22,7 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
+from trainer.config import job as job_lib
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries
@@ -30,14 +31,15 @@ from trainer.training import nan_guard
 from trainer.training import progress
 
 
-def make_step_fn(state: state_lib.State, n_classes: int, strategy=None):
+def make_step_fn(state: state_lib.State, head: job_lib.HeadConfig,
+                 strategy=None):
   """tf.function (iterator, n) -> (loss of the last step, global step)."""
   model, optimizer = state.model, state.optimizer
 
   def step(features, labels):
     with tf.GradientTape() as tape:
       logits = model(features, training=True)
-      loss, _ = model_lib.losses(model, logits, labels, n_classes)
+      loss, _ = model_lib.losses(model, logits, labels, head)
     variables = model.trainable_variables
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
@@ -58,8 +60,8 @@ class LocalSteps:
 
   in_flight = 1
 
-  def __init__(self, state, n_classes, dataset_fn):
-    self._steps = make_step_fn(state, n_classes)
+  def __init__(self, state, head, dataset_fn):
+    self._steps = make_step_fn(state, head)
     self._iterator = iter(dataset_fn())
 
   def schedule(self, n: int):
@@ -77,9 +79,9 @@ class LocalSteps:
 class ClusterSteps:
   """Schedules calls of the step function on the cluster's workers."""
 
-  def __init__(self, state, n_classes, dataset_fn, strategy, coordinator,
+  def __init__(self, state, head, dataset_fn, strategy, coordinator,
                num_workers: int, in_flight_per_worker: int = 2):
-    self._steps = make_step_fn(state, n_classes, strategy)
+    self._steps = make_step_fn(state, head, strategy)
     self._coordinator = coordinator
     self._iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
     self.in_flight = in_flight_per_worker * max(num_workers, 1)

@@ -164,11 +164,18 @@ def predictions(logits: tf.Tensor, n_classes: int) -> Dict[str, tf.Tensor]:
 
 
 def data_loss(logits: tf.Tensor, labels: tf.Tensor,
-              n_classes: int) -> tf.Tensor:
-  """The mean loss of the data (no regularization)."""
+              head: job_lib.HeadConfig) -> tf.Tensor:
+  """The mean loss of the data (no regularization); with class weights,
+  each example's scaled by its class's weight."""
+  n_classes = head.n_classes
   if n_classes:
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int64), logits=logits))
+    labels = tf.cast(labels, tf.int64)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits)
+    if head.class_weights:
+      losses *= tf.gather(tf.constant(head.class_weights, tf.float32),
+                          labels)
+    return tf.reduce_mean(losses)
   return tf.reduce_mean(tf.square(logits[:, 0] - tf.cast(labels,
                                                          tf.float32)))
 
@@ -180,7 +187,7 @@ def regularization(model: Model) -> tf.Tensor:
 
 
 def losses(model: Model, logits: tf.Tensor, labels: tf.Tensor,
-           n_classes: int) -> Tuple[tf.Tensor, tf.Tensor]:
+           head: job_lib.HeadConfig) -> Tuple[tf.Tensor, tf.Tensor]:
   """(total loss, data loss) of a batch."""
-  data = data_loss(logits, labels, n_classes)
+  data = data_loss(logits, labels, head)
   return data + regularization(model), data

@@ -106,7 +106,7 @@ def _start_or_resume(state: state_lib.State, manager, p: preflight.Plan,
 def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
   """The single process's on_checkpoint: an evaluation (throttled)."""
   job = p.job
-  evaluate = evaluation.make_evaluate(state.model, job.head.n_classes)
+  evaluate = evaluation.make_evaluate(state.model, job.head)
   recorder = evaluation.Recorder(job.model_dir, p.spec, job.head,
                                  job.run.export_best, log,
                                  user=p.user_model)
@@ -135,7 +135,7 @@ def _train_here(p: preflight.Plan, log) -> Result:
   early_stopping.clear(job.model_dir)
   on_checkpoint, last = (_in_process_evaluations(p, state, eval_fn, log)
                          if eval_fn else (lambda path, step: None, None))
-  step = loop.train(state, loop.LocalSteps(state, job.head.n_classes,
+  step = loop.train(state, loop.LocalSteps(state, job.head,
                                            train_fn), manager, settings(p),
                     log=log, on_checkpoint=on_checkpoint,
                     eval_dir=evaluation.eval_dir(job.model_dir))
@@ -165,7 +165,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   _start_or_resume(state, manager, p, log)
   num_workers = len(config.cluster[tf_config.WORKER])
   train_fn, _ = dataset_fns(p, num_workers, log)
-  runner = loop.ClusterSteps(state, job.head.n_classes, train_fn, strategy,
+  runner = loop.ClusterSteps(state, job.head, train_fn, strategy,
                              coordinator, num_workers)
   loop.train(state, runner, manager, settings(p), log=log,
              eval_dir=evaluation.eval_dir(job.model_dir))
