@@ -150,16 +150,20 @@ def _steps_logged(log_text):
   return [int(s) for s in re.findall(r"step (\d+)/%d" % STEPS, log_text)]
 
 
-def test_killed_worker_is_restarted_and_training_finishes(cluster_factory):
-  cluster = cluster_factory()
+def _worker_killed_and_restarted(cluster, name):
+  """Kills worker `name` mid-run; the job restarts it and finishes."""
   cluster.wait_for_training()
-  cluster.kill("worker-1")
+  cluster.kill(name)
   code, out = cluster.finish()
   assert code == 0, out[-3000:]
-  assert re.search(r"launcher: worker-1 was killed by SIGKILL \(exit code "
-                   r"137\); restarting it", out)
+  assert re.search(r"launcher: %s was killed by SIGKILL \(exit code 137\); "
+                   r"restarting it" % name, out)
   assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
+
+
+def test_killed_worker_is_restarted_and_training_finishes(cluster_factory):
+  _worker_killed_and_restarted(cluster_factory(), "worker-1")
 
 
 def test_a_killed_worker_with_your_model_is_restarted_and_finishes(
@@ -169,16 +173,9 @@ def test_a_killed_worker_with_your_model_is_restarted_and_finishes(
   cluster = cluster_factory(trainer_args=[
       "--flagfile=" + os.path.join(launcher.REPO, "configs",
                                    "your_model.cfg"),
-      "--model_dir=RUN_DIR/model", "--train_steps=%d" % STEPS, "--save_checkpoints_steps=200",
-      "--log_every_steps=100"])
-  cluster.wait_for_training()
-  cluster.kill("worker-0")
-  code, out = cluster.finish()
-  assert code == 0, out[-3000:]
-  assert re.search(r"launcher: worker-0 was killed by SIGKILL \(exit code "
-                   r"137\); restarting it", out)
-  assert warm_start.global_step(cluster.model_dir) >= STEPS
-  cluster.check_outputs_load()
+      "--model_dir=RUN_DIR/model", "--train_steps=%d" % STEPS,
+      "--save_checkpoints_steps=200", "--log_every_steps=100"])
+  _worker_killed_and_restarted(cluster, "worker-0")
   with open(os.path.join(cluster.model_dir, "flags.txt")) as f:
     assert "--model=example_kit.your_model:build\n" in f.read()
 
