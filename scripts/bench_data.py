@@ -242,6 +242,10 @@ def sharding(work_dir, s, has_estimator, log):
     rates = [bench_cluster.cluster_figures(
         work_dir, "shard-%s-%d" % (flag[2:], r), 1, s["shard_steps"],
         s["batch_size"], trainer_args=[
+            # The demo's model on these files (a data flag alone is not
+            # the demo: trainer/config/demo.py).
+            "--module_handle=demo_assets/models/digits", "--trainable",
+            "--input_map=inputs=pixels", "--n_classes=5",
             "--backend=estimator", "--train_files=" + pattern, flag,
             "--eval_files="])["examples_per_s"] for r in range(s["repeats"])]
     figures[flag[2:]] = statistics.median(r for r in rates if r) / s[

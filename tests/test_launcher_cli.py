@@ -19,6 +19,11 @@ from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The demo's model and data as a job of one's own (a data flag alone is not
+# the demo: trainer/config/demo.py).
+OWN_JOB = ["--module_handle=demo_assets/models/digits",
+           "--train_files=demo_assets/data/digits_train.tfrecord",
+           "--input_map=inputs=pixels", "--n_classes=5"]
 CASES = [
     ("cluster.local", ["--num_ps=0"], "--num_ps (0) must be >= 1"),
     ("cluster.local", ["--num_workers=-2"],
@@ -37,14 +42,14 @@ CASES = [
     ("cluster.local", ["--", "--n_classes=3"],
      "digits_train.tfrecord: record 1: label 4 is outside [0, 3) "
      "(--n_classes=3)"),
-    ("cluster.local", ["--", "--eval_files=", "--batch_size=0"],
+    ("cluster.local", ["--", "--batch_size=0"],
      "--batch_size (0) must be a positive integer"),
-    ("cluster.local", ["--evaluator", "--", "--eval_files="],
+    ("cluster.local", ["--evaluator", "--"] + OWN_JOB + ["--eval_files="],
      "--eval_files is empty, so an evaluator would have nothing to "
      "evaluate: give the trainer --eval_files, or --noevaluator."),
     ("trainer.task", ["--train_steps=zero"],
      "flag --train_steps=zero: invalid literal for int()"),
-    ("trainer.task", ["--eval_files=/nope/*.csv"],
+    ("trainer.task", OWN_JOB + ["--eval_files=/nope/*.csv"],
      "--eval_files: /nope/*.csv matches no file"),
 ]
 

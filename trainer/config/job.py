@@ -85,8 +85,8 @@ class ModelOptions:
   trainer.hub_model.model_spec.inspect_model)."""
   module_handle: str = setting(
       "", help="Directory of the hub model: a TF2 SavedModel, a legacy "
-      "SavedModel or a model in TF1 Hub format. Empty: the demo "
-      "(configs/digits.cfg).")
+      "SavedModel or a model in TF1 Hub format. Empty, with no other flag "
+      "of a model or data: the demo (configs/digits.cfg).")
   trainable: bool = setting(
       False, help="Fine-tune the hub model's variables (TF2 SavedModels "
       "called through __call__ only).")
