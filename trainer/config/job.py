@@ -215,8 +215,9 @@ class RunOptions:
       0, help="Seconds the evaluator waits before its first evaluation.")
   random_seed: Optional[int] = setting(
       None, help="Random seed of the data's shuffle (training task k of a "
-      "cluster shuffles with seed + k) and, on the Estimator, its "
-      "graph-level seed; unset: random.")
+      "cluster shuffles with seed + k) and of the model's initial weights "
+      "(the Estimator's graph-level seed; on the Keras backend, tf_keras's "
+      "seeds); unset: random.")
   warm_start_from: str = setting(
       "", help="Start from another run's weights: its model directory (its "
       "latest checkpoint) or a checkpoint prefix. The global step and the "

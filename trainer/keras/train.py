@@ -24,6 +24,7 @@ import time
 from typing import Callable, Optional
 
 import tensorflow as tf
+import tf_keras
 
 from harness import errors
 from harness import tf_config
@@ -125,9 +126,19 @@ def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
   return on_checkpoint, last
 
 
+def seed_weights(seed: Optional[int]) -> None:
+  """The model's initial weights from `seed`, as the Estimator's graph-level
+  seed makes them: tf_keras draws an unseeded initializer's seed from
+  Python's `random`, so its seeds (Python, NumPy, TF) are set, in this
+  task's process. None: left random."""
+  if seed is not None:
+    tf_keras.utils.set_random_seed(seed)
+
+
 def _train_here(p: preflight.Plan, log) -> Result:
   job = p.job
   train_fn, eval_fn = dataset_fns(p, log=log)
+  seed_weights(job.run.random_seed)
   state = state_lib.create(p.spec, job.head, user=p.user_model)
   manager = state_lib.manager(state, job.model_dir,
                               job.run.keep_checkpoint_max)
@@ -157,6 +168,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   job_end.clear_markers(job.model_dir)
   early_stopping.clear(job.model_dir)
   strategy, coordinator = cluster_lib.connect(config)
+  seed_weights(job.run.random_seed)
   with strategy.scope():
     state = state_lib.create(p.spec, job.head, user=p.user_model)
   log(describe_placement(state, job.model_dir))
