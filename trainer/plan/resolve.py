@@ -94,13 +94,13 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   resolved = resolve_flags(fv, default_model_dir=default_model_dir, log=log,
                            build_demo=build_demo, environ=environ)
   from trainer.plan import preflight  # pylint: disable=g-import-not-at-top
+  backend = backends.load(choice)
   plan = preflight.check(
       cli.job_config(resolved), task, recorded_model=cli.recorded_model,
       model_settings=cli.model_settings(resolved),
       cache_dir=cache_dir or handles.default_cache_dir(os.environ),
-      backend=choice,
-      model_variables=backends.load(choice).model_variables,
-      check_model=backends.load(choice).check_model, log=log)
+      backend=choice, model_variables=backend.model_variables,
+      check_model=backend.check_model, log=log)
   return dataclasses.replace(plan, flag_lines=tuple(cli.flag_lines(resolved)))
 
 
