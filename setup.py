@@ -2,6 +2,9 @@
 
 import setuptools
 
+# The tuner (python -m cluster.tune); the tests run it too.
+TUNE = ["optuna>=4,<6", "matplotlib>=3.5"]
+
 setuptools.setup(
     name="hub-estimator-harness",
     version="0.1.0",
@@ -68,8 +71,13 @@ setuptools.setup(
                  "tensorboard-plugin-profile>=2.19; python_version>='3.12'",
                  # Google's own CustomJobSpec type, to parse the Vertex AI
                  # specs (tests/test_vertex.py); TF 2.15 keeps protobuf < 5.
-                 "google-cloud-aiplatform>=1.60"],
+                 "google-cloud-aiplatform>=1.60",
+                 # Vertex AI's own reporter, to check the trainer's
+                 # metric file against what it writes (tests/test_tune.py).
+                 "cloudml-hypertune>=0.1.0.dev6"] + TUNE,
         "bench": ["matplotlib>=3.5", "scikit-learn>=1.3"],
+        # python -m cluster.tune: Optuna's studies and its plots.
+        "tune": TUNE,
     },
     entry_points={
         "console_scripts": [
@@ -78,6 +86,7 @@ setuptools.setup(
             "hub-tfjob=cluster.tfjob:console_main",
             "hub-slurm=cluster.slurm:console_main",
             "hub-vertex=cluster.vertex:console_main",
+            "hub-tune=cluster.tune:console_main",
             "hub-host=cluster.hosts:console_main",
             "hub-migrate=hub_migrate.cli:console_main",
         ],

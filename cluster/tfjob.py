@@ -10,7 +10,10 @@ r"""Writes the job as a Kubeflow TFJob, and a NetworkPolicy that guards it.
 Flags before `--` describe the cluster (the same as python -m cluster.local,
 plus what Kubernetes needs: a name, an image, volumes); flags after it are
 the trainer's, checked here as far as they can be without the model and
-data (which are where the pods run). Stdout gets the YAML and nothing else;
+data (which are where the pods run). With --katib it writes a Katib
+Experiment instead, each trial this TFJob with the values of --space as
+flags and its own model directory under --model_dir
+(cluster/engines/katib.py, docs/tuning.md). Stdout gets the YAML and nothing else;
 a problem is one line on stderr and exit status 1.
 
 What maps where: cluster/engines/tfjob.py, which builds the job (pure);
@@ -24,6 +27,8 @@ from typing import List, Sequence, Tuple
 from absl import flags
 
 from cluster import job_flags
+from cluster import tuning
+from cluster.engines import katib as katib_lib
 from cluster.engines import tfjob as tfjob_lib
 from harness import cli as harness_cli
 from harness import errors
@@ -62,6 +67,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("python", "python", "The Python command in the "
                       "image.", flag_values=fv)
   job_flags.define_resources(fv, tfjob_lib.SUPPORTED)
+  flags.DEFINE_bool("katib", False, "Write a Katib Experiment (kubeflow.org/"
+                    "v1beta1) whose trials are this TFJob, from --space, "
+                    "--trials, --parallel, --metric and --goal; --name "
+                    "names the Experiment (docs/tuning.md).",
+                    flag_values=fv)
+  flags.DEFINE_enum("katib_algorithm", "tpe", katib_lib.ALGORITHMS,
+                    "Katib's search algorithm (algorithmName).",
+                    flag_values=fv)
+  tuning.define_flags(fv)
 
 
 def spec_from_flags(fv: flags.FlagValues) -> tfjob_lib.JobSpec:
@@ -81,10 +95,24 @@ def main(argv):
   fv = flags.FLAGS
   try:
     args, spec = trainer_flags(argv[1:], spec_from_flags(fv))
+    if fv.katib:
+      text = katib_text(fv, spec, args)
+    else:
+      text = tfjob_lib.manifest(spec, args)
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(tfjob_lib.manifest(spec, args))
+  sys.stdout.write(text)
   return 0
+
+
+def katib_text(fv: flags.FlagValues, spec: tfjob_lib.JobSpec,
+               trainer_args: List[str]) -> str:
+  """The Experiment, its space and metric checked."""
+  job = trainer_cli.job_config(trainer_cli.new_flag_values(trainer_args))
+  space = tuning.load_space(fv.space, trainer_args)
+  study = tuning.study_settings(fv, job.head.n_classes)
+  return katib_lib.yaml_text(spec, trainer_args, space, study,
+                             fv.katib_algorithm)
 
 
 def console_main():

@@ -14,6 +14,11 @@ r"""Writes the job as a Vertex AI CustomJobSpec, for `gcloud ai custom-jobs`.
 Flags before `--` describe the cluster (the same as the other engines',
 plus what Vertex needs: an image and machine types); flags after it are the
 trainer's, checked here as far as they can be without the model and data.
+With --hptune it writes a HyperparameterTuningJob instead, for `gcloud ai
+hp-tuning-jobs create --region=R --display-name=N --config=FILE`: each
+trial is this CustomJobSpec, with the values of --space as flags
+(docs/tuning.md).
+
 Stdout gets the YAML and nothing else; a problem is one line on stderr and
 exit status 1.
 
@@ -27,6 +32,7 @@ from typing import List, Sequence
 from absl import flags
 
 from cluster import job_flags
+from cluster import tuning
 from cluster.engines import vertex as vertex_lib
 from harness import cli as harness_cli
 from harness import errors
@@ -58,6 +64,21 @@ def trainer_flags(trainer_args: Sequence[str],
   return lines
 
 
+def hptune_text(fv: flags.FlagValues, spec: vertex_lib.JobSpec,
+                trainer_args: List[str]) -> str:
+  """The HyperparameterTuningJob, its space and metric checked."""
+  if any(arg.startswith("--model_dir=") for arg in trainer_args):
+    raise errors.FlagError(
+        "`model_dir` is set: every trial would write there. Leave it unset "
+        "with --base_output_dir; each trial then gets its own "
+        "AIP_CHECKPOINT_DIR.")
+  job = trainer_cli.job_config(trainer_cli.new_flag_values(trainer_args))
+  space = tuning.load_space(fv.space, trainer_args + [
+      "--model_dir=%s/checkpoints" % spec.base_output_dir])
+  study = tuning.study_settings(fv, job.head.n_classes)
+  return vertex_lib.hptune_yaml_text(spec, trainer_args, space, study)
+
+
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("image", "", "Container image (Artifact Registry) "
                       "holding this project and its Python environment.",
@@ -77,6 +98,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "image.", flag_values=fv)
   job_flags.define(fv)
   job_flags.define_resources(fv, vertex_lib.SUPPORTED)
+  flags.DEFINE_bool("hptune", False, "Write a HyperparameterTuningJob (for "
+                    "gcloud ai hp-tuning-jobs create --config) whose trials "
+                    "are this CustomJobSpec, from --space, --trials, "
+                    "--parallel, --metric and --goal (docs/tuning.md).",
+                    flag_values=fv)
+  tuning.define_flags(fv)
 
 
 def spec_from_flags(fv: flags.FlagValues) -> vertex_lib.JobSpec:
@@ -97,7 +124,10 @@ def main(argv):
   try:
     spec = spec_from_flags(fv)
     args = trainer_flags(argv[1:], spec)
-    text = vertex_lib.yaml_text(spec, args)
+    if fv.hptune:
+      text = hptune_text(fv, spec, args)
+    else:
+      text = vertex_lib.yaml_text(spec, args)
   except errors.HarnessError as e:
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   sys.stdout.write(text)

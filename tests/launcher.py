@@ -22,11 +22,14 @@ def command(run_dir, trainer_args=(), **cluster_settings):
                             **cluster_settings)
 
 
-def run(cwd, run_dir, trainer_args=(), timeout_secs=400, **cluster_settings):
-  """Runs the launcher to its end; returns the CompletedProcess."""
+def run(cwd, run_dir, trainer_args=(), timeout_secs=400, env=None,
+        **cluster_settings):
+  """Runs the launcher to its end (`env`: more environment for it and its
+  tasks); returns the CompletedProcess."""
   return subprocess.run(command(run_dir, trainer_args, **cluster_settings),
                         cwd=str(cwd), capture_output=True, text=True,
-                        env=ENV, timeout=timeout_secs, check=False)
+                        env=dict(ENV, **(env or {})), timeout=timeout_secs,
+                        check=False)
 
 
 def start(cwd, run_dir, output, trainer_args=(), **cluster_settings):

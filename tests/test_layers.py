@@ -54,10 +54,17 @@ LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
     "trainer/task.py": {"trainer.plan.model_dir",
+                        "trainer.training.metric_report",
                         "trainer.training.peer_errors",
                         "trainer.inputs.validate"},
     "trainer/plan/resolve.py": {"trainer.plan.preflight",
                                 "trainer.plan.model_dir"},
+    # Optuna and TF (the tune extra) once the study's flags are checked.
+    "cluster/tune.py": {"cluster.study"},
+    # matplotlib only to draw the study's plot, at its end.
+    "cluster/study.py": {"matplotlib",
+                         "matplotlib.pyplot",
+                         "optuna.visualization.matplotlib"},
     "trainer/plan/launch.py": {"trainer.plan.model_dir",
                                "trainer.training.best_export",
                                "trainer.training.early_stopping",

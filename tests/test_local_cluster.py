@@ -27,18 +27,19 @@ from tests import processes
 from trainer.config import backends
 from trainer.plan import launch
 from trainer.training import eval_events
+from trainer.training import metric_report
 from trainer.training import warm_start
 
 pytestmark = pytest.mark.cluster
 DEADLINE_SECS = 300
 
 
-def _launch(cwd, trainer_args=(), **cluster_settings):
+def _launch(cwd, trainer_args=(), env=None, **cluster_settings):
   """Runs the demo cluster (in `cwd`, see demo_cwd) with a short budget."""
   run_dir = str(cwd / "run")
   proc = launcher.run(cwd, run_dir, [
       "--save_checkpoints_steps=30", "--log_every_steps=20",
-      "--train_steps=60"] + list(trainer_args),
+      "--train_steps=60"] + list(trainer_args), env=env,
                       deadline_secs=DEADLINE_SECS,
                       timeout_secs=DEADLINE_SECS + 60, **cluster_settings)
   assert not leftovers.pids_mentioning(run_dir), "tasks outlived the launcher"
@@ -70,7 +71,11 @@ def _check_finished(proc, run_dir, hub_variable, train_steps=60):
 
 
 def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
-  proc, run_dir = _launch(demo_cwd, num_workers=2, num_ps=1, evaluator=True)
+  # Every task gets the variable, as on Vertex AI; only the chief writes.
+  metric_file = str(demo_cwd / "hypertune" / "output.metrics")
+  proc, run_dir = _launch(demo_cwd, num_workers=2, num_ps=1, evaluator=True,
+                          env={metric_report.METRIC_FILE_ENV: metric_file,
+                               metric_report.TRIAL_ID_ENV: "3"})
   model_dir, step = _check_finished(proc, run_dir, "dense1/kernel")
   out = proc.stdout
   for name in ("chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"):
@@ -86,6 +91,17 @@ def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
   metrics = eval_events.last(os.path.join(model_dir, "eval"))
   assert metrics["global_step"] == step
   assert "[evaluator-0] Eval on " in out
+  # The chief reports the evaluator's evaluations, the final one last: on
+  # stdout (Katib's StdOut collector) and in the hypertune file (Vertex AI).
+  reported = re.findall(r"\[chief-0\] \S+ Evaluation at global_step=(\d+): "
+                        r"accuracy=([\d.]+) ", out)
+  assert reported and int(reported[-1][0]) == step, out[-3000:]
+  with open(metric_file) as f:
+    entries = [json.loads(line) for line in f]
+  accuracy = [e for e in entries if "accuracy" in e]
+  assert accuracy[-1]["global_step"] == str(step)
+  assert accuracy[-1]["trial"] == "3"
+  assert abs(float(accuracy[-1]["accuracy"]) - metrics["accuracy"]) < 1e-6
   # The chief's export loads and predicts probabilities.
   exported = tf.saved_model.load(os.path.join(model_dir, "export"))
   probabilities = exported.signatures["serving_default"](

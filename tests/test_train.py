@@ -93,6 +93,7 @@ def test_export_predicts_what_the_estimator_predicts(assets, tmp_path):
 
 
 @pytest.mark.keras
+@pytest.mark.slow  # 10 s of training and export: the slow tier.
 def test_keras_export_predicts_what_the_trained_model_predicts(assets,
                                                               tmp_path):
   """The serving signature takes the raw input and returns what the model

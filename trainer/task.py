@@ -192,6 +192,11 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                job.model_dir)
   if plan.warm_start:
     logging.info(warm_start_note(plan))
+  reporter = None
+  if tf_config.is_chief(task):  # The evaluations, for the tuning services.
+    # pylint: disable-next=g-import-not-at-top
+    from trainer.training import metric_report
+    reporter = metric_report.for_task(job.model_dir, environ).start()
   try:
     result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
   except errors.HarnessError as e:
@@ -205,6 +210,9 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     if problem:
       return harness_cli.report(problem, cli.FLAG_NAMES)
     return _peer_restarted(e, parsed)
+  finally:
+    if reporter:
+      reporter.stop()
   print(summary(result, plan), flush=True)
   return 0
 

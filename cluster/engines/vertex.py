@@ -33,6 +33,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import yaml
 
 from cluster.engines import resources as resources_lib
+from cluster.engines import search_space
 from cluster.engines import spec as spec_lib
 from harness import errors
 from harness import tf_config
@@ -152,3 +153,36 @@ def custom_job_spec(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
 
 def yaml_text(spec: JobSpec, trainer_args: Sequence[str]) -> str:
   return yaml.safe_dump(custom_job_spec(spec, trainer_args), sort_keys=False)
+
+
+def hyperparameter_tuning_job(spec: JobSpec, trainer_args: Sequence[str],
+                              space: Sequence[search_space.Param],
+                              study: search_space.Study) -> dict:
+  """A HyperparameterTuningJob (JSON names), for `gcloud ai hp-tuning-jobs
+  create --config`: the study from the space, each trial the CustomJobSpec
+  above. Vertex AI appends each trial's values to the containers' args as
+  `--name=value`; the flags the space sets are left out of the fixed ones.
+  The trainer reports the metric in cloudml-hypertune's file (the chief's,
+  pool 0, is the one read: trainer/training/metric_report.py); each trial's
+  AIP_* directories get the trial's id after the base, so trials never
+  share a model directory."""
+  fixed = search_space.without(trainer_args, [p.name for p in space])
+  return {
+      "studySpec": {
+          "metrics": [{"metricId": study.metric,
+                       "goal": study.goal.upper()}],
+          "parameters": search_space.vertex_parameters(space),
+          "measurementSelectionType": "LAST_MEASUREMENT",
+      },
+      "maxTrialCount": study.trials,
+      "parallelTrialCount": study.parallel,
+      "maxFailedTrialCount": study.max_failed_trials,
+      "trialJobSpec": custom_job_spec(spec, fixed),
+  }
+
+
+def hptune_yaml_text(spec: JobSpec, trainer_args: Sequence[str],
+                     space: Sequence[search_space.Param],
+                     study: search_space.Study) -> str:
+  return yaml.safe_dump(hyperparameter_tuning_job(spec, trainer_args, space,
+                                                  study), sort_keys=False)

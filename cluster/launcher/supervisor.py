@@ -45,9 +45,16 @@ PORT_CONFLICT_MARKERS = ("Could not start gRPC server",
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent():  # Runs in the child between fork and exec.
-  libc = ctypes.CDLL("libc.so.6", use_errno=True)
-  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# Loaded once, here: `die_with_parent` runs between fork and exec, where
+# loading a library can deadlock on a lock another thread held at the fork
+# (CPython's subprocess documentation on preexec_fn).
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def die_with_parent():
+  """A child's preexec_fn: the kernel kills it (SIGKILL) when the launcher
+  dies, however it dies. Runs in the child between fork and exec."""
+  _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def describe_exit(code: int) -> str:
@@ -130,7 +137,7 @@ class RunningTask:
         list(self.launch.argv), env=dict(self.launch.env),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace",
-        start_new_session=True, preexec_fn=_die_with_parent)
+        start_new_session=True, preexec_fn=die_with_parent)
     with open(self.pid_path, "w") as f:
       f.write("%d\n" % self.process.pid)
     self._reader = threading.Thread(target=self._read, daemon=True,

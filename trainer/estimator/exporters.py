@@ -6,6 +6,7 @@ that restarts reads the best so far back (trainer.training.best_export).
 import tensorflow as tf
 
 from trainer.training import best_export
+from trainer.training import metric_goal
 
 
 class BestExport(tf.estimator.BestExporter):
@@ -17,7 +18,7 @@ class BestExport(tf.estimator.BestExporter):
     self._base = best_export.directory(model_dir)
 
     def compare(best_eval_result, current_eval_result):
-      return best_export.better(metric, current_eval_result[metric],
+      return metric_goal.better(metric, current_eval_result[metric],
                                 best_eval_result[metric])
     super().__init__(
         name="best", serving_input_receiver_fn=serving_input_fn,

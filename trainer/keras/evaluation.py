@@ -24,6 +24,7 @@ from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
 from trainer.keras import summaries
 from trainer.training import best_export
+from trainer.training import metric_goal
 from trainer.training import eval_events
 from trainer.training import eval_loop
 from trainer.training import warm_start as warm_start_lib
@@ -90,7 +91,7 @@ class Recorder:
                eval_events.evaluations(eval_dir(self._model_dir))
                if self._metric in m] if self._metric else []
     self._writer.write(metrics, step)
-    if self._metric and all(best_export.better(
+    if self._metric and all(metric_goal.better(
         self._metric, metrics[self._metric], value) for value in earlier):
       self._export_best(metrics, step, checkpoint)
 

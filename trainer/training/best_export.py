@@ -20,17 +20,6 @@ import tensorflow as tf
 EVENT_FILE_PATTERN = "eval/*.tfevents.*"
 DIRECTORY = "export_best"
 RECORD = "best.json"
-# Of the metrics the heads report (trainer.config.job.metrics); the others are
-# losses and errors, lower is better.
-HIGHER_IS_BETTER = ("accuracy",)
-
-
-def better(metric: str, current: float, best: float) -> bool:
-  if metric in HIGHER_IS_BETTER:
-    return current > best
-  return current < best
-
-
 def directory(model_dir: str) -> str:
   return os.path.join(model_dir, DIRECTORY)
 

@@ -2,7 +2,7 @@
 
 `--early_stopping_metric=M --early_stopping_patience=N`: the chief stops
 training once M has not improved for N evaluations (higher is better for
-accuracy, lower for the losses; trainer.training.best_export). Estimator's own
+accuracy, lower for the losses; trainer.training.metric_goal). Estimator's own
 hooks stop the chief but leave a distributed evaluator waiting forever for
 the final step, so here:
 
@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from trainer.training import best_export
+from trainer.training import metric_goal
 from trainer.training import eval_events
 
 MARKER = "early_stopped.json"
@@ -55,10 +55,10 @@ def no_improvement(evaluations, metric: str, patience: int) -> Optional[dict]:
     return None
   best_step, best = values[0]
   for step, value in values[1:-patience]:
-    if best_export.better(metric, value, best):
+    if metric_goal.better(metric, value, best):
       best_step, best = step, value
   recent = values[-patience:]
-  if any(best_export.better(metric, value, best) for _, value in recent):
+  if any(metric_goal.better(metric, value, best) for _, value in recent):
     return None
   return {"metric": metric, "best": best, "best_step": best_step,
           "patience": patience, "evaluations": len(values)}
