@@ -315,6 +315,7 @@ def test_a_study_runs_resumes_and_its_best_reruns(demo_cwd, tmp_path):
   command = doc_commands.find("docs/tuning.md", "python -m cluster.tune")
   assert "--study_dir=runs/tune-digits " in command.text
   assert command.text.endswith(" -- " + " ".join(TRIAL_FLAGS))
+  os.symlink(os.path.join(launcher.REPO, "configs"), demo_cwd / "configs")
   study_dir = demo_cwd / "runs" / "tune-digits"
   first = doc_commands.run(command.text, demo_cwd, timeout=900)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
