@@ -43,6 +43,7 @@ import optuna
 from cluster.engines import search_space
 from cluster.launcher import supervisor
 from harness import errors
+from harness import files
 from trainer.training import eval_events
 
 GRACE_SECS = 10.0
@@ -399,11 +400,7 @@ def write_best_flags(setup: Setup, study: optuna.Study) -> Optional[str]:
       "# Written %s. Rerun: python -m trainer.task --flagfile=%s "
       "--model_dir=DIR" % (datetime.datetime.now().isoformat(
           timespec="seconds"), path)]
-  partial = path + ".tmp"
-  with open(partial, "w") as f:
-    f.write("\n".join(header + flags) + "\n")
-  os.replace(partial, path)
-  return path
+  return files.write_text(path, "\n".join(header + flags) + "\n")
 
 
 def plot(setup: Setup, study: optuna.Study) -> Optional[str]:

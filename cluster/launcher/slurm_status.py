@@ -9,6 +9,7 @@ import json
 import os
 from typing import List
 
+from harness import files
 from harness import tf_config
 
 SUFFIX = ".status"
@@ -18,12 +19,8 @@ DEFAULT_PORT_BASE = 8888
 
 def write(log_dir: str, task: tf_config.Task, exit_code: int,
           message: str) -> None:
-  os.makedirs(log_dir, exist_ok=True)
-  path = os.path.join(log_dir, task.name + SUFFIX)
-  with open(path + ".tmp", "w") as f:
-    json.dump({"task": task.name, "exit_code": exit_code,
-               "message": message}, f)
-  os.replace(path + ".tmp", path)
+  files.write_text(os.path.join(log_dir, task.name + SUFFIX), json.dumps(
+      {"task": task.name, "exit_code": exit_code, "message": message}))
 
 
 def read_all(log_dir: str) -> List[dict]:

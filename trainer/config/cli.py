@@ -239,5 +239,12 @@ def recorded_model(path: str) -> Dict[str, object]:
   """model_settings of the flagfile at `path` (a run's flags.txt)."""
   fv = flags.FlagValues()
   define_flags(fv)
-  fv(["recorded", "--flagfile=" + path])
+  try:
+    fv(["recorded", "--flagfile=" + path])
+  except flags.Error as e:
+    raise errors.FlagError(
+        "%s is not a flagfile this trainer reads (%s): it was edited, or "
+        "written by another version. Fix or remove it, or give "
+        "`overwrite_model_dir` to start the model directory afresh." % (
+            path, " ".join(str(e).split()))) from e
   return model_settings(fv)

@@ -45,6 +45,7 @@ import urllib.request
 from typing import Callable, Optional
 
 from harness import errors
+from harness import files
 from harness import hub_cache
 
 # A path on one of TF's file systems (gs://, ram://, hdfs://...), not a
@@ -379,9 +380,7 @@ def resolve(handle: str, cache_dir: str,
     os.rename(root, path)
     record = dataclasses.asdict(resolution)
     del record["fetched"]
-    with open(_record_path(path) + ".tmp", "w") as f:
-      json.dump(record, f)
-    os.replace(_record_path(path) + ".tmp", _record_path(path))
+    files.write_text(_record_path(path), json.dumps(record))
     log("Fetched %s in %.1f s: %d bytes, sha256 %s" % (
         handle, resolution.seconds, size, sha256))
     return resolution

@@ -18,16 +18,14 @@ from typing import Callable, Dict, Iterable
 import tensorflow as tf
 
 from harness import errors
+from harness import files
 from trainer.config import cli
 from trainer.hub_model import handles
 
 
 def write_record(lines: Iterable[str], path: str) -> str:
   """Writes flagfile lines to `path` (any tf.io.gfile path)."""
-  tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return path
+  return files.write_text(path, "\n".join(lines) + "\n", tf.io.gfile)
 
 
 def _comparable(settings: Dict) -> Dict:

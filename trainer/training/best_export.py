@@ -17,6 +17,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from harness import files
+
 EVENT_FILE_PATTERN = "eval/*.tfevents.*"
 DIRECTORY = "export_best"
 RECORD = "best.json"
@@ -27,10 +29,9 @@ def directory(model_dir: str) -> str:
 def write_record(model_dir: str, metric: str, value: float, step: int,
                  path: str) -> None:
   """Records which evaluation the best export is (best.json)."""
-  with tf.io.gfile.GFile(os.path.join(directory(model_dir), RECORD),
-                         "w") as f:
-    json.dump({"metric": metric, "value": float(value),
-               "global_step": int(step), "path": path}, f)
+  files.write_text(os.path.join(directory(model_dir), RECORD), json.dumps(
+      {"metric": metric, "value": float(value), "global_step": int(step),
+       "path": path}), tf.io.gfile)
 
 
 def record(model_dir: str) -> Optional[dict]:

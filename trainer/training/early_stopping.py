@@ -24,8 +24,9 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from trainer.training import metric_goal
+from harness import files
 from trainer.training import eval_events
+from trainer.training import metric_goal
 
 MARKER = "early_stopped.json"
 CHECK_EVERY_SECS = 1.0
@@ -83,8 +84,8 @@ def stop_if_not_improving(model_dir: str, eval_dir: str, metric: str,
   if not why:
     return None
   why["global_step"] = int(step)
-  with tf.io.gfile.GFile(os.path.join(model_dir, MARKER), "w") as f:
-    json.dump(why, f)
+  files.write_text(os.path.join(model_dir, MARKER), json.dumps(why),
+                   tf.io.gfile)
   return describe(model_dir)
 
 

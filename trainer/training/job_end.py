@@ -32,6 +32,7 @@ from typing import Callable, Optional, Set
 import tensorflow as tf
 
 from harness import errors
+from harness import files
 from harness import tf_config
 
 MARKERS = "finished"
@@ -52,10 +53,9 @@ def clear_markers(model_dir: str) -> None:
 def mark_finished(model_dir: str, task: tf_config.Task, step: int) -> None:
   """A worker that has finished training says so."""
   tf.io.gfile.makedirs(marker_dir(model_dir))
-  path = os.path.join(marker_dir(model_dir), task.name)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(json.dumps({"task": task.name, "global_step": step}))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  files.write_text(os.path.join(marker_dir(model_dir), task.name),
+                   json.dumps({"task": task.name, "global_step": step}),
+                   tf.io.gfile)
 
 
 def finished_workers(model_dir: str) -> Set[str]:
@@ -63,7 +63,7 @@ def finished_workers(model_dir: str) -> Set[str]:
   if not tf.io.gfile.exists(marker_dir(model_dir)):
     return set()
   return {name for name in tf.io.gfile.listdir(marker_dir(model_dir))
-          if not name.endswith(".tmp")}
+          if ".tmp-" not in name}  # Not harness.files's partial ones.
 
 
 def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,

@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Callable, Dict, Mapping, Optional
 
+from harness import files
 from trainer.training import eval_events
 
 METRIC_FILE_ENV = "CLOUD_ML_HP_METRIC_FILE"
@@ -82,12 +83,8 @@ class HypertuneFile:
                             name: str(float(value)),
                             "global_step": str(int(step)),
                             "checkpoint_path": ""})
-    os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-    partial = self.path + ".tmp"
-    with open(partial, "w") as f:
-      for entry in self._entries:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-    os.replace(partial, self.path)
+    files.write_text(self.path, "".join(
+        json.dumps(entry, sort_keys=True) + "\n" for entry in self._entries))
 
 
 class Reporter:
