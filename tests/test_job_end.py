@@ -1,13 +1,19 @@
 """trainer.training.job_end: how a distributed job ends by itself, with a
 fake clock."""
 
+import json
 import os
 import socket
 
+import portpicker
 import pytest
 
 from harness import errors
 from harness import tf_config
+from tests import backend_jobs
+from trainer import task
+from trainer.config import cli
+from trainer.plan import preflight
 from trainer.training import job_end
 
 
@@ -127,3 +133,40 @@ def test_waiting_for_a_process_that_never_ends_gives_up_and_says_so():
   assert fake.now > 5
   assert lines == ["The chief (%s) still runs 5 s after its export; "
                    "stopping anyway." % address]
+
+
+# A chief preempted after its final export, while it waited for the final
+# evaluation, is restarted: the job is done, and it ends as the others do.
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
+def test_a_chief_restarted_after_its_export_ends_the_done_job(
+    assets, tmp_path, capsys, backend):
+  model_dir = tmp_path / "model"
+  args = ["--module_handle=" + assets.digits_model,
+          "--train_files=" + assets.data("digits_train.tfrecord"),
+          "--eval_files=" + assets.data("digits_eval.tfrecord"),
+          "--input_map=inputs=pixels", "--n_classes=5", "--train_steps=20",
+          "--backend=" + backend, "--model_dir=%s" % model_dir]
+  # The job ran to its end: checkpoint at the last step, its evaluation,
+  # the export (one process writes all three, as a cluster's tasks would).
+  assert task.run(cli.new_flag_values(args), environ={}) == 0
+  assert os.path.isdir(model_dir / "export")
+  # The chief of the job's cluster starts again. Its peers are gone (no
+  # process listens on these ports): it must not need them.
+  cluster = {"chief": ["127.0.0.1:%d" % portpicker.pick_unused_port()],
+             "worker": ["127.0.0.1:%d" % portpicker.pick_unused_port()],
+             "ps": ["127.0.0.1:%d" % portpicker.pick_unused_port()]}
+  environ = {"TF_CONFIG": json.dumps({
+      "cluster": cluster, "task": {"type": "chief", "index": 0}})}
+  capsys.readouterr()
+  exported = os.path.getmtime(model_dir / "export")
+  assert task.run(cli.new_flag_values(args), environ=environ) == 0
+  out = capsys.readouterr()
+  assert "Export directory" not in out.err
+  assert os.path.getmtime(model_dir / "export") == exported  # Untouched.
+  assert preflight.job_already_done(cli.job_config(cli.new_flag_values(args)))
+  # More steps asked: not done, and the export is in the way, as before
+  # (the pre-flight's answer, without the cluster).
+  more = cli.job_config(cli.new_flag_values(args + ["--train_steps=40"]))
+  assert not preflight.job_already_done(more)

@@ -152,7 +152,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
     choice = backends.choose_here(fv.backend)
-    if not fv.check_only:
+    if not fv.check_only and not _chief_of_a_done_job(fv, task, environ):
       try:  # A ps or worker not up yet, or restarting: a restart retries.
         backends.load(choice).connect(parsed)
       except errors.HarnessError:
@@ -215,6 +215,24 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
       reporter.stop()
   print(summary(result, plan), flush=True)
   return 0
+
+
+def _chief_of_a_done_job(fv: flags.FlagValues, task,
+                         environ: Mapping[str, str]) -> bool:
+  """Whether this is a cluster's chief restarted after its final export:
+  it must not join a cluster whose other tasks may have ended (the
+  pre-flight then says so: trainer.plan.preflight.job_already_done)."""
+  if not task or task.type != tf_config.CHIEF:
+    return False
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.plan import preflight
+  try:
+    job = resolve.job_from_flags(fv, build_demo=False, environ=environ,
+                                 log=lambda line: None)
+  except errors.HarnessError:
+    return False  # The pre-flight reports it.
+  return bool(job.model_dir) and preflight.export_exists(job) and (
+      preflight.job_already_done(job))
 
 
 def _peer_restarted(error: Exception, parsed) -> int:

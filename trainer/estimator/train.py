@@ -194,6 +194,16 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
     return Result(task_type=task_type, metrics=None,
                   checkpoint=estimator.latest_checkpoint(), export_dir=None)
+  if tf_config.is_chief(task) and p.job_done:
+    log(job_end.DONE_NOTE % job.resolved_export_dir)
+    if config and config.evaluator:
+      job_end.wait_for_final_evaluation(
+          lambda: eval_events.last_step(estimator.eval_dir()),
+          _step_of_latest(job.model_dir),
+          timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
+    return Result(task_type=task_type, metrics=None,
+                  checkpoint=estimator.latest_checkpoint(),
+                  export_dir=job.resolved_export_dir)
   if tf_config.is_chief(task):
     job_end.clear_markers(job.model_dir)
     early_stopping.clear(job.model_dir)

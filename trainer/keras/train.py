@@ -165,6 +165,16 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
                 log) -> Result:
   """The chief: the coordinator of the parameter-server cluster."""
   job = p.job
+  if p.job_done:  # Restarted after its final export.
+    log(job_end.DONE_NOTE % job.resolved_export_dir)
+    if config.evaluator:
+      job_end.wait_for_final_evaluation(
+          lambda: eval_events.last_step(evaluation.eval_dir(job.model_dir)),
+          warm_start_lib.global_step(job.model_dir),
+          timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
+    return Result(task_type=config.task.type, metrics=None,
+                  checkpoint=tf.train.latest_checkpoint(job.model_dir),
+                  export_dir=job.resolved_export_dir)
   job_end.clear_markers(job.model_dir)
   early_stopping.clear(job.model_dir)
   strategy, coordinator = cluster_lib.connect(config)

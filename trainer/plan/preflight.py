@@ -25,6 +25,7 @@ from trainer.hub_model import user_model as user_model_lib
 from trainer.inputs import data
 from trainer.inputs import validate
 from trainer.plan import model_dir as model_dir_lib
+from trainer.training import early_stopping
 from trainer.training import warm_start as warm_start_lib
 
 # (spec, head, user model) -> {variable name: shape}: the backend's model variables,
@@ -65,6 +66,10 @@ class Plan:
   flag_lines: Tuple[str, ...] = ()
   # `model`: the user's Keras model builder, checked, with its columns.
   user_model: Optional[user_model_lib.UserModel] = None
+  # A cluster's chief restarted after its final export (a preemption while
+  # it waited for the final evaluation): the job is done
+  # (`job_already_done`); it only waits for that evaluation again.
+  job_done: bool = False
 
   @property
   def serving_inputs(self) -> Dict[str, tf.TensorSpec]:
@@ -80,6 +85,21 @@ def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
       options.module_handle, trainable=options.trainable, tags=options.tags,
       signature=options.signature, output_key=options.output_key,
       signature_outputs_as_dict=options.signature_outputs_as_dict)
+
+
+def export_exists(job: job_lib.JobConfig) -> bool:
+  return tf.io.gfile.exists(job.resolved_export_dir)
+
+
+def job_already_done(job: job_lib.JobConfig) -> bool:
+  """Whether this model directory's job has ended: its latest checkpoint is
+  at --train_steps, or early stopping ended it (the final export exists
+  too, which the caller checks)."""
+  if early_stopping.marker(job.model_dir):
+    return True
+  if not tf.train.latest_checkpoint(job.model_dir):
+    return False
+  return warm_start_lib.global_step(job.model_dir) >= job.run.train_steps
 
 
 def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
@@ -168,6 +188,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
         counts[name + "_examples"] = checked.examples
         checks.append(checked.describe(name + "_files"))
   conflict = ""
+  job_done = False
   if tf_config.is_chief(task):
     if recorded_model is not None:
       conflict = model_dir_lib.conflict(job.model_dir, model_settings,
@@ -178,6 +199,8 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     moves_aside = conflict and export_dir.startswith(
         job.model_dir.rstrip("/") + "/")
     if tf.io.gfile.exists(export_dir) and not moves_aside:
+      job_done = task is not None and not conflict and job_already_done(job)
+    if tf.io.gfile.exists(export_dir) and not moves_aside and not job_done:
       raise errors.FlagError(
           "Export directory %s already exists; remove it or set "
           "`export_dir` to a new path." % job.resolved_export_dir)
@@ -194,7 +217,8 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
               eval_files=eval_files, inputs=inputs, eval_inputs=eval_inputs,
               model_dir_conflict=conflict, resolution=resolution,
               warm_start=warm_start, backend=backend,
-              data_checks=tuple(checks), user_model=user, **counts)
+              data_checks=tuple(checks), user_model=user,
+              job_done=job_done, **counts)
   if check_model:
     check_model(plan)
   return plan

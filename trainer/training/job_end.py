@@ -44,6 +44,13 @@ def marker_dir(model_dir: str) -> str:
   return os.path.join(model_dir, MARKERS)
 
 
+# What a cluster's chief says when it restarts after its final export (a
+# preemption while it waited for the final evaluation): the job is done
+# (trainer.plan.preflight.job_already_done), and it ends as the others do.
+DONE_NOTE = ("The job is done: its final export %s exists (this chief "
+             "restarted after writing it); nothing to train.")
+
+
 def clear_markers(model_dir: str) -> None:
   """The chief, starting: no worker of this run has finished yet."""
   if tf.io.gfile.exists(marker_dir(model_dir)):
