@@ -65,6 +65,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "runs every task across them).", flag_values=fv)
   flags.DEFINE_string("partition", "", "Slurm partition; empty: the "
                       "default.", flag_values=fv)
+  flags.DEFINE_bool("spot", False, "For a partition whose jobs may be "
+                    "preempted: #SBATCH --requeue (Slurm puts the preempted "
+                    "job back in the queue, and it resumes from the latest "
+                    "checkpoint) and --open-mode=append.", flag_values=fv)
   flags.DEFINE_string("time", "", "Slurm time limit (MINUTES, HH:MM:SS, "
                       "DAYS-HH:MM:SS); empty: --deadline_secs, or the "
                       "partition's default.", flag_values=fv)
@@ -98,6 +102,7 @@ def spec_from_flags(fv: flags.FlagValues) -> slurm_lib.JobSpec:
       restart_window_secs=fv.restart_window_secs,
       time_limit=slurm_lib.time_limit(fv.time, fv.deadline_secs),
       partition=fv.partition, job_name=fv.job_name, python=fv.python,
+      spot=fv.spot,
       port_base=fv.port_base)
   spec = dataclasses.replace(spec, resources=tuple(
       resources_lib.slurm_options(job_flags.resources(fv), [

@@ -67,6 +67,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("python", "python", "The Python command in the "
                       "image.", flag_values=fv)
   job_flags.define_resources(fv, tfjob_lib.SUPPORTED)
+  flags.DEFINE_bool("spot", False, "Schedule every pod on Spot VM nodes "
+                    "(GKE's node label cloud.google.com/gke-spot=true, and "
+                    "a toleration of its taint): preemptible; a preempted "
+                    "pod is restarted (exit code 143) and resumes from the "
+                    "latest checkpoint.", flag_values=fv)
   flags.DEFINE_bool("katib", False, "Write a Katib Experiment (kubeflow.org/"
                     "v1beta1) whose trials are this TFJob, from --space, "
                     "--trials, --parallel, --metric and --goal; --name "
@@ -86,7 +91,7 @@ def spec_from_flags(fv: flags.FlagValues) -> tfjob_lib.JobSpec:
       max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
       volumes=tuple(tfjob_lib.parse_volume(v) for v in fv.volume),
       python=fv.python,
-      resources=job_flags.resources(fv))
+      resources=job_flags.resources(fv), spot=fv.spot)
   tfjob_lib.check(spec)
   return spec
 

@@ -98,6 +98,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "image.", flag_values=fv)
   job_flags.define(fv)
   job_flags.define_resources(fv, vertex_lib.SUPPORTED)
+  flags.DEFINE_bool("spot", False, "Run on Spot VMs (scheduling.strategy: "
+                    "SPOT): a fraction of the price, preemptible at any "
+                    "time; a preempted replica restarts and resumes from "
+                    "the latest checkpoint.", flag_values=fv)
   flags.DEFINE_bool("hptune", False, "Write a HyperparameterTuningJob (for "
                     "gcloud ai hp-tuning-jobs create --config) whose trials "
                     "are this CustomJobSpec, from --space, --trials, "
@@ -114,7 +118,7 @@ def spec_from_flags(fv: flags.FlagValues) -> vertex_lib.JobSpec:
       accelerator=vertex_lib.parse_accelerator(fv.accelerator),
       resources=job_flags.resources(fv),
       base_output_dir=fv.base_output_dir.rstrip("/"),
-      deadline_secs=fv.deadline_secs, python=fv.python)
+      deadline_secs=fv.deadline_secs, python=fv.python, spot=fv.spot)
   vertex_lib.check(spec)
   return spec
 

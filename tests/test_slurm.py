@@ -442,3 +442,10 @@ def test_the_docs_slurm_commands(cluster, workdir, assets):
   assert os.path.isdir(run_dir / "model" / "export")
   assert re.search(r"\[evaluator-0\].*after step \d+", output)
   assert cluster.queue() == []
+
+
+def test_spot_asks_slurm_to_requeue_a_preempted_job():
+  script = slurm.batch_script(_spec(spot=True), ["--n_classes=5"], ["x"])
+  assert "#SBATCH --requeue\n#SBATCH --open-mode=append\n" in script
+  assert "--requeue" not in slurm.batch_script(_spec(), ["--n_classes=5"],
+                                               ["x"])

@@ -348,3 +348,18 @@ def test_the_tfjob_trains_as_pods_in_network_namespaces(shared, tmp_path):
   output = netns_hosts.check_the_demo_job(
       codes, lines, model_dir, os.path.join(model_dir, "export"), steps=60)
   assert "[ps-0] " in output and "The job is done" in output
+
+
+@pytest.mark.slow  # Two generator processes.
+def test_spot_schedules_every_pod_on_spot_nodes(shared):
+  job, _ = _manifest(shared, ["--spot"])
+  jsonschema.validate(job, tfjob_schema())
+  for replica in job["spec"]["tfReplicaSpecs"].values():
+    pod = replica["template"]["spec"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+    assert pod["tolerations"] == [{
+        "key": "cloud.google.com/gke-spot", "operator": "Equal",
+        "value": "true", "effect": "NoSchedule"}]
+  plain, _ = _manifest(shared)
+  assert "nodeSelector" not in plain["spec"]["tfReplicaSpecs"]["Chief"][
+      "template"]["spec"]

@@ -321,3 +321,12 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
   assert "--export_dir=%s/model\n" % base in recorded
   assert "# `model_dir` from AIP_CHECKPOINT_DIR" in recorded
   assert not leftovers.pids_mentioning(base)
+
+
+@pytest.mark.slow
+def test_spot_sets_the_spot_strategy(assets):
+  spec = _spec(assets, ["--spot"])
+  parsed = aiplatform_v1.types.CustomJobSpec.from_json(json.dumps(spec))
+  assert parsed.scheduling.strategy == parsed.scheduling.Strategy.SPOT
+  assert "scheduling" not in _spec(assets) or (
+      "strategy" not in _spec(assets)["scheduling"])

@@ -13,7 +13,8 @@ with its name. The ps and the evaluator end by themselves once the chief's
 final export exists (trainer/training/job_end.py), so the step ends and the
 job succeeds. Slurm's own --requeue is another layer: it reruns the whole
 job (all tasks, from the latest checkpoint) after a node failure or
-preemption, and is off unless the user adds it.
+preemption: --spot asks for it (with --open-mode=append, so that one output
+file holds every attempt), for partitions whose jobs may be preempted.
 """
 
 import dataclasses
@@ -49,6 +50,7 @@ class JobSpec:
   port_base: int = slurm_status.DEFAULT_PORT_BASE
   # #SBATCH options of every task (cluster.engines.resources.slurm_options).
   resources: Sequence[str] = ()
+  spot: bool = False  # Preemptible: --requeue, output appended.
 
   @property
   def num_tasks(self) -> int:
@@ -136,6 +138,8 @@ def batch_script(spec: JobSpec, trainer_args: Sequence[str],
     lines.append("#SBATCH --time=%s" % spec.time_limit)
   if spec.partition:
     lines.append("#SBATCH --partition=%s" % spec.partition)
+  if spec.spot:  # Requeued after a preemption; one output file for all.
+    lines += ["#SBATCH --requeue", "#SBATCH --open-mode=append"]
   lines += ["#SBATCH %s" % option for option in spec.resources]
   command = " \\\n    ".join(_wrap(
       [shlex.quote(a) for a in step_command(spec, trainer_args)]))

@@ -46,6 +46,7 @@ PORT_NAME = "tfjob-port"
 CONTAINER = "tensorflow"  # The operator requires this name.
 JOB_LABEL = "training.kubeflow.org/job-name"
 TYPE_LABEL = "training.kubeflow.org/replica-type"
+SPOT_NODE_LABEL = "cloud.google.com/gke-spot"
 # TFJob's replica types, by our task types.
 REPLICA_TYPES = {tf_config.CHIEF: "Chief", tf_config.WORKER: "Worker",
                  tf_config.PS: "PS", tf_config.EVALUATOR: "Evaluator"}
@@ -82,6 +83,7 @@ class JobSpec:
   resources: Dict[str, resources_lib.Resources] = dataclasses.field(
       default_factory=dict)
   fetches_handle: bool = False
+  spot: bool = False  # On GKE's Spot VMs (SPOT_NODE_LABEL).
 
 
 def parse_volume(text: str) -> Volume:
@@ -181,6 +183,11 @@ def _pod(spec: JobSpec, trainer_args: Sequence[str], role: str) -> dict:
     volumes.append({"name": "hub-cache", "emptyDir": {}})
   if volumes:
     pod["volumes"] = volumes
+  if spec.spot:
+    # GKE labels its Spot VM nodes so; a pool may also taint them.
+    pod["nodeSelector"] = {SPOT_NODE_LABEL: "true"}
+    pod["tolerations"] = [{"key": SPOT_NODE_LABEL, "operator": "Equal",
+                           "value": "true", "effect": "NoSchedule"}]
   return pod
 
 

@@ -23,7 +23,10 @@ What maps where (facts: docs/engines.md, "Vertex AI custom training"):
 * the end: the job succeeds when the chief exits 0, and Vertex then stops
   the other replicas; the ps and workers end by themselves once the export
   exists, and the chief waits for the evaluator's final evaluation first
-  (trainer/training/job_end.py). `scheduling.timeout` is --deadline_secs.
+  (trainer/training/job_end.py). `scheduling.timeout` is --deadline_secs;
+* --spot: `scheduling.strategy: SPOT` (Spot VMs, preemptible at any time).
+  A preempted replica is restarted as after any death, and resumes from
+  the latest checkpoint (docs/faults.md).
 """
 
 import dataclasses
@@ -58,6 +61,7 @@ class JobSpec:
   base_output_dir: str = ""
   deadline_secs: Optional[int] = None
   python: str = "python"
+  spot: bool = False  # Spot VMs: scheduling.strategy SPOT.
 
 
 def parse_accelerator(text: str) -> Optional[Tuple[str, int]]:
@@ -146,8 +150,13 @@ def custom_job_spec(spec: JobSpec, trainer_args: Sequence[str]) -> dict:
   job = {"workerPoolSpecs": pools}
   if spec.base_output_dir:
     job["baseOutputDirectory"] = {"outputUriPrefix": spec.base_output_dir}
+  scheduling = {}
   if spec.deadline_secs:
-    job["scheduling"] = {"timeout": "%ds" % spec.deadline_secs}
+    scheduling["timeout"] = "%ds" % spec.deadline_secs
+  if spec.spot:
+    scheduling["strategy"] = "SPOT"
+  if scheduling:
+    job["scheduling"] = scheduling
   return job
 
 
