@@ -243,6 +243,10 @@ def test_early_stopping_ends_a_local_cluster(demo_cwd, backend):
       "--backend=" + backend,
       "--train_steps=1000000", "--save_checkpoints_steps=25",
       "--eval_throttle_secs=0", "--log_every_steps=25",
+      # A learning rate that changes nothing: accuracy cannot improve, so
+      # the run stops after patience + 1 evaluations, however fast the
+      # model would have learned (a real rate took 60-170 s here).
+      "--learning_rate=1e-12",
       "--early_stopping_metric=accuracy", "--early_stopping_patience=2"],
                       num_workers=1, evaluator=True, deadline_secs=300)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
