@@ -93,15 +93,23 @@ def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
   assert "[evaluator-0] Eval on " in out
   # The chief reports the evaluator's evaluations, the final one last: on
   # stdout (Katib's StdOut collector) and in the hypertune file (Vertex AI).
+  # (The Estimator's chief waits for the final one; the Keras backend's
+  # may end before it, having reported those before.)
   reported = re.findall(r"\[chief-0\] \S+ Evaluation at global_step=(\d+): "
                         r"accuracy=([\d.]+) ", out)
-  assert reported and int(reported[-1][0]) == step, out[-3000:]
+  assert reported, out[-3000:]
+  evaluations = dict(eval_events.evaluations(os.path.join(model_dir,
+                                                          "eval")))
+  last_step = int(reported[-1][0])
+  if backends.choose_here("auto").name == backends.ESTIMATOR:
+    assert last_step == step, out[-3000:]
   with open(metric_file) as f:
     entries = [json.loads(line) for line in f]
   accuracy = [e for e in entries if "accuracy" in e]
-  assert accuracy[-1]["global_step"] == str(step)
+  assert accuracy[-1]["global_step"] == str(last_step)
   assert accuracy[-1]["trial"] == "3"
-  assert abs(float(accuracy[-1]["accuracy"]) - metrics["accuracy"]) < 1e-6
+  assert abs(float(accuracy[-1]["accuracy"]) -
+             evaluations[last_step]["accuracy"]) < 1e-6
   # The chief's export loads and predicts probabilities.
   exported = tf.saved_model.load(os.path.join(model_dir, "export"))
   probabilities = exported.signatures["serving_default"](

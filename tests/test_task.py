@@ -398,8 +398,12 @@ def test_demo_runs_with_no_flags_but_a_short_budget(demo_cwd):
   # The line at the multiple of --log_every_steps (the Estimator reads the
   # global step as the step's own run left it: a step either way).
   assert re.search(r"step (39|40|41)/60  loss", proc.stderr), proc.stderr
-  summary = proc.stdout.splitlines()
-  assert summary[0] == "Done."
+  # Stdout: a line per evaluation as it comes (for the tuning services:
+  # trainer/training/metric_report.py), then the summary.
+  lines = proc.stdout.splitlines()
+  summary = lines[lines.index("Done."):]
+  assert all(" Evaluation at global_step=" in line
+             for line in lines[:lines.index("Done.")]), lines
   assert summary[1].startswith("Eval on %s after step 60: accuracy " %
                                os.path.join(demo_assets, "data",
                                             "digits_eval.tfrecord"))
