@@ -34,6 +34,7 @@ from harness import errors
 from harness import tf_config
 from tests import netns_hosts
 from tests import processes
+from trainer.training import eval_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -307,7 +308,10 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
   replicas = [netns_hosts.container_replica(
       "cmle-training-workerpool%d-%s-%d" % (pool, JOB_ID, index),
       tf_config.Task(POOL_ROLES[pool], index), container,
-      dict(ENV, **vertex_environment(spec, pool, index, base)))
+      dict(ENV, **vertex_environment(spec, pool, index, base),
+           # As a tuning trial's replicas have it, each on its own VM.
+           CLOUD_ML_HP_METRIC_FILE=str(tmp_path / "hp" / (
+               "%d-%d" % (pool, index))), CLOUD_ML_TRIAL_ID="2"))
                for pool, index, container in _replicas(spec)]
   codes, lines = netns_hosts.run_as_hosts(
       replicas, log_dir=str(tmp_path / "logs"), deadline_secs=400)
@@ -320,6 +324,17 @@ def test_the_job_trains_as_vertex_replicas_in_network_namespaces(
   assert "--model_dir=%s/checkpoints\n" % base in recorded
   assert "--export_dir=%s/model\n" % base in recorded
   assert "# `model_dir` from AIP_CHECKPOINT_DIR" in recorded
+  # Vertex AI's tuning reads pool 0's metric file only: the chief wrote the
+  # evaluator's evaluations there, the final one last; no other replica
+  # wrote one.
+  assert os.listdir(tmp_path / "hp") == ["0-0"]
+  with open(tmp_path / "hp" / "0-0") as f:
+    entries = [json.loads(line) for line in f]
+  final = eval_events.last(os.path.join(model_dir, "eval"))
+  last = [e for e in entries if "accuracy" in e][-1]
+  assert last["global_step"] == str(int(final["global_step"]))
+  assert float(last["accuracy"]) == pytest.approx(final["accuracy"])
+  assert last["trial"] == "2"
   assert not leftovers.pids_mentioning(base)
 
 
