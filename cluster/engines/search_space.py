@@ -71,9 +71,7 @@ def flag_value(value: Any) -> str:
   """How a drawn value is written as a flag's value."""
   if isinstance(value, bool):
     return str(value).lower()
-  if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-    return repr(value)
-  return str(value)
+  return str(value)  # A float's str is its repr: 0.01, 1e-05, 100.0.
 
 
 def flag_args(params: Mapping[str, Any]) -> List[str]:
