@@ -238,6 +238,9 @@ class Runner:
     self.log = log
     self.stop_event = threading.Event()
     self._lock = threading.Lock()
+    # Optuna's ask() pops a queued (WAITING) trial without a lock of its
+    # own: two threads asking at once can both get the same one.
+    self._ask_lock = threading.Lock()
     self._to_start = 0
     self._distributions = distributions(setup.space)
 
@@ -287,8 +290,14 @@ class Runner:
     while self._claim():
       self._trial()
 
+  def ask(self) -> optuna.trial.Trial:
+    """The next trial to run: a queued one first, else a new draw; one
+    thread at a time."""
+    with self._ask_lock:
+      return self.study.ask(self._distributions)
+
   def _trial(self) -> None:
-    trial = self.study.ask(self._distributions)
+    trial = self.ask()
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     trial_dir = os.path.join(self.setup.study_dir, "trial-%d" % trial.number)

@@ -127,8 +127,9 @@ HOW = {
     ("docs/training.md", "tensorboard --logdir=runs/cluster-<time>/model"):
         "test_the_readme_demo_and_tensorboard",
     ("docs/tuning.md", "python -m cluster.tune"):
-        "test_a_study_runs_resumes_and_its_best_reruns (tests/test_tune.py "
-        "runs it, then the same study resumed, interrupted and rerun)",
+        "test_a_study_runs_resumes_and_its_best_reruns (tests/"
+        "test_tune_study.py runs it, then the same study resumed, "
+        "interrupted and rerun)",
     ("docs/tuning.md", "python -m cluster.vertex"):
         "test_the_tuning_service_commands",
     ("docs/tuning.md", "gcloud ai hp-tuning-jobs create"):
