@@ -84,6 +84,8 @@ setuptools.setup(
             "hub-trainer=trainer.task:console_main",
             "hub-cluster=cluster.local:console_main",
             "hub-tfjob=cluster.tfjob:console_main",
+            "hub-jobset=cluster.jobset:console_main",
+            "hub-trainjob=cluster.trainjob:console_main",
             "hub-slurm=cluster.slurm:console_main",
             "hub-vertex=cluster.vertex:console_main",
             "hub-tune=cluster.tune:console_main",

@@ -20,58 +20,22 @@ What maps where: cluster/engines/tfjob.py, which builds the job (pure);
 this command reads the flags, checks the trainer's, and prints it.
 """
 
-import dataclasses
 import sys
-from typing import List, Sequence, Tuple
+from typing import List
 
 from absl import flags
 
-from cluster import job_flags
+from cluster import k8s_flags
 from cluster import tuning
 from cluster.engines import katib as katib_lib
 from cluster.engines import tfjob as tfjob_lib
 from harness import cli as harness_cli
 from harness import errors
 from trainer.config import cli as trainer_cli
-from trainer.hub_model import handles
-from trainer.plan import launch
-
-
-def trainer_flags(
-    trainer_args: Sequence[str],
-    spec: tfjob_lib.JobSpec) -> Tuple[List[str], tfjob_lib.JobSpec]:
-  """The trainer's flags, checked (without model or data) and resolved;
-  and the spec, with a per-pod hub cache where the handle is fetched."""
-  fv, job = launch.check_flags_only(trainer_args,
-                                    evaluator=spec.shape.evaluator)
-  tfjob_lib.check_shared(job.model_dir, "model_dir", spec.volumes)
-  if job.export_dir:
-    tfjob_lib.check_shared(job.export_dir, "export_dir", spec.volumes)
-  spec = dataclasses.replace(spec, fetches_handle=handles.needs_fetching(
-      job.model.module_handle))
-  return trainer_cli.flag_lines(fv, only_set=True), spec
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  flags.DEFINE_string("name", "", "The TFJob's name: a DNS-1035 label "
-                      "(lower-case letters, digits, '-').", flag_values=fv)
-  flags.DEFINE_string("image", "", "Container image holding this project "
-                      "and its Python environment.", flag_values=fv)
-  flags.DEFINE_string("namespace", "default", "Kubernetes namespace.",
-                      flag_values=fv)
-  job_flags.define(fv)
-  flags.DEFINE_multi_string(
-      "volume", [], "CLAIM:MOUNT_PATH: a persistent volume claim mounted at "
-      "MOUNT_PATH in every pod (repeat for several). The model directory "
-      "must be under one, or on gs://.", flag_values=fv)
-  flags.DEFINE_string("python", "python", "The Python command in the "
-                      "image.", flag_values=fv)
-  job_flags.define_resources(fv, tfjob_lib.SUPPORTED)
-  flags.DEFINE_bool("spot", False, "Schedule every pod on Spot VM nodes "
-                    "(GKE's node label cloud.google.com/gke-spot=true, and "
-                    "a toleration of its taint): preemptible; a preempted "
-                    "pod is restarted (exit code 143) and resumes from the "
-                    "latest checkpoint.", flag_values=fv)
+  k8s_flags.define(fv, "TFJob")
   flags.DEFINE_bool("katib", False, "Write a Katib Experiment (kubeflow.org/"
                     "v1beta1) whose trials are this TFJob, from --space, "
                     "--trials, --parallel, --metric and --goal; --name "
@@ -83,23 +47,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   tuning.define_flags(fv)
 
 
-def spec_from_flags(fv: flags.FlagValues) -> tfjob_lib.JobSpec:
-  job_flags.check(fv)
-  spec = tfjob_lib.JobSpec(
-      name=fv.name, image=fv.image, namespace=fv.namespace,
-      shape=job_flags.shape(fv),
-      max_restarts=fv.max_restarts, deadline_secs=fv.deadline_secs,
-      volumes=tuple(tfjob_lib.parse_volume(v) for v in fv.volume),
-      python=fv.python,
-      resources=job_flags.resources(fv), spot=fv.spot)
-  tfjob_lib.check(spec)
-  return spec
-
-
 def main(argv):
   fv = flags.FLAGS
   try:
-    args, spec = trainer_flags(argv[1:], spec_from_flags(fv))
+    args, spec = k8s_flags.trainer_flags(
+        argv[1:], k8s_flags.spec_from_flags(fv, "TFJob"))
     if fv.katib:
       text = katib_text(fv, spec, args)
     else:

@@ -16,7 +16,8 @@ as `TfConfig.evaluator`), every other key is kept, and `for_estimator()` is
 the TF_CONFIG Estimator is given. Where there is no TF_CONFIG, Vertex's
 CLUSTER_SPEC (worker pools 0-3: chief, workers, ps, evaluator) is read
 instead; where there are both, CLUSTER_SPEC still says where the evaluator
-is, which Vertex's TF_CONFIG leaves out.
+is, which Vertex's TF_CONFIG leaves out. Where there is neither, a JobSet
+pod's labels and JOB_COMPLETION_INDEX stand for it (harness.jobset_env).
 
 `parse(text)` checks a TF_CONFIG string and says what is wrong with it;
 `from_environ(environ)` does the same for the TF_CONFIG of an environment,
@@ -29,6 +30,7 @@ import json
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from harness import errors
+from harness import jobset_env
 
 CHIEF, MASTER, WORKER, PS, EVALUATOR = (
     "chief", "master", "worker", "ps", "evaluator")
@@ -283,12 +285,15 @@ def from_cluster_spec(text: str) -> dict:
 
 
 def from_environ(environ: Mapping[str, str]) -> Optional[TfConfig]:
-  """The environment's TF_CONFIG (else Vertex AI's CLUSTER_SPEC), checked;
-  None without either (a single process)."""
+  """The environment's TF_CONFIG (else Vertex AI's CLUSTER_SPEC, else a
+  JobSet pod's labels), checked; None without any (a single process)."""
   text = environ.get(ENV, "").strip()
   spec_text = environ.get(CLUSTER_SPEC_ENV, "").strip()
   if not text and not spec_text:
-    return None
+    config = jobset_env.from_environ(environ)
+    if config is None:
+      return None
+    return parse(json.dumps(config), source=jobset_env.SOURCE)
   if not text:
     return parse(json.dumps(from_cluster_spec(spec_text)),
                  source=CLUSTER_SPEC_ENV + " (Vertex AI's worker pools)")

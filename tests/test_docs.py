@@ -66,6 +66,12 @@ HOW = {
     ("docs/clusters.md", "python -m cluster.tfjob"):
         "test_the_tfjob_command",
     ("docs/clusters.md", "TF_CONFIG="): "test_the_tf_config_check",
+    ("docs/clusters.md", "python -m cluster.jobset"):
+        "test_the_pages_jobset_and_trainjob_commands (tests/test_jobset.py)",
+    ("docs/clusters.md", "python -m cluster.trainjob --emit=runtime"):
+        "test_the_pages_jobset_and_trainjob_commands (tests/test_jobset.py)",
+    ("docs/clusters.md", "python -m cluster.trainjob --emit=trainjob"):
+        "test_the_pages_jobset_and_trainjob_commands (tests/test_jobset.py)",
     ("docs/clusters.md", "python -m cluster.slurm --nodes=3 --num_workers=2 "
                          "--num_ps=1 --evaluator --run_dir=/shared/runs/"
                          "digits-1 --time=1:00:00 -- --module_handle"):

@@ -51,7 +51,7 @@ SPOT_NODE_LABEL = "cloud.google.com/gke-spot"
 REPLICA_TYPES = {tf_config.CHIEF: "Chief", tf_config.WORKER: "Worker",
                  tf_config.PS: "PS", tf_config.EVALUATOR: "Evaluator"}
 # A DNS-1035 label: what the operator's webhook accepts as a job name.
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035_MAX = 63
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 # Where a pod fetches a URL or archive hub handle: its own cache (an
@@ -95,15 +95,16 @@ def parse_volume(text: str) -> Volume:
   return Volume(claim, path.rstrip("/") or "/")
 
 
-def check(spec: JobSpec) -> None:
-  """The TFJob rules our flags can break (the webhook's, and ours)."""
-  if not (_DNS_1035.match(spec.name) and len(spec.name) <= _DNS_1035_MAX):
+def check(spec: JobSpec, kind: str = "TFJob") -> None:
+  """The rules our flags can break (the webhook's, and ours) for a `kind`
+  (TFJob, JobSet, TrainJob) built from `spec`."""
+  if not (DNS_1035.match(spec.name) and len(spec.name) <= _DNS_1035_MAX):
     raise errors.FlagError(
         "`name`=%r is not a DNS-1035 label (lower-case letters, digits and "
         "'-', starting with a letter, not ending with '-', at most %d "
-        "characters), which Kubernetes requires of a TFJob's name." %
-        (spec.name, _DNS_1035_MAX))
-  if not _DNS_1035.match(spec.namespace):
+        "characters), which Kubernetes requires of a %s's name." %
+        (spec.name, _DNS_1035_MAX, kind))
+  if not DNS_1035.match(spec.namespace):
     raise errors.FlagError("`namespace`=%r is not a DNS-1035 label." %
                            spec.namespace)
   if not spec.image:
@@ -175,7 +176,13 @@ def _container(spec: JobSpec, trainer_args: Sequence[str],
 
 
 def _pod(spec: JobSpec, trainer_args: Sequence[str], role: str) -> dict:
-  pod = {"containers": [_container(spec, trainer_args, role)]}
+  return pod_spec(spec, [_container(spec, trainer_args, role)])
+
+
+def pod_spec(spec: JobSpec, containers: Sequence[dict]) -> dict:
+  """A pod of the job: `containers`, the volumes they mount, and Spot VM
+  nodes where asked (the JobSet's pods too)."""
+  pod = {"containers": list(containers)}
   volumes = [{"name": "volume-%d" % i,
               "persistentVolumeClaim": {"claimName": v.claim}}
              for i, v in enumerate(spec.volumes)]
