@@ -225,6 +225,22 @@ class ChaosRun:
         pauses[role] = max(pauses.get(role, 0.0), after[0] - kill.at)
     return pauses
 
+  def steps_lost(self) -> Dict[str, int]:
+    """By role: the most global steps a kill of that role cost: the
+    highest step logged before the kill less the lowest logged after it,
+    before the next kill (a restore from an older checkpoint sends the
+    global step back; steps in flight are not counted)."""
+    lines = self.progress()
+    times = [kill.at for kill in self.kills] + [float("inf")]
+    lost = {}
+    for kill, until in zip(self.kills, times[1:]):
+      before = [step for when, step, _ in lines if when <= kill.at]
+      after = [step for when, step, _ in lines if kill.at < when <= until]
+      role = kill.task.split("-")[0]
+      cost = max(0, max(before) - min(after)) if before and after else 0
+      lost[role] = max(lost.get(role, 0), cost)
+    return lost
+
   def checkpoint_paths(self) -> List[str]:
     return sorted(glob.glob(os.path.join(self.model_dir, "*.index")))
 
@@ -290,12 +306,15 @@ def verify(run: ChaosRun, code: int) -> Dict[str, object]:
   left = [cmd for cmd in holders.values() if run.run_dir in cmd]
   _require(not left, run, "ports are still held:", left)
   return {"seed": run.seed, "kills": len(run.kills), "hits": run.hits(),
-          "longest_pauses": run.longest_pauses(), "final_step": final}
+          "longest_pauses": run.longest_pauses(),
+          "steps_lost": run.steps_lost(), "final_step": final}
 
 
 def describe(figures: Dict[str, object]) -> str:
-  return "seed %d: %d kills %s; longest pause by role %s; final step %d" % (
-      figures["seed"], figures["kills"], figures["hits"],
-      {role: round(pause, 1)
-       for role, pause in sorted(figures["longest_pauses"].items())},
-      figures["final_step"])
+  return ("seed %d: %d kills %s; longest pause by role %s; most steps lost "
+          "to a kill by role %s; final step %d" % (
+              figures["seed"], figures["kills"], figures["hits"],
+              {role: round(pause, 1) for role, pause in
+               sorted(figures["longest_pauses"].items())},
+              dict(sorted(figures["steps_lost"].items())),
+              figures["final_step"]))

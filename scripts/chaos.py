@@ -81,19 +81,22 @@ def one_run(work_dir: str, assets_root: str, index: int, seed: int,
 
 def table(results, signal_name: str) -> str:
   rows = ["| run | seed | kills survived (%s) | by role | longest pause "
-          "after a kill, s: %s | wall s |" % (signal_name, " / ".join(ROLES)),
-          "|---|---|---|---|---|---|"]
+          "after a kill, s: %s | most steps lost to a kill: %s | wall s |" % (
+              signal_name, " / ".join(ROLES), " / ".join(ROLES)),
+          "|---|---|---|---|---|---|---|"]
   for index, result in enumerate(results, 1):
     if "failed" in result:
-      rows.append("| %d | %d | FAILED after %d kills | | | %.0f |" % (
+      rows.append("| %d | %d | FAILED after %d kills | | | | %.0f |" % (
           index, result["seed"], result["kills"], result["wall_s"]))
       continue
-    pauses = result["longest_pauses"]
-    rows.append("| %d | %d | %d | %s | %s | %.0f |" % (
+    pauses, lost = result["longest_pauses"], result["steps_lost"]
+    rows.append("| %d | %d | %d | %s | %s | %s | %.0f |" % (
         index, result["seed"], result["kills"],
         ", ".join("%s %d" % (role, result["hits"].get(role, 0))
                   for role in ROLES),
         " / ".join("%.1f" % pauses[role] if role in pauses else "-"
+                   for role in ROLES),
+        " / ".join("%d" % lost[role] if role in lost else "-"
                    for role in ROLES), result["wall_s"]))
   passed = [r for r in results if "failed" not in r]
   if passed:

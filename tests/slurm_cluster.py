@@ -46,11 +46,14 @@ def install_or_why_not() -> Optional[str]:
     return None
   if os.geteuid() != 0 or not shutil.which("apt-get"):
     return "Slurm is not installed and apt-get (as root) is not available"
-  command = ["apt-get", "install", "-y", "--no-install-recommends"]
+  # Another test process may be installing it at the same moment (pytest's
+  # workers): apt waits for dpkg's lock instead of failing at once.
+  apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+  command = apt + ["install", "-y", "--no-install-recommends"]
   proc = _run(*command, *PACKAGES, check=False, timeout=600,
               env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
   if proc.returncode != 0:  # The package lists may be missing: update.
-    _run("apt-get", "update", check=False, timeout=600)
+    _run(*apt, "update", check=False, timeout=600)
     proc = _run(*command, *PACKAGES, check=False, timeout=600,
                 env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
   if proc.returncode != 0:

@@ -1,9 +1,12 @@
-"""Fault tests on live clusters: SIGKILL a task at a random moment.
+"""Fault tests on live clusters: SIGKILL a task at a random moment, or
+SIGTERM it (a preemption notice).
 
 Each test starts `python -m cluster.local` in the background, waits until
 training has written its first checkpoint after step 0 and reached a random
 global step well before the last checkpoint (so that every run has a
-resume to prove), kills one task with SIGKILL, and checks what must hold. After every test: every checkpoint listed in the `checkpoint`
+resume to prove), kills one task with SIGKILL, and checks what must hold.
+The SIGTERM tests write no periodic checkpoint: what they resume from is
+the checkpoint the preemption notice made (trainer/training/preemption.py). After every test: every checkpoint listed in the `checkpoint`
 file loads, the export loads, and no process of the cluster is left.
 
 The random moment comes from a seed, printed by each test ("fault seed:
@@ -99,9 +102,9 @@ class Cluster:
     with open(os.path.join(self.run_dir, "logs", task_name + ".pid")) as f:
       return int(f.read())
 
-  def kill(self, task_name):
+  def kill(self, task_name, signum=signal.SIGKILL):
     pid = self.pid(task_name)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signum)
     return pid
 
   def finish(self):
@@ -248,3 +251,61 @@ def test_task_that_keeps_dying_exhausts_its_budget(cluster_factory):
   # How fast is a figure (scripts/benchmark.py), not an assertion here.
   print("stopped %.1f s after the second kill" %
         (time.monotonic() - killed_at))
+
+
+def _sigterm_at_a_random_step(cluster, name):
+  """SIGTERMs task `name` once training has logged a random step of
+  KILL_STEPS; returns that step."""
+  target = cluster.random.choice(KILL_STEPS)
+  assert processes.wait_until(
+      lambda: cluster.logged_step() >= target or
+      cluster.process.poll() is not None, 240, poll_secs=0.02)
+  assert cluster.process.poll() is None, cluster.output()
+  cluster.kill(name, signal.SIGTERM)
+  return target
+
+
+NO_PERIODIC_CHECKPOINTS = ["--save_checkpoints_steps=1000000"]
+
+
+def test_sigtermed_chief_saves_where_it_was_and_resumes_there(
+    cluster_factory):
+  """Today's periodic checkpoint would be step 0; the chief saves the step
+  it was at, exits 143, and its restart resumes from there."""
+  cluster = cluster_factory(trainer_args=NO_PERIODIC_CHECKPOINTS)
+  target = _sigterm_at_a_random_step(cluster, "chief-0")
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert "launcher: chief-0 exited with code 143" in out, out[-3000:]
+  before, after_restart = cluster.task_log("chief-0").split(
+      "--- restart 1 ---")
+  noticed = int(re.search(r"SIGTERM \(a preemption notice\) at step (\d+)",
+                          before).group(1))
+  assert noticed >= target
+  saved = int(re.search(r"The chief stopped on SIGTERM at step (\d+)",
+                        before).group(1))
+  assert saved >= noticed
+  steps = _steps_logged(after_restart)
+  assert steps and min(steps) >= saved, (saved, steps[:5])
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
+  cluster.check_outputs_load()
+
+
+def test_sigtermed_ps_serves_until_the_chief_has_saved(cluster_factory):
+  """A ps's notice: it asks for a checkpoint, the chief writes one at once,
+  the ps exits 143, and training resumes from that checkpoint."""
+  cluster = cluster_factory(trainer_args=NO_PERIODIC_CHECKPOINTS,
+                            evaluator=False)
+  target = _sigterm_at_a_random_step(cluster, "ps-0")
+  code, out = cluster.finish()
+  assert code == 0, out[-3000:]
+  assert "launcher: ps-0 exited with code 143" in out, out[-3000:]
+  ps_log = cluster.task_log("ps-0")
+  assert "serving until the chief writes a checkpoint" in ps_log
+  written = int(re.search(r"ps-0: the chief wrote model\.ckpt-(\d+)",
+                          ps_log).group(1))
+  assert written >= target
+  assert re.search(r"Checkpoint at step \d+ for ps-0 \(preempted\)",
+                   cluster.task_log("chief-0"))
+  assert warm_start.global_step(cluster.model_dir) >= STEPS
+  cluster.check_outputs_load()

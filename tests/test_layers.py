@@ -56,6 +56,7 @@ LAZY = {
     "trainer/task.py": {"trainer.plan.model_dir", "trainer.plan.preflight",
                         "trainer.training.metric_report",
                         "trainer.training.peer_errors",
+                        "trainer.training.preemption",
                         "trainer.inputs.validate"},
     "trainer/plan/resolve.py": {"trainer.plan.preflight",
                                 "trainer.plan.model_dir"},

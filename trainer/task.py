@@ -21,6 +21,7 @@ it did (`describe` for --check_only, `summary` at the end).
 
 import os
 import sys
+import threading
 from typing import Mapping, Optional
 
 from absl import app
@@ -197,8 +198,15 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     # pylint: disable-next=g-import-not-at-top
     from trainer.training import metric_report
     reporter = metric_report.for_task(job.model_dir, environ).start()
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.training import preemption
+  notice = _preemption_notice(task, preemption)
   try:
-    result = backends.load(plan.backend).run(plan, parsed, log=logging.info)
+    result = backends.load(plan.backend).run(plan, parsed, log=logging.info,
+                                             notice=notice)
+  except preemption.Preempted as e:
+    print(str(e), file=sys.stderr, flush=True)
+    return preemption.EXIT_CODE
   except errors.HarnessError as e:
     # The loss diverged (trainer.training.nan_guard), or bad data.
     return harness_cli.report(e, cli.FLAG_NAMES)
@@ -213,8 +221,21 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
   finally:
     if reporter:
       reporter.stop()
+    if notice:
+      notice.uninstall()
   print(summary(result, plan), flush=True)
   return 0
+
+
+def _preemption_notice(task, preemption):
+  """The chief (or a single process) and the ps take SIGTERM as a notice
+  (trainer.training.preemption); workers and the evaluator keep Python's
+  default and exit at once. Only the main thread may take a signal."""
+  if task and task.type not in (tf_config.CHIEF, tf_config.PS):
+    return None
+  if threading.current_thread() is not threading.main_thread():
+    return None  # An in-process cluster's task (tests).
+  return preemption.Notice().install()
 
 
 def _chief_of_a_done_job(fv: flags.FlagValues, task,

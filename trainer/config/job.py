@@ -263,6 +263,11 @@ class ClusterOptions:
       "(Kubeflow's TFJob does), how long the chief waits after its export "
       "for the evaluator's final evaluation, so that ending the job with the "
       "chief does not cut it off.")
+  preemption_grace_secs: int = setting(
+      25, help="After a SIGTERM (a preemption notice: GKE gives about 15 s, "
+      "GCE about 30 s), how long a ps keeps serving for the chief's "
+      "checkpoint before it exits 143; the chief stops at once, saves, and "
+      "exits 143 (docs/faults.md).")
   serve_timeout_secs: int = setting(
       7 * 24 * 3600, help="How long a ps (and, on the Keras backend, a "
       "worker) serves waiting for the chief's final export before it gives "
@@ -419,7 +424,8 @@ def validate(job: JobConfig) -> JobConfig:
                  cluster.session_creation_timeout_secs,
              "final_evaluation_wait_secs":
                  cluster.final_evaluation_wait_secs,
-             "serve_timeout_secs": cluster.serve_timeout_secs})
+             "serve_timeout_secs": cluster.serve_timeout_secs,
+             "preemption_grace_secs": cluster.preemption_grace_secs})
   if head.n_classes < 0 or head.n_classes == 1:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %

@@ -5,17 +5,22 @@
 * `NonFiniteLossHook`: trainer.training.nan_guard;
 * `StopWhenNotImproving` (chief) and `StopWhenMarked` (workers):
   trainer.training.early_stopping;
+* `PreemptionHook` (chief): trainer.training.preemption: stops on SIGTERM
+  (Estimator's CheckpointSaverHook then saves at the last step, in its
+  `end`), and saves at once when a preempted ps asks;
 * `ProfileHook`: `--profile_steps=A,B`, a TF profile of global steps A to
   B under MODEL_DIR/plugins/profile/, where TensorBoard's profile plugin
   lists it.
 """
 
+import os
 from typing import Callable, Optional
 
 import tensorflow as tf
 
 from trainer.training import early_stopping
 from trainer.training import nan_guard
+from trainer.training import preemption
 from trainer.training import progress
 
 # The model_fn names its total loss so; see trainer.estimator.model.
@@ -129,6 +134,34 @@ class StopWhenMarked(tf.estimator.SessionRunHook):
   def after_run(self, run_context, run_values):
     if self._due() and early_stopping.marker(self._model_dir):
       run_context.request_stop()
+
+
+class PreemptionHook(tf.estimator.SessionRunHook):
+  """The chief's hook for trainer.training.preemption.ChiefWatch."""
+
+  def __init__(self, watch: preemption.ChiefWatch, model_dir: str):
+    self._watch, self._model_dir = watch, model_dir
+
+  def begin(self):
+    self._step = tf.compat.v1.train.get_global_step()
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(self._step)
+
+  def after_run(self, run_context, run_values):
+    step = int(run_values.results)
+    if self._watch.stop_now(step):
+      # MonitoredSession's close runs the hooks' `end`: Estimator's
+      # CheckpointSaverHook saves the last step there.
+      run_context.request_stop()
+    elif self._watch.checkpoint_wanted():
+      # The Scaffold's saver, which the CheckpointSaverHook uses too.
+      saver, = tf.compat.v1.get_collection(
+          tf.compat.v1.GraphKeys.SAVERS)
+      saver.save(run_context.session,
+                 os.path.join(self._model_dir, "model.ckpt"),
+                 global_step=self._step)
+      self._watch.checkpoint_written(step)
 
 
 class ProfileHook(tf.estimator.SessionRunHook):

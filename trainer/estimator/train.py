@@ -29,6 +29,7 @@ from trainer.plan import preflight
 from trainer.training import early_stopping
 from trainer.training import eval_events
 from trainer.training import job_end
+from trainer.training import preemption
 from trainer.training import result as result_lib
 
 
@@ -122,9 +123,10 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   return export_dir
 
 
-def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
-  """The hooks of a training task: progress, the NaN guard, early stopping
-  and the profile (the chief's part, or a worker's)."""
+def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,
+                    watch: Optional[preemption.ChiefWatch] = None):
+  """The hooks of a training task: progress, the NaN guard, early stopping,
+  the profile and preemption (the chief's part, or a worker's)."""
   job, chief = p.job, tf_config.is_chief(task)
   hooks = [
       hooks_lib.ProgressHook(batch_size=job.data.batch_size,
@@ -139,6 +141,8 @@ def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log):
         model_dir, eval_dir, job.run.early_stopping_metric,
         job.run.early_stopping_patience, log) if chief else
                  hooks_lib.StopWhenMarked(model_dir))
+  if watch:
+    hooks.append(hooks_lib.PreemptionHook(watch, model_dir))
   if job.run.profile_steps and chief:
     hooks.append(hooks_lib.ProfileHook(*job.run.profile_steps,
                                        logdir=model_dir, log=log))
@@ -159,16 +163,19 @@ def _step_of_latest(model_dir: str) -> int:
 
 
 def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
-        log: Callable[[str], None] = print) -> Result:
+        log: Callable[[str], None] = print,
+        notice: Optional[preemption.Notice] = None) -> Result:
   """Trains and evaluates this process's task; exports on the chief.
 
   Args:
     p: the checked plan.
     config: this task's TF_CONFIG; None for a single process.
     log: receives progress lines.
+    notice: this task's SIGTERM as a notice (the chief's and the ps's).
 
   Raises:
     nan_guard.Diverged: the loss became NaN or infinite.
+    preemption.Preempted: SIGTERM, and this task did what it should.
   """
   job = p.job
   task = config.task if config else None
@@ -185,7 +192,9 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
                              protocol=run_config.protocol,
                              export_dir=job.resolved_export_dir,
                              model_dir=job.model_dir, log=log,
-                             timeout_secs=job.cluster.serve_timeout_secs)
+                             timeout_secs=job.cluster.serve_timeout_secs,
+                             notice=notice,
+                             grace_secs=job.cluster.preemption_grace_secs)
     return Result(task_type=task_type, metrics=None, checkpoint=None,
                   export_dir=None)
   if task_type == tf_config.WORKER and tf.io.gfile.exists(
@@ -208,7 +217,10 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
     job_end.clear_markers(job.model_dir)
     early_stopping.clear(job.model_dir)
   train_input, eval_input = input_fns(p, config, log)
-  hooks = _training_hooks(p, task, job.model_dir, estimator.eval_dir(), log)
+  watch = preemption.ChiefWatch(notice, job.model_dir, log) if (
+      tf_config.is_chief(task) and task_type != tf_config.EVALUATOR) else None
+  hooks = _training_hooks(p, task, job.model_dir, estimator.eval_dir(), log,
+                          watch)
   train_spec = tf.estimator.TrainSpec(train_input,
                                       max_steps=job.run.train_steps,
                                       hooks=hooks)
@@ -234,6 +246,12 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
                                                 eval_spec)
       if isinstance(outcome, tuple):  # Local: (metrics, export results).
         metrics = outcome[0]
+  if watch and watch.preempted:
+    raise preemption.Preempted(
+        "The chief stopped on SIGTERM at step %d and saved it in %s; "
+        "exiting %d for a restart." % (
+            _step_of_latest(job.model_dir),
+            estimator.latest_checkpoint(), preemption.EXIT_CODE))
   export_dir = None
   if task_type == tf_config.WORKER:
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)

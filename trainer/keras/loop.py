@@ -28,6 +28,7 @@ from trainer.keras import state as state_lib
 from trainer.keras import summaries
 from trainer.training import early_stopping
 from trainer.training import nan_guard
+from trainer.training import preemption
 from trainer.training import progress
 
 
@@ -162,12 +163,16 @@ class _Profile:
 def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
           s: Settings, *, log: Callable[[str], None] = print,
           on_checkpoint: Callable[[str, int], None] = lambda path, step: None,
-          eval_dir: str = "") -> int:
+          eval_dir: str = "",
+          watch: Optional[preemption.ChiefWatch] = None) -> int:
   """Trains to `s.train_steps` (or an early stop); checkpoints as it goes
-  and at the end. Returns the final global step.
+  and at the end. Returns the final global step. With a `watch`: on SIGTERM
+  it stops scheduling, saves where it is and raises Preempted; a preempted
+  ps's request is a checkpoint at once.
 
   Raises:
     nan_guard.Diverged: the loss became NaN or infinite.
+    preemption.Preempted: SIGTERM; the checkpoint is written.
   """
   step = int(state.step.numpy())
   writer = summaries.ScalarWriter(s.model_dir)
@@ -214,8 +219,13 @@ def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
               state.model)),
           "learning_rate": s.learning_rate}, step)
       last_summary = (step, now)
+    if watch and not stopping and watch.stop_now(step):
+      stopping = True
     if s.cadence.due(step):
       save(step)
+    elif watch and not stopping and watch.checkpoint_wanted():
+      save(step)
+      watch.checkpoint_written(step)
     if (s.early_stopping_metric and not stopping and early_check() and
         eval_dir):
       why = early_stopping.stop_if_not_improving(
@@ -231,4 +241,9 @@ def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
   if saved != step:
     save(step)
   writer.close()
+  if watch and watch.preempted:
+    raise preemption.Preempted(
+        "The chief stopped on SIGTERM at step %d and saved it in %s; "
+        "exiting %d for a restart." % (step, manager.latest_checkpoint,
+                                       preemption.EXIT_CODE))
   return step

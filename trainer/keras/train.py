@@ -41,6 +41,7 @@ from trainer.plan import preflight
 from trainer.training import early_stopping
 from trainer.training import eval_events
 from trainer.training import job_end
+from trainer.training import preemption
 from trainer.training import result as result_lib
 from trainer.training import warm_start as warm_start_lib
 
@@ -135,7 +136,8 @@ def seed_weights(seed: Optional[int]) -> None:
     tf_keras.utils.set_random_seed(seed)
 
 
-def _train_here(p: preflight.Plan, log) -> Result:
+def _train_here(p: preflight.Plan, log,
+                watch: Optional[preemption.ChiefWatch] = None) -> Result:
   job = p.job
   train_fn, eval_fn = dataset_fns(p, log=log)
   seed_weights(job.run.random_seed)
@@ -149,7 +151,7 @@ def _train_here(p: preflight.Plan, log) -> Result:
   step = loop.train(state, loop.LocalSteps(state, job.head,
                                            train_fn), manager, settings(p),
                     log=log, on_checkpoint=on_checkpoint,
-                    eval_dir=evaluation.eval_dir(job.model_dir))
+                    eval_dir=evaluation.eval_dir(job.model_dir), watch=watch)
   metrics = None
   if eval_fn:
     if not last["metrics"] or last["metrics"]["global_step"] != step:
@@ -162,7 +164,7 @@ def _train_here(p: preflight.Plan, log) -> Result:
 
 
 def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
-                log) -> Result:
+                log, watch: Optional[preemption.ChiefWatch] = None) -> Result:
   """The chief: the coordinator of the parameter-server cluster."""
   job = p.job
   if p.job_done:  # Restarted after its final export.
@@ -190,7 +192,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   runner = loop.ClusterSteps(state, job.head, train_fn, strategy,
                              coordinator, num_workers)
   loop.train(state, runner, manager, settings(p), log=log,
-             eval_dir=evaluation.eval_dir(job.model_dir))
+             eval_dir=evaluation.eval_dir(job.model_dir), watch=watch)
   checkpoint = manager.latest_checkpoint
   export_dir = export_lib.export(p.spec, job.head, checkpoint,
                                  job.resolved_export_dir, user=p.user_model)
@@ -241,15 +243,20 @@ def check_model(p: preflight.Plan) -> None:
 
 
 def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
-        log: Callable[[str], None] = print) -> Result:
+        log: Callable[[str], None] = print,
+        notice: Optional[preemption.Notice] = None) -> Result:
   """Trains and evaluates this process's task; exports on the chief.
+
+  `notice`: this task's SIGTERM as a notice (the chief's and the ps's).
 
   Raises:
     nan_guard.Diverged: the loss became NaN or infinite.
+    preemption.Preempted: SIGTERM, and this task did what it should.
   """
   job = p.job
   if config is None:
-    return _train_here(p, log)
+    return _train_here(p, log, preemption.ChiefWatch(notice, job.model_dir,
+                                                     log))
   task = config.task
   if task.type in (tf_config.PS, tf_config.WORKER):
     if not tf.io.gfile.exists(job.resolved_export_dir):
@@ -257,7 +264,9 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
           dict(config.cluster), job_name=task.type, task_index=task.index,
           export_dir=job.resolved_export_dir, model_dir=job.model_dir,
           wait_for_workers=False, log=log,
-          timeout_secs=job.cluster.serve_timeout_secs)
+          timeout_secs=job.cluster.serve_timeout_secs,
+          notice=notice if task.type == tf_config.PS else None,
+          grace_secs=job.cluster.preemption_grace_secs)
       job_end.wait_for_exit(config.cluster[tf_config.CHIEF][0],
                             timeout_secs=CHIEF_EXIT_WAIT_SECS, log=log)
     else:
@@ -277,4 +286,5 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
     return Result(task_type=task.type, metrics=metrics,
                   checkpoint=tf.train.latest_checkpoint(job.model_dir),
                   export_dir=None)
-  return _coordinate(p, config, log)
+  return _coordinate(p, config, log, preemption.ChiefWatch(
+      notice, job.model_dir, log))

@@ -34,6 +34,7 @@ import tensorflow as tf
 from harness import errors
 from harness import files
 from harness import tf_config
+from trainer.training import preemption
 
 MARKERS = "finished"
 WORKER_MARKER_WAIT_SECS = 60.0
@@ -78,7 +79,10 @@ def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
                     clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep,
                     poll_secs: float = POLL_SECS,
-                    marker_wait_secs: float = WORKER_MARKER_WAIT_SECS
+                    marker_wait_secs: float = WORKER_MARKER_WAIT_SECS,
+                    notice: Optional[preemption.Notice] = None,
+                    task_name: str = "ps",
+                    grace_secs: float = preemption.DEFAULT_GRACE_SECS
                     ) -> Set[str]:
   """A ps's wait: until the export exists and every worker finished.
 
@@ -87,15 +91,23 @@ def wait_until_done(*, export_dir: str, model_dir: str, num_workers: int,
 
   Raises:
     errors.ClusterError: no export within `timeout_secs`.
+    preemption.Preempted: SIGTERM (`notice`) before the export; this ps
+      served on until the chief's next checkpoint, or `grace_secs`.
   """
   give_up = clock() + timeout_secs
   while not tf.io.gfile.exists(export_dir):
+    if notice and notice.received:
+      preemption.leave_after_checkpoint(model_dir, task_name, grace_secs,
+                                        log, clock=clock, sleep=sleep)
     if clock() > give_up:
       raise errors.ClusterError(
           "No final export at %s after %d s of serving: the chief never "
           "finished, and nothing stopped this task; giving up "
           "(`serve_timeout_secs`)." % (export_dir, timeout_secs))
-    sleep(poll_secs)
+    if notice:
+      notice.wait(poll_secs)  # Wakes at once on SIGTERM.
+    else:
+      sleep(poll_secs)
   workers = {tf_config.Task(tf_config.WORKER, i).name
              for i in range(num_workers)}
   deadline = clock() + marker_wait_secs
@@ -116,12 +128,17 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
                      log: Callable[[str], None], timeout_secs: float,
                      config: Optional[tf.compat.v1.ConfigProto] = None,
                      protocol: Optional[str] = None,
-                     wait_for_workers: bool = True) -> None:
+                     wait_for_workers: bool = True,
+                     notice: Optional[preemption.Notice] = None,
+                     grace_secs: float = preemption.DEFAULT_GRACE_SECS
+                     ) -> None:
   """Starts this ps's (or, on the Keras backend, worker's) server and
   serves until the job is done (see wait_until_done); then returns, and
   the process exits 0. `wait_for_workers`: also wait for the workers'
   finish markers (Estimator workers train on their own and leave one;
-  Keras workers only serve)."""
+  Keras workers only serve). `notice`: a ps's SIGTERM, after which it
+  serves until the chief's next checkpoint (at most `grace_secs`) and
+  raises preemption.Preempted."""
   server = tf.distribute.Server(
       tf.train.ClusterSpec(cluster_spec), job_name=job_name,
       task_index=task_index, config=config, protocol=protocol or "grpc",
@@ -134,7 +151,9 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
           export_dir, " and %d worker(s) finished" % num_workers
           if num_workers else "", timeout_secs))
   wait_until_done(export_dir=export_dir, model_dir=model_dir,
-                  num_workers=num_workers, log=log, timeout_secs=timeout_secs)
+                  num_workers=num_workers, log=log, timeout_secs=timeout_secs,
+                  notice=notice, task_name="%s-%d" % (job_name, task_index),
+                  grace_secs=grace_secs)
   log("The job is done (the chief's final export exists); stopping.")
 
 

@@ -1,0 +1,177 @@
+"""Preemption as a notice: a SIGTERM costs (almost) no steps.
+
+Engines send SIGTERM some seconds before they kill a task: GCE about 30 s,
+GKE's graceful node shutdown about 15 s, Slurm its GraceTime, the local
+launcher's chaos runs at once. TF's PreemptionCheckpointHandler does not
+support ParameterServerStrategy, and Estimator has none, so here:
+
+* the chief (both backends), on SIGTERM, stops scheduling steps, writes a
+  checkpoint of where it is, and exits EXIT_CODE (143, 128 + SIGTERM: what
+  every engine's restart rule retries); its restart resumes from that
+  checkpoint instead of the last periodic one. A second SIGTERM changes
+  nothing. A SIGTERM after training (during the final export, or the wait
+  for the final evaluation) lets the export finish: it is written to a
+  staging directory and renamed, and a chief restarted after it ends the
+  done job (trainer/training/job_end.py);
+* a ps, on SIGTERM, keeps serving (the chief's save runs on it): it asks
+  the chief for a checkpoint (a file under MODEL_DIR/REQUESTS), waits until
+  a newer checkpoint exists or `grace_secs` pass, then exits EXIT_CODE;
+* workers and the evaluator keep Python's default: they exit at once (143),
+  losing nothing but the steps in flight.
+
+`Notice` is the signal handler (installed by the entry point, for the chief
+and the ps only); `ChiefWatch` is what a chief's loop asks between steps;
+`leave_after_checkpoint` is a ps's last wait.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+from typing import Callable, Optional, Set
+
+import tensorflow as tf
+
+from harness import files
+
+EXIT_CODE = 128 + signal.SIGTERM
+REQUESTS = "checkpoint-requests"
+POLL_SECS = 1.0
+DEFAULT_GRACE_SECS = 25
+
+
+class Preempted(Exception):
+  """A task that took its SIGTERM as notice and is done: exit EXIT_CODE."""
+
+
+class Notice:
+  """SIGTERM, noted instead of obeyed at once."""
+
+  def __init__(self, clock: Callable[[], float] = time.monotonic):
+    self._event = threading.Event()
+    self._clock = clock
+    self.received_at: Optional[float] = None
+    self._previous = None
+
+  def install(self) -> "Notice":
+    """Takes SIGTERM in this process (from the main thread only, as Python
+    requires); `uninstall` gives it back."""
+    self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+    return self
+
+  def uninstall(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
+
+  def _on_signal(self, signum, frame):  # pylint: disable=unused-argument
+    if not self._event.is_set():  # A second SIGTERM: already leaving.
+      self.received_at = self._clock()
+      self._event.set()
+
+  def receive(self) -> None:
+    """As if SIGTERM came (tests; an engine's other notices)."""
+    self._on_signal(signal.SIGTERM, None)
+
+  @property
+  def received(self) -> bool:
+    return self._event.is_set()
+
+  def wait(self, seconds: float) -> bool:
+    """Sleeps up to `seconds`, waking at once on SIGTERM; whether it came."""
+    return self._event.wait(seconds)
+
+
+def _requests_dir(model_dir: str) -> str:
+  return os.path.join(model_dir, REQUESTS)
+
+
+def request_checkpoint(model_dir: str, task_name: str) -> None:
+  """A preempted ps asks the chief for a checkpoint."""
+  tf.io.gfile.makedirs(_requests_dir(model_dir))
+  files.write_text(os.path.join(_requests_dir(model_dir), task_name),
+                   json.dumps({"task": task_name, "time": time.time()}),
+                   tf.io.gfile)
+
+
+def requests(model_dir: str) -> Set[str]:
+  """The tasks waiting for a checkpoint."""
+  if not tf.io.gfile.exists(_requests_dir(model_dir)):
+    return set()
+  return {name for name in tf.io.gfile.listdir(_requests_dir(model_dir))
+          if ".tmp-" not in name}  # Not harness.files's partial ones.
+
+
+def clear_requests(model_dir: str, names: Set[str]) -> None:
+  for name in names:
+    path = os.path.join(_requests_dir(model_dir), name)
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+
+
+class ChiefWatch:
+  """What the chief's loop asks after each step: whether to stop (its own
+  SIGTERM), and whether a preempted ps wants a checkpoint now (looked for at
+  most every `poll_secs`)."""
+
+  def __init__(self, notice: Optional[Notice], model_dir: str,
+               log: Callable[[str], None],
+               clock: Callable[[], float] = time.monotonic,
+               poll_secs: float = POLL_SECS):
+    self._notice, self._model_dir, self._log = notice, model_dir, log
+    self._clock, self._poll_secs = clock, poll_secs
+    self._next_look = clock()
+    self._said = False
+    self._wanted: Set[str] = set()
+
+  def stop_now(self, step: int) -> bool:
+    if not (self._notice and self._notice.received):
+      return False
+    if not self._said:
+      self._said = True
+      self._log("SIGTERM (a preemption notice) at step %d: stopping, "
+                "writing a checkpoint, then exiting %d for a restart." % (
+                    step, EXIT_CODE))
+    return True
+
+  @property
+  def preempted(self) -> bool:
+    return bool(self._notice and self._notice.received)
+
+  def checkpoint_wanted(self) -> bool:
+    now = self._clock()
+    if now < self._next_look:
+      return False
+    self._next_look = now + self._poll_secs
+    self._wanted = requests(self._model_dir)
+    return bool(self._wanted)
+
+  def checkpoint_written(self, step: int) -> None:
+    """After the checkpoint a ps asked for: its request is answered."""
+    self._log("Checkpoint at step %d for %s (preempted)." % (
+        step, ", ".join(sorted(self._wanted))))
+    clear_requests(self._model_dir, self._wanted)
+    self._wanted = set()
+
+
+def leave_after_checkpoint(model_dir: str, task_name: str, grace_secs: float,
+                           log: Callable[[str], None],
+                           clock: Callable[[], float] = time.monotonic,
+                           sleep: Callable[[float], None] = time.sleep,
+                           poll_secs: float = 0.2) -> None:
+  """A ps's last wait after SIGTERM: asks for a checkpoint, serves until a
+  newer one than now exists or `grace_secs` pass; then raises Preempted."""
+  before = tf.train.latest_checkpoint(model_dir)
+  request_checkpoint(model_dir, task_name)
+  log("SIGTERM (a preemption notice): serving until the chief writes a "
+      "checkpoint (at most %d s: --preemption_grace_secs)." % grace_secs)
+  deadline = clock() + grace_secs
+  while clock() < deadline:
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest and latest != before:
+      raise Preempted("%s: the chief wrote %s; exiting %d for a restart." % (
+          task_name, os.path.basename(latest), EXIT_CODE))
+    sleep(poll_secs)
+  raise Preempted("%s: no new checkpoint within %d s of SIGTERM; exiting %d "
+                  "for a restart." % (task_name, grace_secs, EXIT_CODE))
