@@ -163,8 +163,9 @@ class ChaosRun:
       self._wait(self.random.uniform(*self.interval))
       task = self._next_task()
       pid = self.pid(task)
-      if pid is None or self.process.poll() is not None:
-        continue
+      if (pid is None or self.process.poll() is not None or
+          pid in {kill.pid for kill in self.kills}):
+        continue  # Not up, or already signalled (a ps in its grace).
       try:
         os.kill(pid, self.signum)
       except ProcessLookupError:

@@ -42,12 +42,13 @@ ESTIMATOR_FIGURES = [
 
 
 @pytest.mark.cluster
+@pytest.mark.timeout(1800)  # About 5 min alone, 14 beside other tests.
 def test_smoke_run_produces_every_figure(tmp_path):
   path = tmp_path / "bench.json"
   proc = subprocess.run(
       BENCHMARK + [
        "--smoke", "--work_dir=" + str(tmp_path / "work"), "--json=" +
-       str(path)], capture_output=True, text=True, timeout=900, check=False,
+       str(path)], capture_output=True, text=True, timeout=1500, check=False,
       cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   figures = json.loads(path.read_text())

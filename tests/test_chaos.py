@@ -2,9 +2,11 @@
 
 A seeded schedule (cluster/chaos.py; the seed is printed, CHAOS_SEED=N
 replays it) kills a random task of a chief, 2 workers, 2 ps and an
-evaluator every 2-4 seconds until at least 10 kills have hit every role,
-the chief and a ps at least twice: with SIGKILL, and with SIGTERM (a
-preemption notice). Then the job must finish as if nothing happened.
+evaluator every 2-4 seconds until at least 6 kills have hit every role,
+the chief and a ps at least twice (scripts/chaos.py's runs for
+docs/faults.md make 10): with SIGKILL, and with SIGTERM (a preemption
+notice: a chief or ps takes it as one and exits 143 itself, a worker or
+the evaluator dies of it). Then the job must finish as if nothing happened.
 """
 
 import re
@@ -16,6 +18,7 @@ from cluster import chaos
 
 pytestmark = pytest.mark.cluster
 TRAIN_STEPS = 15000
+MIN_KILLS = 6  # chaos.NEEDED's sum: every role, the chief and a ps twice.
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM],
@@ -23,7 +26,7 @@ TRAIN_STEPS = 15000
 def test_the_job_survives_kills_of_every_role(demo_cwd, signum):
   run = chaos.ChaosRun(demo_cwd, chaos.seed_from_environment(),
                        signum=signum, train_steps=TRAIN_STEPS,
-                       interval=(2.0, 4.0))
+                       min_kills=MIN_KILLS, interval=(2.0, 4.0))
   try:
     code = run.run()
   finally:
@@ -31,7 +34,10 @@ def test_the_job_survives_kills_of_every_role(demo_cwd, signum):
   print(chaos.describe(chaos.verify(run, code)))
   output = run.output()
   name = signal.Signals(signum).name
-  died = re.findall(r"launcher: (\S+) was killed by %s \(exit code (\d+)\); "
-                    r"restarting it" % name, output)
+  died = re.findall(r"launcher: (\S+) (?:was killed by %s \(exit code "
+                    r"(\d+)\)|exited with code (\d+)); restarting it" % name,
+                    output)
   assert len(died) == len(run.kills), (died, [k.task for k in run.kills])
-  assert {code for _, code in died} == {str(128 + signum)}
+  # A chief SIGTERMed while training exits 143 itself, having saved
+  # (tests/test_faults.py proves that); one still starting dies of it.
+  assert {a or b for _, a, b in died} == {str(128 + signum)}

@@ -299,7 +299,8 @@ def test_sigtermed_ps_serves_until_the_chief_has_saved(cluster_factory):
   target = _sigterm_at_a_random_step(cluster, "ps-0")
   code, out = cluster.finish()
   assert code == 0, out[-3000:]
-  assert "launcher: ps-0 exited with code 143" in out, out[-3000:]
+  assert ("launcher: ps-0 was killed by SIGTERM (exit code 143)" in out), (
+      out[-3000:])
   ps_log = cluster.task_log("ps-0")
   assert "serving until the chief writes a checkpoint" in ps_log
   written = int(re.search(r"ps-0: the chief wrote model\.ckpt-(\d+)",

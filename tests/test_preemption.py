@@ -4,6 +4,8 @@ cluster, on each backend) are in tests/test_faults.py."""
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -92,3 +94,17 @@ def test_a_ps_leaves_after_its_grace_without_a_checkpoint(tmp_path):
                                       sleep=clock.sleep)
   assert clock.now == pytest.approx(25, abs=0.3)
   assert preemption.requests(str(tmp_path)) == {"ps-0"}
+
+
+def test_a_ps_dies_of_its_sigterm_in_the_end():
+  """As a killed ps does: the chief recovers from that (not from a ps that
+  ends its process normally while calls are in flight)."""
+  code = ("from trainer.training import preemption\n"
+          "notice = preemption.Notice().install()\n"
+          "preemption.die_of_the_signal(notice)\n"
+          "raise SystemExit(3)\n")
+  proc = subprocess.run([sys.executable, "-c", code], timeout=120,
+                        check=False, env=dict(
+                            os.environ, PYTHONPATH=os.path.dirname(
+                                os.path.dirname(os.path.abspath(__file__)))))
+  assert proc.returncode == -signal.SIGTERM

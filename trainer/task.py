@@ -206,6 +206,8 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
                                              notice=notice)
   except preemption.Preempted as e:
     print(str(e), file=sys.stderr, flush=True)
+    if task and task.type == tf_config.PS:
+      preemption.die_of_the_signal(notice)
     return preemption.EXIT_CODE
   except errors.HarnessError as e:
     # The loss diverged (trainer.training.nan_guard), or bad data.

@@ -15,7 +15,8 @@ support ParameterServerStrategy, and Estimator has none, so here:
   done job (trainer/training/job_end.py);
 * a ps, on SIGTERM, keeps serving (the chief's save runs on it): it asks
   the chief for a checkpoint (a file under MODEL_DIR/REQUESTS), waits until
-  a newer checkpoint exists or `grace_secs` pass, then exits EXIT_CODE;
+  a newer checkpoint exists or `grace_secs` pass, then dies of the SIGTERM
+  (143, `die_of_the_signal`);
 * workers and the evaluator keep Python's default: they exit at once (143),
   losing nothing but the steps in flight.
 
@@ -153,6 +154,19 @@ class ChiefWatch:
         step, ", ".join(sorted(self._wanted))))
     clear_requests(self._model_dir, self._wanted)
     self._wanted = set()
+
+
+def die_of_the_signal(notice: Notice) -> None:
+  """A ps ends as a killed process does, once it has served its grace: of
+  the SIGTERM itself, Python's default handler given back. TF's server has
+  no clean shutdown, and the chief recovers from a ps that vanishes (its
+  session sees the connection go); a ps that ended its Python process
+  normally left the chief's final step blocked in a chaos run (Estimator,
+  TF 2.15: "The same RunGraph (Worker) request was received twice")."""
+  notice.uninstall()
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  os.kill(os.getpid(), signal.SIGTERM)
+  time.sleep(5)  # The signal is delivered at once; this is not reached.
 
 
 def leave_after_checkpoint(model_dir: str, task_name: str, grace_secs: float,
