@@ -17,14 +17,11 @@ status 1.
 What maps where: cluster/engines/jobset.py, which builds the JobSet (pure).
 """
 
-import sys
-
 from absl import flags
 
 from cluster import k8s_flags
 from cluster.engines import jobset as jobset_lib
 from harness import cli as harness_cli
-from harness import errors
 from trainer.config import cli as trainer_cli
 
 KIND = "JobSet"
@@ -34,17 +31,17 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   k8s_flags.define(fv, KIND)
 
 
+def manifest(fv: flags.FlagValues, trainer_args) -> str:
+  spec = k8s_flags.spec_from_flags(fv, KIND)
+  jobset_lib.check(spec)
+  args, spec = k8s_flags.trainer_flags(trainer_args, spec)
+  return jobset_lib.manifest(spec, args)
+
+
 def main(argv):
   fv = flags.FLAGS
-  try:
-    spec = k8s_flags.spec_from_flags(fv, KIND)
-    jobset_lib.check(spec)
-    args, spec = k8s_flags.trainer_flags(argv[1:], spec)
-    text = jobset_lib.manifest(spec, args)
-  except errors.HarnessError as e:
-    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(text)
-  return 0
+  return harness_cli.print_generated(lambda: manifest(fv, argv[1:]), fv,
+                                     trainer_cli.FLAG_NAMES)
 
 
 def console_main():

@@ -20,7 +20,6 @@ What maps where: cluster/engines/tfjob.py, which builds the job (pure);
 this command reads the flags, checks the trainer's, and prints it.
 """
 
-import sys
 from typing import List
 
 from absl import flags
@@ -30,7 +29,6 @@ from cluster import tuning
 from cluster.engines import katib as katib_lib
 from cluster.engines import tfjob as tfjob_lib
 from harness import cli as harness_cli
-from harness import errors
 from trainer.config import cli as trainer_cli
 
 
@@ -47,19 +45,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   tuning.define_flags(fv)
 
 
+def manifest(fv: flags.FlagValues, trainer_args) -> str:
+  args, spec = k8s_flags.trainer_flags(
+      trainer_args, k8s_flags.spec_from_flags(fv, "TFJob"))
+  if fv.katib:
+    return katib_text(fv, spec, args)
+  return tfjob_lib.manifest(spec, args)
+
+
 def main(argv):
   fv = flags.FLAGS
-  try:
-    args, spec = k8s_flags.trainer_flags(
-        argv[1:], k8s_flags.spec_from_flags(fv, "TFJob"))
-    if fv.katib:
-      text = katib_text(fv, spec, args)
-    else:
-      text = tfjob_lib.manifest(spec, args)
-  except errors.HarnessError as e:
-    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(text)
-  return 0
+  return harness_cli.print_generated(lambda: manifest(fv, argv[1:]), fv,
+                                     trainer_cli.FLAG_NAMES)
 
 
 def katib_text(fv: flags.FlagValues, spec: tfjob_lib.JobSpec,

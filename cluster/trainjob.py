@@ -22,15 +22,12 @@ What maps where: cluster/engines/trainjob.py (pure), whose runtime's
 template is the JobSet of cluster/engines/jobset.py.
 """
 
-import sys
-
 from absl import flags
 
 from cluster import k8s_flags
 from cluster.engines import jobset as jobset_lib
 from cluster.engines import trainjob as trainjob_lib
 from harness import cli as harness_cli
-from harness import errors
 from trainer.config import cli as trainer_cli
 
 KIND = "TrainJob"
@@ -53,19 +50,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                     flag_values=fv)
 
 
+def manifest(fv: flags.FlagValues, trainer_args) -> str:
+  spec = k8s_flags.spec_from_flags(fv, KIND)
+  jobset_lib.check(spec)
+  trainjob_lib.check_runtime_name(fv.runtime)
+  args, spec = k8s_flags.trainer_flags(trainer_args, spec)
+  kind = trainjob_lib.KINDS[int(fv.cluster_runtime)]
+  return trainjob_lib.manifest(spec, args, fv.runtime, kind, fv.emit)
+
+
 def main(argv):
   fv = flags.FLAGS
-  try:
-    spec = k8s_flags.spec_from_flags(fv, KIND)
-    jobset_lib.check(spec)
-    trainjob_lib.check_runtime_name(fv.runtime)
-    args, spec = k8s_flags.trainer_flags(argv[1:], spec)
-    kind = trainjob_lib.KINDS[int(fv.cluster_runtime)]
-    text = trainjob_lib.manifest(spec, args, fv.runtime, kind, fv.emit)
-  except errors.HarnessError as e:
-    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(text)
-  return 0
+  return harness_cli.print_generated(lambda: manifest(fv, argv[1:]), fv,
+                                     trainer_cli.FLAG_NAMES)
 
 
 def console_main():

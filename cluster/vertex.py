@@ -26,7 +26,6 @@ What maps where: cluster/engines/vertex.py, which builds the job (pure);
 this command reads the flags, checks the trainer's, and prints it.
 """
 
-import sys
 from typing import List, Sequence
 
 from absl import flags
@@ -123,19 +122,18 @@ def spec_from_flags(fv: flags.FlagValues) -> vertex_lib.JobSpec:
   return spec
 
 
+def manifest(fv: flags.FlagValues, trainer_args) -> str:
+  spec = spec_from_flags(fv)
+  args = trainer_flags(trainer_args, spec)
+  if fv.hptune:
+    return hptune_text(fv, spec, args)
+  return vertex_lib.yaml_text(spec, args)
+
+
 def main(argv):
   fv = flags.FLAGS
-  try:
-    spec = spec_from_flags(fv)
-    args = trainer_flags(argv[1:], spec)
-    if fv.hptune:
-      text = hptune_text(fv, spec, args)
-    else:
-      text = vertex_lib.yaml_text(spec, args)
-  except errors.HarnessError as e:
-    return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
-  sys.stdout.write(text)
-  return 0
+  return harness_cli.print_generated(lambda: manifest(fv, argv[1:]), fv,
+                                     trainer_cli.FLAG_NAMES)
 
 
 def console_main():

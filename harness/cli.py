@@ -106,6 +106,19 @@ def flag_spelling(*flag_names: Collection[str]
   return spell
 
 
+def print_generated(build: Callable[[], str],
+                    *flag_names: Collection[str]) -> int:
+  """A generator command's end (cluster.tfjob, .jobset, .trainjob,
+  .vertex): stdout gets what `build()` returns and nothing else, or stderr
+  one line of its HarnessError (exit status 1)."""
+  try:
+    text = build()
+  except errors.HarnessError as e:
+    return report(e, *flag_names)
+  sys.stdout.write(text)
+  return 0
+
+
 def report(error: errors.HarnessError, *flag_names: Collection[str]) -> int:
   """Prints `error` as one line on stderr, its settings spelled as the
   flags named (see flag_spelling), below its `details` where it has any;
