@@ -226,20 +226,24 @@ class ChaosRun:
         pauses[role] = max(pauses.get(role, 0.0), after[0] - kill.at)
     return pauses
 
-  def steps_lost(self) -> Dict[str, int]:
-    """By role: the most global steps a kill of that role cost: the
-    highest step logged before the kill less the lowest logged after it,
-    before the next kill (a restore from an older checkpoint sends the
-    global step back; steps in flight are not counted)."""
-    lines = self.progress()
-    times = [kill.at for kill in self.kills] + [float("inf")]
-    lost = {}
-    for kill, until in zip(self.kills, times[1:]):
-      before = [step for when, step, _ in lines if when <= kill.at]
-      after = [step for when, step, _ in lines if kill.at < when <= until]
-      role = kill.task.split("-")[0]
-      cost = max(0, max(before) - min(after)) if before and after else 0
-      lost[role] = max(lost.get(role, 0), cost)
+  def steps_lost(self, noise: int = 200) -> Dict[str, int]:
+    """By role, the chief's and the ps's: the most global steps one kill of
+    that role sent the global step back (a restore from a checkpoint older
+    than where training was). Only they can: a worker or the evaluator
+    loses its steps in flight at most. Each fall of the logged step below
+    the highest so far, by more than `noise` (tasks' lines interleave), is
+    put down to the latest chief or ps kill before it."""
+    lost = {"chief": 0, "ps": 0}
+    restorers = [k for k in self.kills if k.task.split("-")[0] in lost]
+    highest = None
+    for when, step, _ in self.progress():
+      if highest is not None and step < highest - noise:
+        before = [k for k in restorers if k.at < when]
+        if before:
+          role = before[-1].task.split("-")[0]
+          lost[role] = max(lost[role], highest - step)
+        highest = step  # Training goes on from the restored step.
+      highest = step if highest is None else max(highest, step)
     return lost
 
   def checkpoint_paths(self) -> List[str]:
