@@ -279,14 +279,20 @@ def test_sigtermed_chief_saves_where_it_was_and_resumes_there(
   assert "launcher: chief-0 exited with code 143" in out, out[-3000:]
   before, after_restart = cluster.task_log("chief-0").split(
       "--- restart 1 ---")
+  # The chief notices at the end of its step in flight (on a loaded
+  # machine its view may lag the workers' logs); what it saves is the
+  # global step then, at least the step of the notice.
   noticed = int(re.search(r"SIGTERM \(a preemption notice\) at step (\d+)",
                           before).group(1))
-  assert noticed >= target
   saved = int(re.search(r"The chief stopped on SIGTERM at step (\d+)",
                         before).group(1))
-  assert saved >= noticed
+  assert saved >= max(noticed, target), (noticed, saved, target)
   steps = _steps_logged(after_restart)
   assert steps and min(steps) >= saved, (saved, steps[:5])
+  if "Backend: estimator" in before:  # Its workers waited for it.
+    for worker in ("worker-0", "worker-1"):
+      assert re.search(r"The chief is back: going on after [\d.]+ s",
+                       cluster.task_log(worker)), worker
   assert warm_start.global_step(cluster.model_dir) >= STEPS
   cluster.check_outputs_load()
 

@@ -108,3 +108,22 @@ def test_a_ps_dies_of_its_sigterm_in_the_end():
                             os.environ, PYTHONPATH=os.path.dirname(
                                 os.path.dirname(os.path.abspath(__file__)))))
   assert proc.returncode == -signal.SIGTERM
+
+
+def test_estimator_workers_pause_while_the_chief_is_away(tmp_path):
+  model_dir, clock, lines = str(tmp_path), FakeClock(), []
+  preemption.mark_chief_away(model_dir, 1200)
+  assert preemption.chief_away(model_dir)
+
+  def sleep(seconds):  # The chief is back after 7 s.
+    clock.sleep(seconds)
+    if clock.now >= 7:
+      preemption.clear_chief_away(model_dir)
+
+  assert preemption.wait_while_chief_away(
+      model_dir, lines.append, clock=clock, sleep=sleep) == pytest.approx(7)
+  assert "pausing until it is back" in lines[0]
+  preemption.mark_chief_away(model_dir, 1300)  # It never comes back.
+  assert preemption.wait_while_chief_away(
+      model_dir, lines.append, clock=clock, sleep=clock.sleep,
+      timeout_secs=30) == pytest.approx(30)

@@ -148,11 +148,16 @@ class PreemptionHook(tf.estimator.SessionRunHook):
   def before_run(self, run_context):
     return tf.estimator.SessionRunArgs(self._step)
 
+  def after_create_session(self, session, coord):
+    # The checkpoint is restored: paused workers go on.
+    preemption.clear_chief_away(self._model_dir)
+
   def after_run(self, run_context, run_values):
     step = int(run_values.results)
     if self._watch.stop_now(step):
       # MonitoredSession's close runs the hooks' `end`: Estimator's
       # CheckpointSaverHook saves the last step there.
+      self._watch.leaving(step)
       run_context.request_stop()
     elif self._watch.checkpoint_wanted():
       # The Scaffold's saver, which the CheckpointSaverHook uses too.
@@ -162,6 +167,22 @@ class PreemptionHook(tf.estimator.SessionRunHook):
                  os.path.join(self._model_dir, "model.ckpt"),
                  global_step=self._step)
       self._watch.checkpoint_written(step)
+
+
+class PauseWhileChiefAway(tf.estimator.SessionRunHook):
+  """A worker's hook: pauses while the chief is away after a preemption
+  notice (looked for at most every second)."""
+
+  def __init__(self, model_dir: str, log: Callable[[str], None],
+               clock=None):
+    self._model_dir, self._log = model_dir, log
+    self._due = early_stopping.Throttle(**({"clock": clock} if clock
+                                           else {}))
+
+  def after_run(self, run_context, run_values):
+    if self._due() and preemption.chief_away(self._model_dir):
+      paused = preemption.wait_while_chief_away(self._model_dir, self._log)
+      self._log("The chief is back: going on after %.1f s." % paused)
 
 
 class ProfileHook(tf.estimator.SessionRunHook):

@@ -143,6 +143,8 @@ def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,
                  hooks_lib.StopWhenMarked(model_dir))
   if watch:
     hooks.append(hooks_lib.PreemptionHook(watch, model_dir))
+  elif task and task.type == tf_config.WORKER:
+    hooks.append(hooks_lib.PauseWhileChiefAway(model_dir, log))
   if job.run.profile_steps and chief:
     hooks.append(hooks_lib.ProfileHook(*job.run.profile_steps,
                                        logdir=model_dir, log=log))
@@ -205,6 +207,7 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
                   checkpoint=estimator.latest_checkpoint(), export_dir=None)
   if tf_config.is_chief(task) and p.job_done:
     log(job_end.DONE_NOTE % job.resolved_export_dir)
+    preemption.clear_chief_away(job.model_dir)
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
           lambda: eval_events.last_step(estimator.eval_dir()),

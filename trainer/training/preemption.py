@@ -18,7 +18,11 @@ support ParameterServerStrategy, and Estimator has none, so here:
   a newer checkpoint exists or `grace_secs` pass, then dies of the SIGTERM
   (143, `die_of_the_signal`);
 * workers and the evaluator keep Python's default: they exit at once (143),
-  losing nothing but the steps in flight.
+  losing nothing but the steps in flight;
+* an Estimator chief's workers train on their own, and its restart restores
+  its checkpoint over what they did meanwhile: the chief leaves a note
+  (AWAY) as it stops, the workers pause within a second of it, and the
+  restarted chief removes it once its session has restored.
 
 `Notice` is the signal handler (installed by the entry point, for the chief
 and the ps only); `ChiefWatch` is what a chief's loop asks between steps;
@@ -38,6 +42,10 @@ from harness import files
 
 EXIT_CODE = 128 + signal.SIGTERM
 REQUESTS = "checkpoint-requests"
+# The Estimator chief's note to its workers while it is away after a
+# notice: they pause until its restart has restored the checkpoint.
+AWAY = "chief-away"
+AWAY_WAIT_SECS = 600.0
 POLL_SECS = 1.0
 DEFAULT_GRACE_SECS = 25
 
@@ -111,6 +119,44 @@ def clear_requests(model_dir: str, names: Set[str]) -> None:
       tf.io.gfile.remove(path)
 
 
+def _away_path(model_dir: str) -> str:
+  return os.path.join(model_dir, REQUESTS, AWAY)
+
+
+def mark_chief_away(model_dir: str, step: int) -> None:
+  """The Estimator chief, leaving on a notice: its workers pause (their
+  steps would be undone by its restart's restore)."""
+  tf.io.gfile.makedirs(os.path.join(model_dir, REQUESTS))
+  files.write_text(_away_path(model_dir), json.dumps({"step": step}),
+                   tf.io.gfile)
+
+
+def clear_chief_away(model_dir: str) -> None:
+  """The chief is back and has restored: the workers go on."""
+  if tf.io.gfile.exists(_away_path(model_dir)):
+    tf.io.gfile.remove(_away_path(model_dir))
+
+
+def chief_away(model_dir: str) -> bool:
+  return tf.io.gfile.exists(_away_path(model_dir))
+
+
+def wait_while_chief_away(model_dir: str, log: Callable[[str], None],
+                          clock: Callable[[], float] = time.monotonic,
+                          sleep: Callable[[float], None] = time.sleep,
+                          timeout_secs: float = AWAY_WAIT_SECS) -> float:
+  """An Estimator worker's pause while its chief is away; returns the
+  seconds paused (at most `timeout_secs`: a chief that never comes back
+  fails the job in its own way)."""
+  started = clock()
+  log("The chief left on a preemption notice: pausing until it is back "
+      "(at most %d s), so that its restore undoes no step of ours." %
+      timeout_secs)
+  while chief_away(model_dir) and clock() - started < timeout_secs:
+    sleep(POLL_SECS)
+  return clock() - started
+
+
 class ChiefWatch:
   """What the chief's loop asks after each step: whether to stop (its own
   SIGTERM), and whether a preempted ps wants a checkpoint now (looked for at
@@ -135,6 +181,11 @@ class ChiefWatch:
                 "writing a checkpoint, then exiting %d for a restart." % (
                     step, EXIT_CODE))
     return True
+
+  def leaving(self, step: int) -> None:
+    """The Estimator chief's workers train on their own: they pause while
+    it is away."""
+    mark_chief_away(self._model_dir, step)
 
   @property
   def preempted(self) -> bool:
