@@ -66,7 +66,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_bool("quick", False, "Fewer steps and repeats: under five "
                     "minutes on 2 cores.", flag_values=fv)
   flags.DEFINE_bool("smoke", False, "A few steps, one repeat, small "
-                    "embedding tables (1k and 20k rows, not 10k and 1M): "
+                    "embedding tables (4k and 20k rows, not 10k and 1M; "
+                    "the text model's vocabulary has about 2k words): "
                     "checks that every figure is produced (for tests); its "
                     "figures measure nothing.", flag_values=fv)
   flags.DEFINE_integer("repeats", None, "Runs per figure (median reported); "
@@ -83,7 +84,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 def settings(quick: bool, smoke: bool, repeats=None) -> dict:
   if smoke:
     plan = dict(raw_steps=30, estimator_steps=60, cluster_steps=300,
-                warmup=10, repeats=1, table_sizes=(1000, 20000),
+                warmup=10, repeats=1, table_sizes=(4000, 20000),
                 text_steps=60, text_cluster_steps=100, keras_steps=200,
                 steps_per_execution=(10,), demo_seeds=1)
     plan["data"] = bench_data.settings(quick=False, smoke=True)
