@@ -273,6 +273,7 @@ def _cross_object_problems(documents) -> list:
   return problems
 
 
+@pytest.mark.slow  # Two generator processes and two large CRDs.
 @pytest.mark.parametrize("cluster_runtime", [False, True])
 def test_trainjob_and_runtime_pass_their_crds_and_each_other(
     shared, cluster_runtime):

@@ -96,6 +96,7 @@ def test_a_ps_leaves_after_its_grace_without_a_checkpoint(tmp_path):
   assert preemption.requests(str(tmp_path)) == {"ps-0"}
 
 
+@pytest.mark.slow  # A Python process that imports TF.
 def test_a_ps_dies_of_its_sigterm_in_the_end():
   """As a killed ps does: the chief recovers from that (not from a ps that
   ends its process normally while calls are in flight)."""
