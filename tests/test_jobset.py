@@ -37,6 +37,9 @@ from tests import doc_commands
 from tests import netns_hosts
 from tests import processes
 from tests.test_tfjob import NETWORK_POLICY_SCHEMA
+# The TFJob tests' shared "volume" and demo flags: the same job here.
+from tests.test_tfjob import _trainer_args
+from tests.test_tfjob import shared  # pylint: disable=unused-import
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRDS = os.path.join(REPO, "tests", "data", "k8s")
@@ -103,23 +106,6 @@ def generate(module, args, trainer_args):
       [sys.executable, "-m", module] + list(args) + ["--"] +
       list(trainer_args), capture_output=True, text=True, env=ENV,
       timeout=120, check=False)
-
-
-@pytest.fixture
-def shared(tmp_path, assets):
-  root = tmp_path / "shared"
-  root.mkdir()
-  os.symlink(assets.root, str(root / "assets"))
-  return root
-
-
-def _trainer_args(shared, extra=()):
-  assets = shared / "assets"
-  return ["--module_handle=%s" % (assets / "models" / "digits"), "--trainable",
-          "--train_files=%s" % (assets / "data" / "digits_train.tfrecord"),
-          "--eval_files=%s" % (assets / "data" / "digits_eval.tfrecord"),
-          "--input_map=inputs=pixels", "--n_classes=5",
-          "--model_dir=%s" % (shared / "runs" / "digits")] + list(extra)
 
 
 CLUSTER = ["--name=digits", "--image=registry.example/harness:1",
