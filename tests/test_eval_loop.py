@@ -99,9 +99,44 @@ def test_a_deleted_checkpoint_is_skipped_for_the_latest(tmp_path):
   metrics = chief.loop(evaluate, log=logged.append)
   assert metrics == {"global_step": 20}
   assert [c.rsplit("-", 1)[1] for c in evaluated] == ["10", "20"]
-  assert logged == ["Checkpoint %s was deleted before it was evaluated "
-                    "(NotFoundError: %s); evaluating the latest one." % (
-                        evaluated[0], evaluated[0])]
+  assert logged[0] == ("Checkpoint %s was deleted before it was evaluated "
+                       "(NotFoundError: %s); evaluating the latest one." % (
+                           evaluated[0], evaluated[0]))
+  # From then on it reads a pinned copy, removed when the loop ends.
+  pinned = os.path.join(chief.model_dir, eval_loop.PINNED)
+  assert evaluated[1] == os.path.join(pinned, "ckpt-20")
+  assert pinned in logged[1] and len(logged) == 2
+  assert not os.path.exists(pinned)
+
+
+def test_a_chief_that_deletes_each_checkpoint_first_does_not_starve_it(
+    tmp_path):
+  """Fast steps and frequent saves on a loaded machine: the chief saves
+  (keep=1) while the evaluator restores, so each checkpoint it chose is
+  gone before its read (a CI run evaluated none in 300 s). After the first
+  miss, each is pinned before the read, and its evaluations go on."""
+  chief = Chief(tmp_path, keep=1, script=[lambda: None] * 3)
+  chief.save(10)
+  reads, calls = [], []
+
+  def evaluate(checkpoint):
+    calls.append(checkpoint)
+    assert len(calls) < 20, "starved: no checkpoint was read in 20 tries"
+    step = metrics_of(checkpoint)["global_step"]
+    if not os.path.exists(chief.export_dir):
+      chief.save(step + 10)  # The chief's next save, before the read.
+    try:
+      reader = tf.train.load_checkpoint(checkpoint)
+    except (tf.errors.NotFoundError, ValueError) as e:
+      raise eval_loop.CheckpointGone(str(e)) from e
+    reads.append(int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")))
+    if len(reads) == 3:
+      chief.export()
+    return {"global_step": reads[-1]}
+  assert chief.loop(evaluate, log=lambda line: None) == {"global_step": 50}
+  # ckpt-10 was gone; 20, 30 and 40 were read from their pinned copies
+  # though the chief had deleted each of them (keep=1); then its last, 50.
+  assert reads == [20, 30, 40, 50]
 
 
 def test_any_other_error_ends_the_loop_at_once(tmp_path):

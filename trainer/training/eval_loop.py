@@ -14,20 +14,49 @@ It waits as long as the job runs: the job's deadline is the engine's.
 
 The backend evaluates one checkpoint (`evaluate`) and raises
 `CheckpointGone` where the chief deleted it first: that checkpoint is
-skipped for the latest. Every other error ends the task, with its own
-message (never retried back to back).
+skipped for the latest. Where that happens the chief may be saving faster
+than this task restores (frequent saves, fast steps, a loaded machine: a CI
+run deleted every checkpoint before it was read, for 300 s), so from then
+on each checkpoint is pinned first: its files linked (copied where links
+cannot be made, e.g. on gs://) into MODEL_DIR/evaluator-pinned/, which the
+chief's deletions do not touch, and evaluated there. Every other error ends
+the task, with its own message (never retried back to back).
 """
 
+import os
 import time
 from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
 POLL_SECS = 1.0
+PINNED = "evaluator-pinned"
 
 
 class CheckpointGone(Exception):
   """The checkpoint chosen for evaluation was deleted before it was read."""
+
+
+def pin(checkpoint: str, pinned_dir: str) -> str:
+  """Links (or copies) `checkpoint`'s files into `pinned_dir`, in place of
+  the last pinned one, and returns the pinned checkpoint's path. Raises
+  CheckpointGone where the chief deleted a file first."""
+  if tf.io.gfile.exists(pinned_dir):
+    tf.io.gfile.rmtree(pinned_dir)
+  tf.io.gfile.makedirs(pinned_dir)
+  sources = tf.io.gfile.glob(checkpoint + ".*")
+  if not any(source.endswith(".index") for source in sources):
+    raise CheckpointGone("%s.index is gone" % checkpoint)
+  for source in sources:
+    target = os.path.join(pinned_dir, os.path.basename(source))
+    try:
+      try:
+        os.link(source, target)  # Instant, and the chief cannot delete it.
+      except OSError:
+        tf.io.gfile.copy(source, target, overwrite=True)
+    except (OSError, tf.errors.NotFoundError) as e:
+      raise CheckpointGone("%s: %s" % (source, e)) from e
+  return os.path.join(pinned_dir, os.path.basename(checkpoint))
 
 
 def _final(checkpoint: str, model_dir: str, export_dir: str) -> bool:
@@ -57,22 +86,32 @@ def evaluate_continuously(
   if start_delay_secs:
     sleep(start_delay_secs)
   evaluated, metrics, next_allowed = None, None, 0.0
+  pinned_dir = None  # Set once the chief has deleted one before its read.
   while True:
     checkpoint = tf.train.latest_checkpoint(model_dir)
     if checkpoint and checkpoint != evaluated and clock() >= next_allowed:
       next_allowed = clock() + throttle_secs
       try:
-        metrics = evaluate(checkpoint)
+        read = pin(checkpoint, pinned_dir) if pinned_dir else checkpoint
+        metrics = evaluate(read)
       except CheckpointGone as e:
         log("Checkpoint %s was deleted before it was evaluated (%s); "
             "evaluating the latest one." % (checkpoint, str(e).splitlines()[
                 0][:200]))
+        if not pinned_dir:
+          pinned_dir = os.path.join(model_dir, PINNED)
+          log("The chief deletes checkpoints (--keep_checkpoint_max) "
+              "faster than this evaluator reads them: from now on each is "
+              "first linked or copied into %s." % pinned_dir)
         continue
       evaluated = checkpoint
       final = _final(checkpoint, model_dir, export_dir)
-      after(checkpoint, metrics, final)
+      after(read, metrics, final)
       if final:
-        return metrics
+        break
     elif evaluated and _final(evaluated, model_dir, export_dir):
-      return metrics  # The chief exported after the one last evaluated.
+      break  # The chief exported after the one last evaluated.
     sleep(POLL_SECS)
+  if pinned_dir and tf.io.gfile.exists(pinned_dir):
+    tf.io.gfile.rmtree(pinned_dir)
+  return metrics
