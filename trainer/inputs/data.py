@@ -21,6 +21,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import os
+import random
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from google.protobuf import message
@@ -365,6 +366,8 @@ def reader(files: Files, num_columns: int):
 # 128 it is noise.
 INTERLEAVE_BLOCK = 128
 SHUFFLE_BUFFER = job_lib.default(job_lib.DataOptions, "shuffle_buffer")
+# The tf.data service's job that a cluster's training workers share.
+SERVICE_JOB = "train"
 
 
 def blocks(files: Files, num_columns: int, *, training: bool,
@@ -383,15 +386,39 @@ def blocks(files: Files, num_columns: int, *, training: bool,
       (list(files.paths), [f.compression for f in files.formats]))
   if training:
     names = names.shuffle(len(files), seed=seed).repeat()
+  return _interleave(names, read, deterministic=not training)
+
+
+def _interleave(names: tf.data.Dataset, read, *,
+                deterministic: bool) -> tf.data.Dataset:
+  """The files `names` gives ((path, compression) pairs), read in blocks
+  of INTERLEAVE_BLOCK, several at once."""
   return names.interleave(
       lambda path, compression: read(path, compression).batch(
           INTERLEAVE_BLOCK),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def shared_blocks(files: Files, num_columns: int,
+                  seed: Optional[int] = None) -> tf.data.Dataset:
+  """Training's blocks for TF's tf.data service (`distributed_epoch`): the
+  service hands the files out one by one, each once per pass, to whichever
+  of its workers asks, so the pipeline's source must be the file list
+  itself. The files' order is shuffled once, here (a shuffle in the
+  pipeline would be each service worker's own, and measured it undid the
+  split: 46% of the examples once per epoch instead of 82%)."""
+  order = list(range(len(files)))
+  random.Random(seed).shuffle(order)
+  names = tf.data.Dataset.from_tensor_slices(
+      ([files.paths[i] for i in order],
+       [files.formats[i].compression for i in order])).repeat()
+  return _interleave(names, reader(files, num_columns), deterministic=False)
 
 
 def make_input_fn(files: Files, config: InputConfig, *,
                   batch_size: int, training: bool, seed=None,
-                  shuffle_buffer: int = SHUFFLE_BUFFER):
+                  shuffle_buffer: int = SHUFFLE_BUFFER,
+                  service: Optional[str] = None):
   """An input_fn over `files`, returning a tf.data.Dataset of batches.
 
   Training repeats forever and shuffles (the files' order and, through a
@@ -399,8 +426,22 @@ def make_input_fn(files: Files, config: InputConfig, *,
   only); evaluation reads each file once. Records are unbatched only for
   the record shuffle; otherwise the blocks are cut into batches whole
   (`rebatch`), which costs per batch, not per record.
+
+  `service`: the address of a tf.data service dispatcher
+  (trainer.keras.data_service): the batches are made by its workers, each
+  file read once per pass across all of them (`shared_blocks`), and every
+  consumer of the same job gets its own batches.
   """
   def input_fn():
+    if service:
+      dataset = shared_blocks(files, len(config.columns), seed).unbatch()
+      if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+      dataset = dataset.batch(batch_size).map(
+          parser(files, config), num_parallel_calls=tf.data.AUTOTUNE)
+      return dataset.apply(tf.data.experimental.service.distribute(
+          processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
+          service=service, job_name=SERVICE_JOB)).prefetch(tf.data.AUTOTUNE)
     if training and shuffle_buffer:
       if len(files) == 1:  # No interleave: the reader's records as they are.
         dataset = reader(files, len(config.columns))(
@@ -421,15 +462,18 @@ def make_input_fn(files: Files, config: InputConfig, *,
 def input_fns(train_files: Files, eval_files: Optional[Files],
               config: InputConfig, *, batch_size: int,
               share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER,
-              eval_config: Optional[InputConfig] = None):
+              eval_config: Optional[InputConfig] = None,
+              service: Optional[str] = None):
   """(train input_fn, eval input_fn or None without eval files): the one
   pipeline of both backends (an input_fn returns a tf.data.Dataset).
   Training reads this task's `share` of the files with its seed; the
   evaluation reads every eval file once, by `eval_config` (the eval files'
-  own columns; default: `config`)."""
+  own columns; default: `config`). `service`: training's batches come
+  from that tf.data service (make_input_fn)."""
   train = make_input_fn(train_files.subset(share.indices), config,
                         batch_size=batch_size, training=True,
-                        seed=share.seed, shuffle_buffer=shuffle_buffer)
+                        seed=share.seed, shuffle_buffer=shuffle_buffer,
+                        service=service)
   evaluate = None
   if eval_files:
     evaluate = make_input_fn(eval_files, eval_config or config,

@@ -32,6 +32,7 @@ from trainer.config import job as job_lib
 from trainer.inputs import data
 from trainer.inputs import data_share
 from trainer.keras import cluster as cluster_lib
+from trainer.keras import data_service
 from trainer.keras import evaluation
 from trainer.keras import export as export_lib
 from trainer.keras import loop
@@ -59,19 +60,27 @@ CHIEF_EXIT_WAIT_SECS = 60
 
 
 def dataset_fns(p: preflight.Plan, num_workers: int = 0,
-                log: Callable[[str], None] = lambda line: None):
+                log: Callable[[str], None] = lambda line: None,
+                service: Optional[str] = None):
   """(train input_fn, eval input_fn or None without eval files): one
-  process's, or, with `num_workers`, the one every worker of a cluster runs
-  (trainer.inputs.data_share says why it reads every file); said to `log`."""
+  process's, or, with `num_workers`, the one every worker of a cluster runs:
+  through the tf.data service at `service` (trainer.keras.data_service),
+  else reading every file (trainer.inputs.data_share says why); said to
+  `log`."""
   files = len(p.train_files)
-  share = (data_share.for_keras_workers(files, num_workers) if num_workers
-           else data_share.decide(files, tasks=1, index=0,
-                                  seed=p.job.run.random_seed))
-  log(share.note)
+  seed = p.job.run.random_seed
+  if service:
+    share = data_share.decide(files, tasks=1, index=0, seed=seed)
+  elif num_workers:
+    share = data_share.for_keras_workers(files, num_workers)
+    log(share.note)
+  else:
+    share = data_share.decide(files, tasks=1, index=0, seed=seed)
+    log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
                         batch_size=p.job.data.batch_size, share=share,
                         shuffle_buffer=p.job.data.shuffle_buffer,
-                        eval_config=p.eval_inputs)
+                        eval_config=p.eval_inputs, service=service)
 
 
 def settings(p: preflight.Plan) -> loop.Settings:
@@ -188,7 +197,10 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
                               job.run.keep_checkpoint_max)
   _start_or_resume(state, manager, p, log)
   num_workers = len(config.cluster[tf_config.WORKER])
-  train_fn, _ = dataset_fns(p, num_workers, log)
+  service = (data_service.start_dispatcher(
+      job.model_dir, config.cluster[tf_config.CHIEF][0], log)
+             if job.data.data_service else None)
+  train_fn, _ = dataset_fns(p, num_workers, log, service)
   runner = loop.ClusterSteps(state, job.head, train_fn, strategy,
                              coordinator, num_workers)
   loop.train(state, runner, manager, settings(p), log=log,
@@ -260,6 +272,10 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
   task = config.task
   if task.type in (tf_config.PS, tf_config.WORKER):
     if not tf.io.gfile.exists(job.resolved_export_dir):
+      if job.data.data_service and task.type == tf_config.WORKER:
+        data_service.start_worker(
+            job.model_dir, config.cluster[task.type][task.index],
+            timeout_secs=job.cluster.serve_timeout_secs, log=log)
       job_end.serve_until_done(
           dict(config.cluster), job_name=task.type, task_index=task.index,
           export_dir=job.resolved_export_dir, model_dir=job.model_dir,
