@@ -50,12 +50,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                      lower_bound=0.5, flag_values=fv)
   flags.DEFINE_string("work_dir", "", "Where assets and runs go; a new "
                       "temporary directory when empty.", flag_values=fv)
+  flags.DEFINE_list("trainer_args", [], "More trainer flags for every run, "
+                    "comma-separated (e.g. --backend=keras,--data_service).",
+                    flag_values=fv)
   flags.DEFINE_string("json", "", "Write every run's figures to this JSON "
                       "file.", flag_values=fv)
 
 
 def one_run(work_dir: str, assets_root: str, index: int, seed: int,
-            signum: int, train_steps: int, interval) -> dict:
+            signum: int, train_steps: int, interval,
+            trainer_args=()) -> dict:
   """A chaos run; its figures, or its failure. Removes its directory when
   it passed."""
   cwd = os.path.join(work_dir, "run-%d-seed-%d" % (index, seed))
@@ -63,7 +67,7 @@ def one_run(work_dir: str, assets_root: str, index: int, seed: int,
   os.makedirs(cwd)
   os.symlink(assets_root, os.path.join(cwd, "demo_assets"))
   run = chaos.ChaosRun(cwd, seed, signum=signum, train_steps=train_steps,
-                       interval=interval)
+                       interval=interval, extra_trainer_args=trainer_args)
   started = time.monotonic()
   try:
     code = run.run()
@@ -140,7 +144,8 @@ def main(argv):
     print("run %d of %d, seed %d (%s) ..." % (index, len(seeds), seed,
                                                fv.signal), flush=True)
     result = one_run(work_dir, assets.root, index, seed, signum,
-                     fv.train_steps, (fv.min_interval, fv.max_interval))
+                     fv.train_steps, (fv.min_interval, fv.max_interval),
+                     fv.trainer_args)
     print("  " + (("FAILED: " + result["failed"][:300]) if "failed" in result
                   else chaos.describe(result)), flush=True)
     results.append(result)
@@ -148,7 +153,7 @@ def main(argv):
   if fv.json:
     with open(fv.json, "w") as f:
       json.dump({"signal": fv.signal, "train_steps": fv.train_steps,
-                 "runs": results}, f, indent=2, sort_keys=True)
+                 "trainer_args": fv.trainer_args, "runs": results}, f, indent=2, sort_keys=True)
   return 1 if any("failed" in r for r in results) else 0
 
 

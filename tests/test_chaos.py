@@ -41,3 +41,18 @@ def test_the_job_survives_kills_of_every_role(demo_cwd, signum):
   # A chief SIGTERMed while training exits 143 itself, having saved
   # (tests/test_faults.py proves that); one still starting dies of it.
   assert {a or b for _, a, b in died} == {str(128 + signum)}
+
+
+def test_a_stale_step_is_not_a_restore_but_training_below_is():
+  """The chief's line of a step that began before checkpoint 1337 and ended
+  after it (a CI run: step 944, then 1483 80 ms later) lost nothing; a
+  chief that trains on below the checkpoint restored an older one."""
+  checkpoints = [(100.0, 1337)]
+  checkpoint_at = lambda when: max(
+      [0] + [step for seen, step in checkpoints if seen <= when])
+  stale = [(99.0, 900, "chief-0"), (101.8, 944, "chief-0"),
+           (101.9, 1483, "chief-0"), (102.0, 1502, "worker-0")]
+  assert chaos.went_back(stale, checkpoint_at) == []
+  restored = stale + [(102.5, 1050, "chief-0"), (103.0, 1150, "chief-0")]
+  assert chaos.went_back(restored, checkpoint_at) == [(102.5, 1050,
+                                                        "chief-0")]
