@@ -13,7 +13,6 @@ from typing import Callable, Mapping, Optional
 
 import tensorflow as tf
 
-from harness import errors
 
 from harness import tf_config
 from trainer.config import job as job_lib
@@ -61,14 +60,7 @@ def model_fn_of(p: Plan):
 
 def check_model(p: Plan) -> None:
   """The pre-flight's part for this backend: a user's model_fn is imported
-  and its training graph built once (trainer.estimator.model); the Keras
-  backend's tf.data service is refused."""
-  if p.job.data.data_service:
-    raise errors.FlagError(
-        "`data_service` is for the Keras backend's clusters, and this run's "
-        "backend is estimator (%s), whose tasks each read their own files "
-        "(`shard_files`); drop --data_service, or run with --backend=keras."
-        % (p.backend.why if p.backend else "--backend"))
+  and its training graph built once (trainer.estimator.model)."""
   if p.job.model.model_fn:
     model_lib.check_model_fn(p.job.model.model_fn, p.serving_inputs,
                              p.job.head.n_classes, job_lib.settings_of(p.job))
