@@ -68,14 +68,12 @@ def dataset_fns(p: preflight.Plan, num_workers: int = 0,
   else reading every file (trainer.inputs.data_share says why); said to
   `log`."""
   files = len(p.train_files)
-  seed = p.job.run.random_seed
-  if service:
-    share = data_share.decide(files, tasks=1, index=0, seed=seed)
-  elif num_workers:
+  if num_workers and not service:
     share = data_share.for_keras_workers(files, num_workers)
-    log(share.note)
-  else:
-    share = data_share.decide(files, tasks=1, index=0, seed=seed)
+  else:  # Every file, with the run's seed: the service splits them.
+    share = data_share.decide(files, tasks=1, index=0,
+                              seed=p.job.run.random_seed)
+  if not service:  # The service's dispatcher says what it does.
     log(share.note)
   return data.input_fns(p.train_files, p.eval_files, p.inputs,
                         batch_size=p.job.data.batch_size, share=share,
