@@ -1,10 +1,12 @@
 """A Keras-backend chief with its cluster's servers in the same process.
 
-  python -m tests.keras_inprocess_chief ASSETS_DIR MODEL_DIR
+  python -m tests.keras_inprocess_chief ASSETS_DIR MODEL_DIR [split]
 
 Two workers and two ps serve in this process; the chief joins them first
 (as trainer.task does), then runs the pre-flight and trains 60 steps of the
-digits model. Prints the chief's lines, then "checkpoint NAME".
+digits model, or with `split` of the text model inside
+tests/split_model.py's model, whose table the chief splits over the ps.
+Prints the chief's lines, then "checkpoint NAME".
 (tests/test_keras_backend.py)
 """
 
@@ -21,7 +23,7 @@ from trainer.config import job as job_lib
 from trainer.plan import preflight
 
 
-def main(assets_dir: str, model_dir: str) -> None:
+def main(assets_dir: str, model_dir: str, split: str = "") -> None:
   servers = inprocess.InProcessCluster(num_workers=2, num_ps=2,
                                        inter_op_threads=3)
   cluster = dict(servers.cluster,
@@ -29,13 +31,18 @@ def main(assets_dir: str, model_dir: str) -> None:
   config = tf_config.TfConfig(cluster, tf_config.Task(tf_config.CHIEF, 0))
   keras_backend.connect(config)
   data = os.path.join(assets_dir, "data")
+  model, files = "digits", ("digits_train.tfrecord", "digits_eval.tfrecord")
+  if split:
+    model, files = "text", ("text_train.csv", "text_eval.csv")
   job = job_lib.JobConfig(
-      model=job_lib.ModelOptions(os.path.join(assets_dir, "models", "digits"),
-                                 trainable=True),
+      model=job_lib.ModelOptions(os.path.join(assets_dir, "models", model),
+                                 trainable=True,
+                                 model="tests.split_model:build" if split
+                                 else ""),
       head=job_lib.HeadConfig(n_classes=5),
       data=job_lib.DataOptions(
-          train_files=[os.path.join(data, "digits_train.tfrecord")],
-          eval_files=[os.path.join(data, "digits_eval.tfrecord")]),
+          train_files=[os.path.join(data, files[0])],
+          eval_files=[os.path.join(data, files[1])]),
       run=job_lib.RunOptions(backend="keras", train_steps=60,
                              save_checkpoints_steps=20, log_every_steps=20,
                              steps_per_execution=5),

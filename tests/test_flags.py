@@ -126,7 +126,7 @@ def test_a_job_config_round_trips_through_its_flag_lines():
           share_cluster_devices=False, max_worker_delay_secs=1,
           session_creation_timeout_secs=2, readiness_poll_secs=0.25,
           final_evaluation_wait_secs=3, preemption_grace_secs=5,
-          serve_timeout_secs=4))
+          serve_timeout_secs=4, ps_shard_bytes=0))
   changed = [f.name for f in _setting_fields()
              if f.name != "save_checkpoints_secs"]  # Exclusive with steps.
   lines = ["--%s=%s" % (name, _flag_text(_setting(job, name)))

@@ -1,7 +1,9 @@
 """The Keras backend's own parts: lazy Adam's sparse rule, the variable
 names that bridge to the Estimator's checkpoints, a parameter-server
-cluster in this process, and flags.txt saying which backend ran."""
+cluster in this process (with a table split over its ps), and flags.txt
+saying which backend ran."""
 
+import json
 import os
 import subprocess
 import sys
@@ -89,12 +91,7 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
   worker and itself: on 2 cores TF's default hangs the first step). In a
   process of its own: the chief joins its cluster before any other TF work
   (trainer.keras.cluster), which this test process has done long before."""
-  proc = subprocess.run(
-      [sys.executable, "-m", "tests.keras_inprocess_chief", assets.root,
-       str(tmp_path / "model")], cwd=REPO, capture_output=True, text=True,
-      timeout=600, check=False, env=dict(os.environ, PYTHONPATH=REPO))
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  lines = proc.stdout.splitlines()
+  lines = _inprocess_chief(assets, str(tmp_path / "model"))
   placed = [line for line in lines if line.startswith("Variables placed: ")]
   assert placed and "ps-0" in placed[0] and "ps-1" in placed[0], lines
   assert lines[-1] == "checkpoint model.ckpt-60"
@@ -104,3 +101,57 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
   probabilities = exported.signatures["serving_default"](
       inputs=tf.zeros([2, 64]))["probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def _inprocess_chief(assets, model_dir, *args):
+  """The lines tests.keras_inprocess_chief prints (it trains to step 60)."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "tests.keras_inprocess_chief", assets.root,
+       model_dir, *args], cwd=REPO, capture_output=True, text=True,
+      timeout=600, check=False, env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  return proc.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_a_large_table_of_your_model_is_split_over_the_ps(assets, tmp_path):
+  """tests/split_model.py's 20000 x 16 table (1.25 MB) is split in two, one
+  shard on each ps, with its optimizer slots; the hub model's own table
+  stays whole (TF cannot run a loaded SavedModel on split variables).
+  The checkpoint holds the table and its slots as one variable each, and
+  the export, built without the strategy, restores it unsplit, values and
+  all: a restore into another number of shards."""
+  model_dir = str(tmp_path / "model")
+  lines = _inprocess_chief(assets, model_dir, "split")
+  placed, = [line for line in lines if line.startswith("Variables placed: ")]
+  assert "split: wide/embeddings in 2 " in placed, placed
+  with open(os.path.join(model_dir, "placement.json")) as f:
+    placement = json.load(f)
+  assert sorted(tf.DeviceSpec.from_string(d).task
+                for d in placement["wide/embeddings"]) == [0, 1], placement
+  assert isinstance(placement["embeddings"], str), placement  # The hub's.
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  assert checkpoint.endswith("model.ckpt-60"), checkpoint
+  saved = {name: shape for name, shape in tf.train.list_variables(checkpoint)
+           if name.startswith("model_variables/wide.Sembeddings/")}
+  assert sorted(saved) == [
+      "model_variables/wide.Sembeddings/.ATTRIBUTES/VARIABLE_VALUE",
+      "model_variables/wide.Sembeddings/.OPTIMIZER_SLOT/optimizer/m/"
+      ".ATTRIBUTES/VARIABLE_VALUE",
+      "model_variables/wide.Sembeddings/.OPTIMIZER_SLOT/optimizer/v/"
+      ".ATTRIBUTES/VARIABLE_VALUE"], saved
+  assert set(map(tuple, saved.values())) == {(20000, 16)}, saved
+  trained = tf.train.load_variable(
+      checkpoint, "model_variables/wide.Sembeddings/.ATTRIBUTES/"
+      "VARIABLE_VALUE")
+  exported = tf.saved_model.load(os.path.join(model_dir, "export"))
+  tables = [v.numpy() for v in exported.model.variables
+            if v.shape == (20000, 16)]
+  assert len(tables) == 1
+  np.testing.assert_array_equal(tables[0], trained)
+  assert np.abs(trained).sum() > 0
+  probabilities = exported.signatures["serving_default"](
+      text=tf.constant(["numpy array sum", "a random sample"]))[
+          "probabilities"].numpy()
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+

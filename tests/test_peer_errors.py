@@ -67,7 +67,7 @@ def _run_raising(assets, tmp_path, monkeypatch, error, capsys):
     raise error
   chosen = backends.load
   monkeypatch.setattr(backends, "load", lambda choice: types.SimpleNamespace(
-      run=fail, connect=lambda config: None,
+      run=fail, connect=lambda config, ps_shard_bytes: None,
       model_variables=chosen(choice).model_variables,
       check_model=chosen(choice).check_model))
   fv = cli.new_flag_values([

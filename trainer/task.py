@@ -155,7 +155,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     choice = backends.choose_here(fv.backend)
     if not fv.check_only and not _chief_of_a_done_job(fv, task, environ):
       try:  # A ps or worker not up yet, or restarting: a restart retries.
-        backends.load(choice).connect(parsed)
+        backends.load(choice).connect(parsed, fv.ps_shard_bytes)
       except errors.HarnessError:
         raise
       except Exception as e:  # pylint: disable=broad-except

@@ -257,6 +257,15 @@ class ClusterOptions:
   share_cluster_devices: bool = setting(
       True, help="Set share_cluster_devices_in_session. Turn off only to see "
       "the 'does not match any device' failure.")
+  ps_shard_bytes: int = setting(
+      256 << 10, help="Keras backend clusters: a variable of more than "
+      "twice this many bytes (a large embedding table of your model, and "
+      "with it its optimizer slots) is split over the ps tasks, at most one "
+      "shard of at least this many bytes per ps (TF's MinSizePartitioner), "
+      "so that no ps holds it whole; checkpoints hold it as one and restore "
+      "with any number of ps; 0 keeps every variable whole. A hub model's "
+      "own variables stay whole (TF cannot run a loaded SavedModel on split "
+      "ones). The Estimator backend ignores it.")
   max_worker_delay_secs: int = setting(
       0, help="Longest deliberate start delay of a worker (Estimator: 60).")
   session_creation_timeout_secs: int = setting(
@@ -437,6 +446,9 @@ def validate(job: JobConfig) -> JobConfig:
     raise errors.FlagError(
         "`n_classes` (%d) must be 0 (regression) or at least 2." %
         head.n_classes)
+  if cluster.ps_shard_bytes < 0:
+    raise errors.FlagError("`ps_shard_bytes` (%d) must be >= 0 (0: every "
+                           "variable whole)." % cluster.ps_shard_bytes)
   if job.data.shuffle_buffer < 0:
     raise errors.FlagError("`shuffle_buffer` (%d) must be >= 0 (0: no "
                            "record shuffle)." % job.data.shuffle_buffer)

@@ -1,6 +1,6 @@
 """The Estimator backend: `tf.estimator` on TF1 sessions (TF <= 2.15).
 
-  connect(config)               nothing: Estimator connects in its session
+  connect(config, ps_shard_bytes)  nothing: Estimator connects in its session
   run(plan, config, log)        trains, evaluates, exports (train.py)
   model_variables(spec, head, user)  the model's variables by name
                                 (warm_start.py)
@@ -21,6 +21,7 @@ from trainer.estimator.warm_start import model_variables
 __all__ = ["connect", "run", "model_variables", "check_model"]
 
 
-def connect(config) -> None:
-  """Nothing before the pre-flight: Estimator's session joins the cluster."""
-  del config
+def connect(config, ps_shard_bytes: int = 0) -> None:
+  """Nothing before the pre-flight: Estimator's session joins the cluster
+  (and its model_fn places the variables)."""
+  del config, ps_shard_bytes

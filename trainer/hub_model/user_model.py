@@ -167,9 +167,11 @@ def hub_layer(spec: model_spec_lib.ModelSpec) -> hub.KerasLayer:
 
 
 def build(user: UserModel, spec: model_spec_lib.ModelSpec, n_classes: int,
-          function: Optional[Callable] = None
+          function: Optional[Callable] = None,
+          layer: Optional[hub.KerasLayer] = None
           ) -> Tuple[tf_keras.Model, UserModel]:
-  """Calls the user's FUNCTION and checks what it returns.
+  """Calls the user's FUNCTION with `layer` (default: `hub_layer(spec)`)
+  and checks what it returns.
 
   Returns:
     The model, and `user` with the columns it takes (`used`).
@@ -185,7 +187,8 @@ def build(user: UserModel, spec: model_spec_lib.ModelSpec, n_classes: int,
     check_arguments(function, reference, setting, MODEL_ARGS)
   inputs = keras_inputs(user.inputs)
   try:
-    model = function(inputs, hub_layer(spec))
+    model = function(inputs,
+                     layer if layer is not None else hub_layer(spec))
   except Exception:  # pylint: disable=broad-except
     raise user_code_error(setting, reference,
                            "building the model") from None

@@ -20,21 +20,27 @@ import tensorflow as tf
 
 from harness import tf_config
 from trainer.config import backends
+from trainer.keras import partitioning
 
 _CONNECTED: Dict[str, Tuple[object, object]] = {}
 
 
-def connect(config: tf_config.TfConfig):
-  """(strategy, coordinator) of the chief of `config`'s cluster."""
+def connect(config: tf_config.TfConfig,
+            ps_shard_bytes: int = partitioning.DEFAULT_SHARD_BYTES):
+  """(strategy, coordinator) of the chief of `config`'s cluster; variables
+  of more than twice `ps_shard_bytes` split over the ps (0: none;
+  trainer.keras.partitioning)."""
   backends.check_workers(backends.Choice(backends.KERAS, ""),
                          len(config.cluster.get(tf_config.WORKER, ())))
-  key = json.dumps(config.cluster, sort_keys=True)
+  key = json.dumps([config.cluster, ps_shard_bytes], sort_keys=True)
   if key not in _CONNECTED:
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec(dict(config.cluster)),
         task_type=config.task.type, task_id=config.task.index,
         rpc_layer="grpc")
-    strategy = tf.distribute.ParameterServerStrategy(resolver)
+    strategy = tf.distribute.ParameterServerStrategy(
+        resolver, variable_partitioner=partitioning.make(
+            ps_shard_bytes, len(config.cluster.get(tf_config.PS, ()))))
     _CONNECTED[key] = (
         strategy, tf.distribute.coordinator.ClusterCoordinator(strategy))
   return _CONNECTED[key]

@@ -31,6 +31,7 @@ from trainer.config import job as job_lib
 from trainer.hub_model import hub_layer
 from trainer.hub_model import model_spec as model_spec_lib
 from trainer.hub_model import user_model as user_model_lib
+from trainer.keras import partitioning
 
 
 class HubModel(tf_keras.Model):
@@ -40,7 +41,8 @@ class HubModel(tf_keras.Model):
                head: job_lib.HeadConfig):
     super().__init__(name="hub_model")
     self._spec = spec
-    self.hub = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
+    with partitioning.whole():  # TF cannot run a SavedModel split.
+      self.hub = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
     self.head_layers = [
         tf_keras.layers.Dense(units, activation="relu", name="hidden_%d" % i)
         for i, units in enumerate(head.hidden_units)]
@@ -65,9 +67,8 @@ class HubModel(tf_keras.Model):
     for variable in self.hub.weights:
       named[variable.name.split(":")[0]] = variable
     for layer in self.head_layers:
-      for variable in layer.weights:
-        short = variable.name.split(":")[0].split("/")[-1]
-        name = "%s/%s" % (layer.name, short)
+      for full_name, variable in partitioning.named(layer.weights):
+        name = "%s/%s" % (layer.name, full_name.split("/")[-1])
         if name in named:
           raise errors.ModelCheckError(
               "The hub model has a variable named %s, as the head's layer "
@@ -83,8 +84,10 @@ class YourModel(tf_keras.Model):
   def __init__(self, spec: model_spec_lib.ModelSpec,
                head: job_lib.HeadConfig, user: user_model_lib.UserModel):
     super().__init__(name="your_model")
+    with partitioning.whole():  # TF cannot run a SavedModel split.
+      layer = user_model_lib.hub_layer(spec)
     self.yours, self._user = user_model_lib.build(user, spec,
-                                                  head.n_classes)
+                                                  head.n_classes, layer=layer)
     self._used = self._user.used
 
   def get_config(self):
@@ -101,8 +104,7 @@ class YourModel(tf_keras.Model):
   def named_variables(self) -> Dict[str, tf.Variable]:
     """Keras name -> variable, for every variable of the user's model."""
     named = {}
-    for variable in self.yours.weights:
-      name = variable.name.split(":")[0]
+    for name, variable in partitioning.named(self.yours.weights):
       if name in named:
         raise errors.ModelCheckError(
             "Your model has two variables named %s; checkpoints and warm "

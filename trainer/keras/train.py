@@ -36,6 +36,7 @@ from trainer.keras import data_service
 from trainer.keras import evaluation
 from trainer.keras import export as export_lib
 from trainer.keras import loop
+from trainer.keras import partitioning
 from trainer.keras import state as state_lib
 from trainer.keras import warm_start
 from trainer.plan import preflight
@@ -49,10 +50,12 @@ from trainer.training import warm_start as warm_start_lib
 Result = result_lib.Result
 
 
-def connect(config: Optional[tf_config.TfConfig]) -> None:
-  """Before the pre-flight: the chief of a cluster joins it."""
+def connect(config: Optional[tf_config.TfConfig],
+            ps_shard_bytes: int = partitioning.DEFAULT_SHARD_BYTES) -> None:
+  """Before the pre-flight: the chief of a cluster joins it, splitting
+  variables of more than twice `ps_shard_bytes` over the ps."""
   if config is not None and tf_config.is_chief(config.task):
-    cluster_lib.connect(config)
+    cluster_lib.connect(config, ps_shard_bytes)
 # How long a worker or ps waits, after the export, for the chief to end
 # (trainer.training.job_end.wait_for_exit), so as to outlive the chief's last
 # calls.
@@ -186,7 +189,8 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
                   export_dir=job.resolved_export_dir)
   job_end.clear_markers(job.model_dir)
   early_stopping.clear(job.model_dir)
-  strategy, coordinator = cluster_lib.connect(config)
+  strategy, coordinator = cluster_lib.connect(config,
+                                             job.cluster.ps_shard_bytes)
   seed_weights(job.run.random_seed)
   with strategy.scope():
     state = state_lib.create(p.spec, job.head, user=p.user_model)
@@ -220,23 +224,29 @@ PLACEMENT_FILE = "placement.json"
 
 
 def describe_placement(state: state_lib.State, model_dir: str) -> str:
-  """Writes MODEL_DIR/placement.json (variable name -> device, as TF's
-  ParameterServerStrategy placed it: round-robin over the ps tasks) and
-  says how many bytes each ps holds."""
-  placement = {name: variable.device
-               for name, variable in sorted(state.variables.items())}
+  """Writes MODEL_DIR/placement.json (variable name -> device, or the
+  devices of its shards where it is split, as TF's ParameterServerStrategy
+  placed them: whole variables round-robin over the ps tasks) and says how
+  many bytes each ps holds and which variables are split."""
+  placement, loads, split = {}, {}, []
+  for name, variable in sorted(state.variables.items()):
+    shards = partitioning.shards(variable)
+    devices = [shard.device for shard in shards]
+    placement[name] = devices if len(shards) > 1 else devices[0]
+    if len(shards) > 1:
+      split.append("%s in %d" % (name, len(shards)))
+    for shard in shards:
+      device = tf.DeviceSpec.from_string(shard.device)
+      key = "%s-%d" % (device.job, device.task or 0)
+      loads[key] = loads.get(key, 0) + (
+          shard.shape.num_elements() * shard.dtype.size)
   tf.io.gfile.makedirs(model_dir)
   with tf.io.gfile.GFile(os.path.join(model_dir, PLACEMENT_FILE), "w") as f:
     json.dump(placement, f, indent=1)
-  loads = {}
-  for name, variable in state.variables.items():
-    device = tf.DeviceSpec.from_string(variable.device)
-    key = "%s-%d" % (device.job, device.task or 0)
-    loads[key] = loads.get(key, 0) + (
-        variable.shape.num_elements() * variable.dtype.size)
-  return "Variables placed: %s (%s)." % (
+  return "Variables placed: %s; split: %s (%s)." % (
       ", ".join("%s %d KB" % (key, (size + 1023) // 1024)
-                for key, size in sorted(loads.items())), PLACEMENT_FILE)
+                for key, size in sorted(loads.items())),
+      ", ".join(split) or "none", PLACEMENT_FILE)
 
 
 def check_model(p: preflight.Plan) -> None:
