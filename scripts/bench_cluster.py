@@ -84,12 +84,52 @@ def training_logs(run_dir):
   return [task_log(run_dir, name) for name in names]
 
 
+def tree_rss_bytes(pid: int) -> int:
+  """Resident bytes of a process and its descendants (0 once gone)."""
+  total, pending = 0, [pid]
+  while pending:
+    pid = pending.pop()
+    try:
+      with open("/proc/%d/status" % pid) as f:
+        total += next((int(line.split()[1]) * 1024 for line in f
+                       if line.startswith("VmRSS:")), 0)
+      for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+          pending += [int(child) for child in f.read().split()]
+    except (OSError, ValueError):
+      continue  # Gone meanwhile.
+  return total
+
+
+def peak_ps_rss(process, run_dir, num_ps, deadline_secs, every_secs=0.5):
+  """Waits for `process` (the launcher) to end, sampling each ps task's
+  resident memory; ps-N -> its peak in MB over the run."""
+  peaks = {"ps-%d" % i: 0 for i in range(num_ps)}
+  deadline = time.monotonic() + deadline_secs
+  while process.poll() is None and time.monotonic() < deadline:
+    for task in peaks:
+      try:
+        with open(os.path.join(run_dir, "logs", task + ".pid")) as f:
+          pid = int(f.read())
+      except (OSError, ValueError):
+        continue  # Not started yet.
+      peaks[task] = max(peaks[task], tree_rss_bytes(pid) / 1e6)
+    try:
+      process.wait(every_secs)
+    except subprocess.TimeoutExpired:
+      pass
+  return peaks
+
+
 def cluster_figures(work_dir, name, num_workers, steps, batch_size,
-                    num_ps=1, trainer_args=()):
-  """Cluster examples/s (steady), time to first step and to the end."""
+                    num_ps=1, trainer_args=(), sample_ps=False):
+  """Cluster examples/s (steady), time to first step and to the end; with
+  `sample_ps`, each ps's peak resident memory (MB) and the bytes of
+  variables the chief says it placed on each (KB)."""
   process, run_dir, started, output = launch_cluster(
       work_dir, name, num_workers, steps, batch_size, num_ps=num_ps,
       trainer_args=trainer_args)
+  peaks = peak_ps_rss(process, run_dir, num_ps, 900) if sample_ps else None
   code = process.wait(900)
   ended = time.time()
   output.close()
@@ -105,8 +145,15 @@ def cluster_figures(work_dir, name, num_workers, steps, batch_size,
   # Warm-up (the first fifth) and the last report (written after the
   # final checkpoint save, a phase of its own) are not the steady state.
   rate = steady_rate(points[:-1], skip=max(1, len(points) // 5))
-  return {"examples_per_s": rate * batch_size if rate else None,
-          "first_step_s": first - started, "total_s": ended - started}
+  figures = {"examples_per_s": rate * batch_size if rate else None,
+             "first_step_s": first - started, "total_s": ended - started}
+  if sample_ps:
+    placed = re.search(r"Variables placed: (.*?);", task_log(run_dir,
+                                                             "chief-0"))
+    figures.update(ps_peak_rss_mb=peaks, ps_placed_kb={
+        task: int(kb) for task, kb in re.findall(
+            r"(ps-\d+) (\d+) KB", placed.group(1) if placed else "")})
+  return figures
 
 
 def chief_death_detect(work_dir, name, steps, batch_size, trainer_args=()):

@@ -5,7 +5,8 @@
 Two workers and two ps serve in this process; the chief joins them first
 (as trainer.task does), then runs the pre-flight and trains 60 steps of the
 digits model, or with `split` of the text model inside
-tests/split_model.py's model, whose table the chief splits over the ps.
+example_kit/wide_model.py's small model, whose own table the chief splits
+over the ps.
 Prints the chief's lines, then "checkpoint NAME".
 (tests/test_keras_backend.py)
 """
@@ -35,10 +36,9 @@ def main(assets_dir: str, model_dir: str, split: str = "") -> None:
   if split:
     model, files = "text", ("text_train.csv", "text_eval.csv")
   job = job_lib.JobConfig(
-      model=job_lib.ModelOptions(os.path.join(assets_dir, "models", model),
-                                 trainable=True,
-                                 model="tests.split_model:build" if split
-                                 else ""),
+      model=job_lib.ModelOptions(
+          os.path.join(assets_dir, "models", model), trainable=True,
+          model="example_kit.wide_model:build_small" if split else ""),
       head=job_lib.HeadConfig(n_classes=5),
       data=job_lib.DataOptions(
           train_files=[os.path.join(data, files[0])],

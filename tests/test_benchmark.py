@@ -14,6 +14,7 @@ import pytest
 from scripts import bench_cluster
 from scripts import benchmark
 from tests import backend_jobs
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARK = [sys.executable, "-m", "scripts.benchmark"]
@@ -27,7 +28,8 @@ FIGURES = ["raw_examples_per_s", "raw_tight_examples_per_s",
            "keras_embedding_cluster_1m_vs_10k", "demo_accuracy_keras",
            "data_first_step_largest_vs_smallest", "data_pipeline_vs_raw_min",
            "data_pipeline_vs_raw_shuffled_min",
-           "data_pipeline_unshuffled_vs_raw_min"]
+           "data_pipeline_unshuffled_vs_raw_min", "split_ps_rss_max_vs_min",
+           "whole_ps_rss_max_vs_min", "split_2ps_vs_1ps_steps"]
 # The Estimator's, where TF has it (None where not), and the ratios between
 # the two backends.
 ESTIMATOR_FIGURES = [
@@ -94,6 +96,24 @@ def test_smoke_run_produces_every_figure(tmp_path):
       [1, 1] if estimator else [1])
   assert all(0 <= a <= 1 for v in figures["demo_accuracy"].values()
              for a in v)
+  # The table of your model: each run's rate, each ps's peak memory and
+  # placed bytes; split, both ps hold some of it; whole, one holds all.
+  split = figures["split_table"]
+  assert set(split) == {"1ps", "2ps_split", "2ps_whole"}
+  for name, f in split.items():
+    assert f["steps_per_s"] > 0, name
+    assert len(f["ps_peak_rss_mb"]) == len(f["ps_placed_kb"]) == (
+        1 if name == "1ps" else 2), (name, f)
+    assert all(mb > 0 for mb in f["ps_peak_rss_mb"].values()), (name, f)
+  assert min(split["2ps_split"]["ps_placed_kb"].values()) > 500
+  assert min(split["2ps_whole"]["ps_placed_kb"].values()) < 10
+  peaks = split["2ps_split"]["ps_peak_rss_mb"].values()
+  assert figures["split_ps_rss_max_vs_min"] == pytest.approx(
+      max(peaks) / min(peaks))
+  assert figures["split_2ps_vs_1ps_steps"] == pytest.approx(
+      split["2ps_split"]["steps_per_s"] / split["1ps"]["steps_per_s"])
+  assert "a table of your model (example_kit.wide_model:build_small)" in (
+      proc.stdout)
   # The data part: every format and file count, both sizes, the check.
   assert set(figures["data_input"]) == {
       "%s_%s" % (name, files) for name in ("tfrecord", "gzip_tfrecord", "csv")
@@ -153,3 +173,20 @@ def test_plot_without_matplotlib_is_refused_before_any_run(tmp_path):
   assert proc.stderr.strip().splitlines()[-1].startswith(
       "error: --plot needs matplotlib, which the `bench` extra installs")
   assert not os.path.exists(tmp_path / "work")
+
+
+def test_the_resident_memory_of_a_process_tree_counts_its_children():
+  """bench_cluster.tree_rss_bytes: a parent holding little and a child
+  holding 200 MB count as 200 MB or more; a process gone counts 0."""
+  holder = "import sys; b = bytearray(200 << 20); sys.stdin.read()"
+  parent = subprocess.Popen(
+      [sys.executable, "-c",
+       "import subprocess, sys; subprocess.run([sys.executable, '-c', %r])"
+       % holder], stdin=subprocess.PIPE)
+  try:
+    assert processes.wait_until(
+        lambda: bench_cluster.tree_rss_bytes(parent.pid) > 200 << 20, 30)
+  finally:
+    parent.communicate(b"", timeout=30)
+  assert bench_cluster.tree_rss_bytes(parent.pid) == 0
+

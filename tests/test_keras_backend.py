@@ -115,10 +115,10 @@ def _inprocess_chief(assets, model_dir, *args):
 
 @pytest.mark.slow
 def test_a_large_table_of_your_model_is_split_over_the_ps(assets, tmp_path):
-  """tests/split_model.py's 20000 x 16 table (1.25 MB) is split in two, one
-  shard on each ps, with its optimizer slots; the hub model's own table
-  stays whole (TF cannot run a loaded SavedModel on split variables).
-  The checkpoint holds the table and its slots as one variable each, and
+  """example_kit/wide_model.py's small 20000 x 16 table (1.25 MB) is split
+  in two, one shard on each ps, with its optimizer slots; the hub model's
+  own table stays whole (TF cannot run a loaded SavedModel on split
+  variables). The checkpoint holds the table and its slots as one variable each, and
   the export, built without the strategy, restores it unsplit, values and
   all: a restore into another number of shards."""
   model_dir = str(tmp_path / "model")
