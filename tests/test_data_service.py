@@ -8,6 +8,8 @@ often each example was trained on.
 
 import os
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +17,9 @@ import tensorflow as tf
 
 from harness import errors
 from tests import launcher
+from tests import processes
 from trainer.config import cli
+from trainer.keras import data_service
 from trainer.plan import resolve
 from trainer.training import warm_start
 
@@ -125,3 +129,38 @@ def test_the_estimator_backend_refuses_it(assets, tmp_path):
       "`data_service` is for the Keras backend's clusters, and this run's "
       "backend is estimator (asked for"), str(raised.value)
   assert "\n" not in str(raised.value)
+
+
+def test_a_worker_waits_for_its_dispatcher_without_freezing(tmp_path):
+  """A tf.data worker whose dispatcher is down (the chief restarting, its
+  address file left from before) waits for it without freezing Python (TF's
+  WorkerServer holds the global lock while it waits: a chaos run's worker
+  froze before its TF server started, and the restarted chief waited for
+  it), then starts once the dispatcher serves there."""
+  import portpicker  # pylint: disable=g-import-not-at-top
+  port = portpicker.pick_unused_port()
+  model_dir = str(tmp_path)
+  with open(data_service.address_path(model_dir), "w") as f:
+    f.write('{"dispatcher": "localhost:%d"}' % port)
+  lines = []
+  data_service.start_worker(model_dir, "localhost:1", timeout_secs=60,
+                            log=lines.append)
+  ticks = []  # This thread runs on while the worker waits.
+  for _ in range(10):
+    ticks.append(time.monotonic())
+    time.sleep(0.1)
+  assert ticks[-1] - ticks[0] < 3, ticks
+  assert not lines
+  dispatcher = tf.data.experimental.service.DispatchServer(
+      tf.data.experimental.service.DispatcherConfig(port=port))
+  try:
+    assert processes.wait_until(lambda: lines, 30), "no worker started"
+    assert lines[0].startswith("Data: a tf.data service worker serves at "
+                               "localhost for the dispatcher at localhost:%d"
+                               % port), lines
+  finally:
+    data_service.stop_servers()
+    del dispatcher
+  assert not [t for t in threading.enumerate()
+              if t.name == "data-service-worker"]
+

@@ -7,8 +7,12 @@ gives none its index, so without a service every worker reads every file
 
 * the chief runs the service's dispatcher, in its own process, and writes
   its address to MODEL_DIR/data_service.json;
-* each worker, once its TF server is up, reads that file and runs a
-  tf.data worker beside its TF server, at its own host (TF_CONFIG);
+* each worker, once its TF server is up, reads that file and, once the
+  dispatcher there accepts connections, runs a tf.data worker beside its
+  TF server, at its own host (TF_CONFIG). Not before: TF's WorkerServer
+  holds Python's global lock while it waits for its dispatcher, so a
+  worker restarted while the chief was down froze, TF server unstarted,
+  and the restarted chief waited for it forever (a chaos run, SIGKILL);
 * the dispatcher hands the training files out one at a time to whichever
   tf.data worker asks (`distributed_epoch`, dynamic sharding: a slow or
   restarted worker does not hold the others back), each file once per
@@ -24,6 +28,7 @@ the address file, so the tf.data workers find it where they left it.
 
 import json
 import os
+import socket
 import threading
 import time
 from typing import Callable, List, Optional
@@ -92,21 +97,38 @@ def start_dispatcher(model_dir: str, chief_address: str,
   return "grpc://" + address
 
 
+def stop_servers() -> None:
+  """Stops this process's dispatcher and tf.data worker (dropped, a server
+  stops)."""
+  del _SERVERS[:]
+
+
+def _listening(address: str) -> bool:
+  host, port = address.rsplit(":", 1)
+  try:
+    socket.create_connection((host, int(port)), timeout=POLL_SECS).close()
+  except OSError:
+    return False
+  return True
+
+
 def start_worker(model_dir: str, own_address: str, *,
                  timeout_secs: float, log: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-  """A training worker's part, in the background: once the chief has
-  written the dispatcher's address, starts a tf.data worker at this
+  """A training worker's part, in the background, once its TF server is
+  up: once the chief has written the dispatcher's address and the
+  dispatcher accepts connections there, starts a tf.data worker at this
   worker's host. Gives up, saying so, after `timeout_secs` without it."""
 
   def start():
     deadline = clock() + timeout_secs
     dispatcher = read_address(model_dir)
-    while dispatcher is None:
+    while dispatcher is None or not _listening(dispatcher):
       if clock() > deadline:
-        log("error: no tf.data service dispatcher address (%s) within %d "
-            "s: this worker serves no data." % (
+        log("error: no tf.data service dispatcher %s within %d s: this "
+            "worker serves no data." % (
+                "at " + dispatcher if dispatcher else "address (%s)" %
                 address_path(model_dir), timeout_secs))
         return
       sleep(POLL_SECS)

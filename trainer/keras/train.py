@@ -280,8 +280,9 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
   task = config.task
   if task.type in (tf_config.PS, tf_config.WORKER):
     if not tf.io.gfile.exists(job.resolved_export_dir):
+      serving = lambda: None
       if job.data.data_service and task.type == tf_config.WORKER:
-        data_service.start_worker(
+        serving = lambda: data_service.start_worker(
             job.model_dir, config.cluster[task.type][task.index],
             timeout_secs=job.cluster.serve_timeout_secs, log=log)
       job_end.serve_until_done(
@@ -290,7 +291,7 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
           wait_for_workers=False, log=log,
           timeout_secs=job.cluster.serve_timeout_secs,
           notice=notice if task.type == tf_config.PS else None,
-          grace_secs=job.cluster.preemption_grace_secs)
+          grace_secs=job.cluster.preemption_grace_secs, on_serving=serving)
       job_end.wait_for_exit(config.cluster[tf_config.CHIEF][0],
                             timeout_secs=CHIEF_EXIT_WAIT_SECS, log=log)
     else:

@@ -130,7 +130,8 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
                      protocol: Optional[str] = None,
                      wait_for_workers: bool = True,
                      notice: Optional[preemption.Notice] = None,
-                     grace_secs: float = preemption.DEFAULT_GRACE_SECS
+                     grace_secs: float = preemption.DEFAULT_GRACE_SECS,
+                     on_serving: Callable[[], None] = lambda: None
                      ) -> None:
   """Starts this ps's (or, on the Keras backend, worker's) server and
   serves until the job is done (see wait_until_done); then returns, and
@@ -138,12 +139,14 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
   finish markers (Estimator workers train on their own and leave one;
   Keras workers only serve). `notice`: a ps's SIGTERM, after which it
   serves until the chief's next checkpoint (at most `grace_secs`) and
-  raises preemption.Preempted."""
+  raises preemption.Preempted. `on_serving`: called once the server is
+  up."""
   server = tf.distribute.Server(
       tf.train.ClusterSpec(cluster_spec), job_name=job_name,
       task_index=task_index, config=config, protocol=protocol or "grpc",
       start=True)
   del server  # Serves in its own threads until the process exits.
+  on_serving()
   num_workers = len(cluster_spec.get(tf_config.WORKER, [])) if (
       wait_for_workers) else 0
   log("Serving; stopping once %s exists%s (at most %d s: "
