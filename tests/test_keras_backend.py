@@ -15,6 +15,7 @@ import tensorflow as tf
 from trainer.config import job as job_lib
 from trainer.keras import model as model_lib
 from trainer.keras import optimizers
+from trainer.keras import partitioning
 from trainer.training import warm_start
 
 pytestmark = pytest.mark.keras
@@ -154,4 +155,18 @@ def test_a_large_table_of_your_model_is_split_over_the_ps(assets, tmp_path):
       text=tf.constant(["numpy array sum", "a random sample"]))[
           "probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_partitioner_splits_large_variables_except_inside_whole():
+  """One shard per ps for a variable over twice the shard bytes, none for a
+  small one or inside `whole()` (a hub model's loading, which passes the
+  dtype as its enum); no partitioner at 0 bytes or with one ps."""
+  split = partitioning.make(256 << 10, num_ps=2)
+  assert split((20000, 16), tf.float32) == [2, 1]  # 1.25 MB.
+  assert split((100, 16), tf.float32) == [1, 1]
+  with partitioning.whole():
+    assert split((20000, 16), tf.float32.as_datatype_enum) == [1, 1]
+  assert split((20000, 16), tf.float32.as_datatype_enum) == [2, 1]
+  assert partitioning.make(0, num_ps=2) is None
+  assert partitioning.make(256 << 10, num_ps=1) is None
 
