@@ -119,9 +119,9 @@ def test_a_large_table_of_your_model_is_split_over_the_ps(assets, tmp_path):
   """example_kit/wide_model.py's small 20000 x 16 table (1.25 MB) is split
   in two, one shard on each ps, with its optimizer slots; the hub model's
   own table stays whole (TF cannot run a loaded SavedModel on split
-  variables). The checkpoint holds the table and its slots as one variable each, and
-  the export, built without the strategy, restores it unsplit, values and
-  all: a restore into another number of shards."""
+  variables). The checkpoint holds the table and its slots as one variable
+  each, and the export, built without the strategy, restores it unsplit,
+  values and all: a restore into another number of shards."""
   model_dir = str(tmp_path / "model")
   lines = _inprocess_chief(assets, model_dir, "split")
   placed, = [line for line in lines if line.startswith("Variables placed: ")]

@@ -257,7 +257,7 @@ class ClusterOptions:
   share_cluster_devices: bool = setting(
       True, help="Set share_cluster_devices_in_session. Turn off only to see "
       "the 'does not match any device' failure.")
-  ps_shard_bytes: int = setting(
+  ps_shard_bytes: int = setting(  # 256 KiB: TF's advice (its docs' example).
       256 << 10, help="Keras backend clusters: a variable of more than "
       "twice this many bytes (a large embedding table of your model, and "
       "with it its optimizer slots) is split over the ps tasks, at most one "

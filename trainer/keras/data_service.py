@@ -28,7 +28,6 @@ the address file, so the tf.data workers find it where they left it.
 
 import json
 import os
-import socket
 import threading
 import time
 from typing import Callable, List, Optional
@@ -37,6 +36,7 @@ import tensorflow as tf
 
 from harness import errors
 from harness import files
+from trainer.training import job_end
 
 ADDRESS_FILE = "data_service.json"
 STATE_DIR = "data_service"
@@ -103,15 +103,6 @@ def stop_servers() -> None:
   del _SERVERS[:]
 
 
-def _listening(address: str) -> bool:
-  host, port = address.rsplit(":", 1)
-  try:
-    socket.create_connection((host, int(port)), timeout=POLL_SECS).close()
-  except OSError:
-    return False
-  return True
-
-
 def start_worker(model_dir: str, own_address: str, *,
                  timeout_secs: float, log: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic,
@@ -124,7 +115,7 @@ def start_worker(model_dir: str, own_address: str, *,
   def start():
     deadline = clock() + timeout_secs
     dispatcher = read_address(model_dir)
-    while dispatcher is None or not _listening(dispatcher):
+    while dispatcher is None or not job_end.listening(dispatcher):
       if clock() > deadline:
         log("error: no tf.data service dispatcher %s within %d s: this "
             "worker serves no data." % (

@@ -34,6 +34,14 @@ from trainer.hub_model import user_model as user_model_lib
 from trainer.keras import partitioning
 
 
+def _hub_layer(spec: model_spec_lib.ModelSpec) -> hub.KerasLayer:
+  """The hub.KerasLayer of both models, its variables whole on a cluster:
+  TF cannot run a loaded SavedModel on split ones
+  (trainer.keras.partitioning)."""
+  with partitioning.whole():
+    return user_model_lib.hub_layer(spec)
+
+
 class HubModel(tf_keras.Model):
   """features (a dict keyed by model input) -> logits [batch, max(n, 1)]."""
 
@@ -41,8 +49,7 @@ class HubModel(tf_keras.Model):
                head: job_lib.HeadConfig):
     super().__init__(name="hub_model")
     self._spec = spec
-    with partitioning.whole():  # TF cannot run a SavedModel split.
-      self.hub = hub.KerasLayer(**spec.keras_layer_kwargs(), name="hub")
+    self.hub = _hub_layer(spec)
     self.head_layers = [
         tf_keras.layers.Dense(units, activation="relu", name="hidden_%d" % i)
         for i, units in enumerate(head.hidden_units)]
@@ -84,10 +91,8 @@ class YourModel(tf_keras.Model):
   def __init__(self, spec: model_spec_lib.ModelSpec,
                head: job_lib.HeadConfig, user: user_model_lib.UserModel):
     super().__init__(name="your_model")
-    with partitioning.whole():  # TF cannot run a SavedModel split.
-      layer = user_model_lib.hub_layer(spec)
-    self.yours, self._user = user_model_lib.build(user, spec,
-                                                  head.n_classes, layer=layer)
+    self.yours, self._user = user_model_lib.build(
+        user, spec, head.n_classes, layer=_hub_layer(spec))
     self._used = self._user.used
 
   def get_config(self):

@@ -26,8 +26,10 @@ from typing import List, Tuple
 
 import tensorflow as tf
 
-# TF's own advice for MinSizePartitioner (ParameterServerStrategy's docs).
-DEFAULT_SHARD_BYTES = 256 << 10
+from trainer.config import job as job_lib
+
+DEFAULT_SHARD_BYTES = job_lib.default(job_lib.ClusterOptions,
+                                      "ps_shard_bytes")
 _STATE = threading.local()
 
 ShardedVariable = tf.__internal__.distribute.ShardedVariable

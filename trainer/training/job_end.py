@@ -160,6 +160,16 @@ def serve_until_done(cluster_spec: dict, *, job_name: str, task_index: int,
   log("The job is done (the chief's final export exists); stopping.")
 
 
+def listening(address: str, timeout_secs: float = POLL_SECS) -> bool:
+  """Whether something accepts connections at `address` (HOST:PORT)."""
+  try:
+    socket.create_connection(tf_config.parse_address(address),
+                             timeout=timeout_secs).close()
+  except OSError:
+    return False
+  return True
+
+
 def wait_for_exit(address: str, *, timeout_secs: float,
                   log: Callable[[str], None],
                   clock: Callable[[], float] = time.monotonic,
@@ -173,12 +183,9 @@ def wait_for_exit(address: str, *, timeout_secs: float,
   functions from every task), and a task already gone makes each of those
   calls log an error.
   """
-  host, port = tf_config.parse_address(address)
   deadline = clock() + timeout_secs
   while True:
-    try:
-      socket.create_connection((host, port), timeout=poll_secs).close()
-    except OSError:
+    if not listening(address, poll_secs):
       return True
     if clock() > deadline:
       log("The chief (%s) still runs %d s after its export; stopping "
