@@ -51,7 +51,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("work_dir", "", "Where assets and runs go; a new "
                       "temporary directory when empty.", flag_values=fv)
   flags.DEFINE_list("trainer_args", [], "More trainer flags for every run, "
-                    "comma-separated (e.g. --backend=keras,--data_service).",
+                    "comma-separated (e.g. --backend=keras,--nodata_service).",
                     flag_values=fv)
   flags.DEFINE_string("json", "", "Write every run's figures to this JSON "
                       "file.", flag_values=fv)

@@ -42,7 +42,10 @@ def main(assets_dir: str, model_dir: str, split: str = "") -> None:
       head=job_lib.HeadConfig(n_classes=5),
       data=job_lib.DataOptions(
           train_files=[os.path.join(data, files[0])],
-          eval_files=[os.path.join(data, files[1])]),
+          eval_files=[os.path.join(data, files[1])],
+          # This process's servers run no tf.data workers: every worker
+          # reads every file.
+          data_service=False),
       run=job_lib.RunOptions(backend="keras", train_steps=60,
                              save_checkpoints_steps=20, log_every_steps=20,
                              steps_per_execution=5),

@@ -18,7 +18,9 @@ import tensorflow as tf
 from harness import errors
 from tests import launcher
 from tests import processes
+from trainer.config import backends
 from trainer.config import cli
+from trainer.config import job as job_lib
 from trainer.keras import data_service
 from trainer.plan import resolve
 from trainer.training import warm_start
@@ -100,7 +102,7 @@ def test_each_example_is_read_once_per_epoch_across_two_workers(
   steps = EXAMPLES // BATCH
   proc = launcher.run(
       tmp_path, tmp_path / "run", [
-          "--backend=keras", "--data_service",
+          "--backend=keras",  # The tf.data service is its default.
           "--module_handle=" + assets.digits_model,
           "--model=visits_model:counting", "--train_files=" + pattern,
           "--n_classes=2", "--batch_size=%d" % BATCH,
@@ -164,3 +166,17 @@ def test_a_worker_waits_for_its_dispatcher_without_freezing(tmp_path):
   assert not [t for t in threading.enumerate()
               if t.name == "data-service-worker"]
 
+
+
+def test_the_default_is_for_keras_clusters_and_the_estimator_ignores_it():
+  """On by default; the Estimator refuses it only where given."""
+  estimator = backends.Choice(backends.ESTIMATOR, "asked for")
+  assert job_lib.default(job_lib.DataOptions, "data_service") is True
+  resolve.check_backend_flags(cli.new_flag_values([]), estimator)
+  resolve.check_backend_flags(cli.new_flag_values(["--nodata_service"]),
+                              estimator)
+  with pytest.raises(errors.FlagError):
+    resolve.check_backend_flags(cli.new_flag_values(["--data_service"]),
+                                estimator)
+  resolve.check_backend_flags(cli.new_flag_values(["--data_service"]),
+                              backends.Choice(backends.KERAS, "asked for"))

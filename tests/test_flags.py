@@ -112,7 +112,7 @@ def test_a_job_config_round_trips_through_its_flag_lines():
       data=job_lib.DataOptions(
           train_files=("t1", "t2"), eval_files=("e",), label_key="y",
           input_map={"x1": "left", "x2": "right"}, batch_size=7,
-          validate_data="full", shard_files=False, data_service=True,
+          validate_data="full", shard_files=False, data_service=False,
           shuffle_buffer=0),
       model_dir="/d", export_dir="/x",
       run=job_lib.RunOptions(

@@ -128,7 +128,8 @@ def _gzipped_shards(path, directory, count):
 
 def test_text_model_fine_tunes_on_a_cluster(demo_cwd, assets):
   # Gzipped CSV shards, one per training task of the Estimator (chief and
-  # two workers): each reads its own; the Keras backend's workers read all.
+  # two workers): each reads its own; on the Keras backend the tf.data
+  # service (the default) hands them out to the workers' tf.data workers.
   shards = _gzipped_shards(assets.data("text_train.csv"),
                            str(demo_cwd / "text_train"), 3)
   proc, run_dir = _launch(
@@ -139,8 +140,11 @@ def test_text_model_fine_tunes_on_a_cluster(demo_cwd, assets):
       num_workers=2, num_ps=1, evaluator=True)
   model_dir, step = _check_finished(proc, run_dir, "embeddings")
   if re.search(r"\] Backend: keras", proc.stdout):
-    assert re.search(r"\[chief-0\] .*\] Data: each of the 2 worker\(s\) "
-                     r"reads all 3 file\(s\)", proc.stdout), proc.stdout
+    assert re.search(r"\[chief-0\] .*\] Data: the tf.data service's "
+                     r"dispatcher serves at", proc.stdout), proc.stdout
+    for name in ("worker-0", "worker-1"):
+      assert re.search(r"\[%s\] .*\] Data: a tf.data service worker "
+                       r"serves at" % name, proc.stdout), proc.stdout
   else:
     for index, name in enumerate(("chief-0", "worker-0", "worker-1")):
       assert re.search(
@@ -179,9 +183,16 @@ def test_legacy_tf1_model_trains_frozen_on_two_ps(demo_cwd, assets):
                  "--train_files=" + assets.data("digits_train.csv"),
                  "--eval_files=" + assets.data("digits_eval.csv"),
                  "--n_classes=5", "--tags=foo,bar", "--signature=sig",
-                 "--output_key=features", "--input_map=x1=pixels,x2=pixels"],
+                 "--output_key=features", "--input_map=x1=pixels,x2=pixels",
+                 # Keras: every worker reads every file, as asked; the
+                 # Estimator ignores it.
+                 "--nodata_service"],
       num_workers=1, num_ps=2, evaluator=False)
   keras = backends.choose_here("auto").name == "keras"
+  if keras:
+    assert re.search(r"\[chief-0\] .*\] Data: each of the 1 worker\(s\) "
+                     r"reads all 1 file\(s\)", proc.stdout), proc.stdout
+    assert "dispatcher serves at" not in proc.stdout
   # On the Keras backend a TF1 Hub format model's variables are loaded on
   # the chief (TF's legacy loading does not go through the strategy); the
   # head's are on the ps tasks. The Estimator places everything on the ps.

@@ -18,7 +18,12 @@ from harness import tf_config
 
 
 class InProcessCluster:
-  """ps and worker servers (no chief) started in this process."""
+  """ps and worker servers (no chief) started in this process.
+
+  They run no tf.data service workers: a Keras-backend chief that uses
+  them reads with `data_service=False` (--nodata_service), every worker
+  every file; a local multi-process cluster (cluster.local) has the
+  service."""
 
   def __init__(self, num_workers: int = 1, num_ps: int = 1,
                attempts: int = 3, inter_op_threads: int = 0):

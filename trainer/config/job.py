@@ -173,12 +173,13 @@ class DataOptions:
       "cluster. --noshard_files: every task reads every file, each shuffled "
       "with its own seed.")
   data_service: bool = setting(
-      False, help="Keras backend clusters: training reads through TF's "
+      True, help="Keras backend clusters: training reads through TF's "
       "tf.data service, with its dispatcher on the chief and a tf.data "
       "worker beside each worker, so each training example is read once per "
-      "epoch across all the workers (the files handed out as workers ask); "
-      "off, every worker reads every file in its own order. The Estimator "
-      "backend shares files out by task (--shard_files) and refuses it.")
+      "epoch across all the workers (the files handed out as workers ask). "
+      "--nodata_service: every worker reads every file in its own order. "
+      "The Estimator backend shares files out by task (--shard_files): it "
+      "refuses --data_service given, and ignores the default.")
   shuffle_buffer: int = setting(
       10000, help="Training records in the shuffle's buffer. The record "
       "shuffle costs a quarter to a third of a plain read's throughput on 2 "

@@ -92,5 +92,7 @@ def for_keras_workers(num_files: int, num_workers: int) -> Share:
       "Data: each of the %d worker(s) reads all %d file(s), shuffled with "
       "its own random seed (TF's ParameterServerStrategy runs one dataset "
       "function on every worker and gives none its index, so it cannot "
-      "split the files; --random_seed does not fix the order there)." % (
+      "split the files; --random_seed does not fix the order there). "
+      "--nodata_service chose this; by default the tf.data service hands "
+      "each file to one worker per epoch." % (
           num_workers, num_files)))

@@ -80,9 +80,11 @@ def check_backend_flags(fv: flags.FlagValues,
   """Flags of one backend given to the other, refused before any work.
 
   Raises:
-    errors.FlagError: --data_service on the Estimator backend.
+    errors.FlagError: --data_service given on the Estimator backend (its
+      default, on, is for Keras clusters and ignored there).
   """
-  if fv.data_service and choice.name == backends.ESTIMATOR:
+  if (fv["data_service"].present and fv.data_service and
+      choice.name == backends.ESTIMATOR):
     raise errors.FlagError(
         "`data_service` is for the Keras backend's clusters, and this run's "
         "backend is estimator (%s), whose tasks each read their own files "
