@@ -51,6 +51,7 @@ from harness import cli as harness_cli
 from harness import errors
 from harness import exit_codes
 from harness import tf_config
+from harness import tf_notices
 # TF-free: the trainer's TensorFlow modules load only when the pre-flight
 # runs (trainer/task.py), i.e. inside the namespace.
 from trainer.config import cli as trainer_cli
@@ -165,7 +166,9 @@ def run_cluster(*, num_workers: int, num_ps: int, evaluator: bool,
           deadline_secs=(max(deadline - time.monotonic(), 1.0) if deadline
                          else None),
           printer=printer, on_event=lambda e: log("launcher: " + e),
-          policies=policies)
+          policies=policies, hidden=tf_notices.Hidden(
+              lambda line: log("launcher: " + line),
+              "each task's log (%s)" % log_dir))
     except supervisor.TaskFailed as e:
       if not e.port_conflict or attempt == PORT_ATTEMPTS:
         raise

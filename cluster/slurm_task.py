@@ -43,6 +43,7 @@ from harness import cli
 from harness import errors
 from harness import exit_codes
 from harness import tf_config
+from harness import tf_notices
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   # No deadline of its own unless given (the batch script passes the job's
@@ -116,7 +117,8 @@ def main(argv):
     supervisor.supervise([launch], log_dir=log_dir,
                          deadline_secs=fv.deadline_secs,
                          on_event=events, policies=policies,
-                         wait_for_ps=True)
+                         wait_for_ps=True, hidden=tf_notices.Hidden(
+                             events, "the task's log (%s)" % log_dir))
   except supervisor.TaskFailed as e:
     slurm_status.write(log_dir, task, e.exit_code, str(e).splitlines()[0])
     events("error: %s" % e)

@@ -13,6 +13,7 @@ from cluster.launcher import leftovers
 from cluster.launcher import restart
 from cluster.launcher import supervisor
 from harness import tf_config
+from harness import tf_notices
 from tests import processes
 
 FOREVER = "import signal; signal.pause()"
@@ -291,3 +292,20 @@ def test_a_peer_restart_exit_is_named_and_retried(tmp_path):
              policies=policies, on_event=events.append)
   assert ("chief-0 exited with code 200 (a peer task restarted); restarting "
           "it (restart 1 of at most 3 in 600 s)") in events
+
+
+def test_hidden_lines_are_kept_in_the_log_not_shown(tmp_path):
+  """TF's start-up notices (harness.tf_notices) stay out of the terminal,
+  said once, and in the task's log."""
+  notice = ("I0000 00:00:1796551547.272750   27411 cudart_stub.cc:31] Could "
+            "not find cuda drivers on your machine, GPU will not be used.")
+  said = []
+  lines, codes = _supervise(tmp_path, {
+      "chief-0": "print(%r); print('real line'); print(%r)" % (notice,
+                                                                notice)},
+      hidden=tf_notices.Hidden(said.append, "the logs", gpu=False))
+  assert codes == {"chief-0": 0}
+  assert lines == ["[chief-0] real line"]
+  with open(tmp_path / "logs" / "chief-0.log") as f:
+    assert f.read().splitlines() == [notice, "real line", notice]
+  assert len(said) == 1 and "in the logs, not shown here" in said[0]

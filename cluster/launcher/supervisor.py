@@ -119,7 +119,8 @@ class Printer:
 class RunningTask:
   """One task's child process (restarted as needed), log and output."""
 
-  def __init__(self, launch: Launch, log_dir: str, printer: Printer):
+  def __init__(self, launch: Launch, log_dir: str, printer: Printer,
+               hidden: Callable[[str], bool] = lambda line: False):
     self.task = launch.task
     self.launch = launch
     self.restarts = 0
@@ -128,6 +129,7 @@ class RunningTask:
     self.pid_path = os.path.join(log_dir, launch.task.name + ".pid")
     self.tail = collections.deque(maxlen=TAIL_LINES)
     self._printer = printer
+    self._hidden = hidden
     self._log = open(self.log_path, "a", buffering=1)
     self._reader = None
     self._start()
@@ -163,7 +165,8 @@ class RunningTask:
       line = line.rstrip("\n")
       self._log.write(line + "\n")
       self.tail.append(line)
-      self._printer(prefix + line)
+      if not self._hidden(line):
+        self._printer(prefix + line)
 
   def poll(self) -> Optional[int]:
     return self.process.poll()
@@ -228,7 +231,9 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
               on_event: Optional[Callable[[str], None]] = None,
               stop_grace_secs: float = STOP_GRACE_SECS,
               policies: Optional[Mapping[str, restart.RestartPolicy]] = None,
-              wait_for_ps: bool = False) -> Dict[str, int]:
+              wait_for_ps: bool = False,
+              hidden: Callable[[str], bool] = lambda line: False
+              ) -> Dict[str, int]:
   """Runs the tasks until the cluster succeeds or fails.
 
   Args:
@@ -245,6 +250,8 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
     wait_for_ps: wait for the ps tasks to end by themselves too, instead of
       stopping them once every other task has finished (for one task of a
       job, whose other tasks run elsewhere: cluster/slurm_task.py).
+    hidden: the lines kept out of `printer` (still in the logs and the
+      tails; harness.tf_notices.Hidden: TF's start-up notices).
 
   Returns:
     Each task's name -> exit code (the ps tasks: the code of being stopped).
@@ -261,7 +268,7 @@ def supervise(launches: Sequence[Launch], *, log_dir: str,
   running: List[RunningTask] = []
   try:
     for launch in launches:
-      running.append(RunningTask(launch, log_dir, printer))
+      running.append(RunningTask(launch, log_dir, printer, hidden))
     deadline = start + deadline_secs if deadline_secs is not None else None
     return _watch(running, deadline, deadline_secs, clock,
                   on_event, stop_grace_secs, policies, wait_for_ps)
