@@ -9,7 +9,10 @@ r"""Benchmark part: the data at scale, side by side in one run.
    machine; the same raw read with the trainer's record shuffle (a buffer
    of 10000), which isolates what the shuffle costs from what the pipeline
    adds; and the pipeline with --shuffle_buffer=0 (the files' order
-   shuffled, not the records) against the raw read. For 1 large file and
+   shuffled, not the records) against the raw read; and the pipeline a
+   Keras cluster reads by default, through TF's tf.data service (a
+   dispatcher and one tf.data worker in this process, over gRPC as on a
+   cluster), against the raw read and the pipeline. For 1 large file and
    for 64 files, each as TFRecord, GZIP TFRecord and CSV.
 2. Launch to first step: `python -m trainer.task` on 2 MB, 200 MB and
    2 GB of TFRecords (generated here by repeating the digits' records),
@@ -18,6 +21,11 @@ r"""Benchmark part: the data at scale, side by side in one run.
 3. The full check's rate (validate_data=full) on the 200 MB set.
 4. A 2-task cluster (the Estimator's chief and one worker) training on 64
    files with file sharding on and off (--shard_files), steps/s.
+5. A Keras cluster with 2 workers training on 64 files through the tf.data
+   service (--data_service, the default) and with every worker reading
+   every file (--nodata_service): steps/s and launch to first step. The
+   smoke run makes it only where TF has no Estimator (and 4 only where it
+   has one): one pair of clusters per stack.
 
 The data is written under the work directory and deleted at the end.
 """
@@ -38,6 +46,7 @@ from example_kit import datasets
 from scripts import bench_cluster
 from trainer.inputs import data
 from trainer.inputs import validate
+from trainer.keras import data_service
 from trainer.training import progress
 
 REPO = bench_cluster.REPO
@@ -129,6 +138,36 @@ def raw_dataset(pattern: str, kind: str, compression,
       parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+class LocalService:
+  """TF's tf.data service in this process, as a Keras cluster runs it
+  (trainer.keras.data_service): a dispatcher and one tf.data worker; its
+  `target` is what the pipeline's `service` takes. One per measurement:
+  the pipeline's job name is fixed, and a second reader of a dispatcher
+  would join the first's job."""
+
+  def __enter__(self) -> str:
+    service = tf.data.experimental.service
+    self._dispatcher = service.DispatchServer()
+    self._worker = service.WorkerServer(service.WorkerConfig(
+        dispatcher_address=self._dispatcher.target.split("://")[1],
+        heartbeat_interval_ms=data_service.HEARTBEAT_MS))
+    return self._dispatcher.target
+
+  def __exit__(self, *exc):
+    del self._worker, self._dispatcher  # Dropped, a server stops.
+
+
+def service_rate(pattern: str, s: dict) -> float:
+  """Examples/s of the trainer's training pipeline read through a local
+  tf.data service."""
+  files = data.expand([pattern], "train_files")
+  with LocalService() as target:
+    return examples_per_s(data.make_input_fn(
+        files, _config(files), batch_size=s["input_batch"], training=True,
+        shuffle_buffer=SHUFFLE_BUFFER, service=target)(),
+                          s["input_batches"], s["input_batch"])
+
+
 def examples_per_s(dataset: tf.data.Dataset, batches: int,
                    batch_size: int) -> float:
   iterator = iter(dataset)
@@ -151,8 +190,8 @@ def throughput(work_dir, s, log):
       pattern = write_set(directory, kind, compression, num_files,
                           s["throughput_bytes"])
       runs = {"raw": [], "raw_shuffled": [], "pipeline": [],
-              "pipeline_unshuffled": []}
-      for _ in range(s["repeats"]):  # Alternated, so drift hits all four.
+              "pipeline_unshuffled": [], "service": []}
+      for _ in range(s["repeats"]):  # Alternated, so drift hits all five.
         for key, shuffle in (("raw", 0), ("raw_shuffled", SHUFFLE_BUFFER)):
           runs[key].append(examples_per_s(raw_dataset(
               pattern, kind, compression, s["input_batch"], shuffle),
@@ -163,6 +202,7 @@ def throughput(work_dir, s, log):
           runs[key].append(examples_per_s(pipeline_dataset(
               pattern, s["input_batch"], shuffle), s["input_batches"],
                                           s["input_batch"]))
+        runs["service"].append(service_rate(pattern, s))
       rates = {key: statistics.median(values) for key, values in runs.items()}
       figures[name] = {key + "_examples_per_s": rate
                        for key, rate in rates.items()}
@@ -171,13 +211,19 @@ def throughput(work_dir, s, log):
           rates["pipeline"] / rates["raw_shuffled"])
       figures[name]["pipeline_unshuffled_vs_raw"] = (
           rates["pipeline_unshuffled"] / rates["raw"])
+      figures[name]["service_vs_raw"] = rates["service"] / rates["raw"]
+      figures[name]["service_vs_pipeline"] = (
+          rates["service"] / rates["pipeline"])
       log("input %s: pipeline %.0f, raw %.0f (%.2f), raw shuffled %.0f "
-          "(%.2f); --shuffle_buffer=0 %.0f, raw (%.2f) examples/s" % (
+          "(%.2f); --shuffle_buffer=0 %.0f, raw (%.2f); tf.data service "
+          "%.0f, raw (%.2f), pipeline (%.2f) examples/s" % (
               name, rates["pipeline"], rates["raw"],
               figures[name]["pipeline_vs_raw"], rates["raw_shuffled"],
               figures[name]["pipeline_vs_raw_shuffled"],
               rates["pipeline_unshuffled"],
-              figures[name]["pipeline_unshuffled_vs_raw"]))
+              figures[name]["pipeline_unshuffled_vs_raw"], rates["service"],
+              figures[name]["service_vs_raw"],
+              figures[name]["service_vs_pipeline"]))
       shutil.rmtree(directory)
   return figures
 
@@ -255,19 +301,46 @@ def sharding(work_dir, s, has_estimator, log):
   return figures
 
 
+def keras_reads(work_dir, s, log):
+  """{data_service, nodata_service: {steps_per_s, first_step_s}} of a Keras
+  cluster with 2 workers on 64 files (medians of the repeats)."""
+  pattern = write_set(os.path.join(work_dir, "keras-reads"), "tfrecord",
+                      None, 64, s["throughput_bytes"])
+  figures = {}
+  for flag in ("--data_service", "--nodata_service"):
+    runs = [bench_cluster.cluster_figures(
+        work_dir, "reads-%s-%d" % (flag[2:], r), 2, s["shard_steps"],
+        s["batch_size"], trainer_args=[
+            "--module_handle=demo_assets/models/digits", "--trainable",
+            "--input_map=inputs=pixels", "--n_classes=5",
+            "--backend=keras", "--train_files=" + pattern, flag,
+            "--eval_files="]) for r in range(s["repeats"])]
+    figures[flag[2:]] = {
+        "steps_per_s": statistics.median(
+            f["examples_per_s"] for f in runs if f["examples_per_s"]) /
+                       s["batch_size"],
+        "first_step_s": statistics.median(f["first_step_s"] for f in runs)}
+    log("Keras cluster, 2 workers, %s: %.1f steps/s, first step at %.1f s"
+        % (flag, figures[flag[2:]]["steps_per_s"],
+           figures[flag[2:]]["first_step_s"]))
+  shutil.rmtree(os.path.join(work_dir, "keras-reads"))
+  return figures
+
+
 def settings(quick: bool, smoke: bool) -> dict:
   if smoke:
     return dict(throughput_bytes=2 * MB, input_batch=256, input_batches=20,
                 repeats=1, sizes=(("2MB", 2 * MB), ("20MB", 20 * MB)),
                 full_check_size="20MB", size_files=4, shard_steps=100,
-                batch_size=32)
+                batch_size=32, smoke=True)
   return dict(throughput_bytes=64 * MB if quick else 256 * MB,
               input_batch=256, input_batches=400 if quick else 2000,
               repeats=3 if quick else 5,
               sizes=(("2MB", 2 * MB), ("200MB", 200 * MB),
                      ("2GB", 2000 * MB)),
               full_check_size="200MB", size_files=16,
-              shard_steps=1500 if quick else 4000, batch_size=32)
+              shard_steps=1500 if quick else 4000, batch_size=32,
+              smoke=False)
 
 
 def run(work_dir, s, digits_model, has_estimator, log=print) -> dict:
@@ -280,11 +353,19 @@ def run(work_dir, s, digits_model, has_estimator, log=print) -> dict:
       figures["data_first_step"][large]["first_step_s"] /
       figures["data_first_step"][small]["first_step_s"])
   for key in ("pipeline_vs_raw", "pipeline_vs_raw_shuffled",
-              "pipeline_unshuffled_vs_raw"):
+              "pipeline_unshuffled_vs_raw", "service_vs_raw",
+              "service_vs_pipeline"):
     figures["data_%s_min" % key] = min(
         f[key] for f in figures["data_input"].values())
   figures["data_sharding_steps_per_s"] = sharding(work_dir, s, has_estimator,
                                                   log)
+  reads = None
+  if not (s["smoke"] and has_estimator):
+    reads = keras_reads(work_dir, s, log)
+  figures["data_keras_reads"] = reads
+  figures["data_keras_service_vs_independent_steps"] = (
+      reads["data_service"]["steps_per_s"] /
+      reads["nodata_service"]["steps_per_s"] if reads else None)
   return figures
 
 

@@ -290,7 +290,9 @@ def summarize(runs, curve, s, batch_size, tf_version, cores, model,
       keras_vs_estimator=ratio("keras_examples_per_s",
                                "estimator_examples_per_s"),
       cluster_keras_vs_estimator=ratio("keras_cluster_2w_examples_per_s",
-                                       "cluster_2w_examples_per_s"))
+                                       "cluster_2w_examples_per_s"),
+      first_step_keras_vs_estimator=ratio("keras_cluster_first_step_s",
+                                          "cluster_first_step_s"))
   small, large = min(s["table_sizes"]), max(s["table_sizes"])
 
   def size_ratio(series):
@@ -358,6 +360,8 @@ def table(figures) -> str:
       ("Keras / Estimator, 1 process", "keras_vs_estimator", "ratio"),
       ("Keras / Estimator cluster, 2 trainers", "cluster_keras_vs_estimator",
        "ratio"),
+      ("Keras / Estimator cluster, launch -> first step",
+       "first_step_keras_vs_estimator", "ratio"),
       ("Keras embedding 1M / 10k, 1 process", "keras_embedding_1m_vs_10k",
        "ratio"),
       ("Keras embedding 1M / 10k, cluster 2 ps",
@@ -409,11 +413,13 @@ def table(figures) -> str:
 def data_table(figures):
   """The data part's lines (scripts/bench_data.py)."""
   lines = ["input pipeline, examples/s; pipeline / raw; / raw with the "
-           "same shuffle; --shuffle_buffer=0 / raw:"]
+           "same shuffle; --shuffle_buffer=0 / raw; through the tf.data "
+           "service / raw, / pipeline:"]
   for name, f in sorted(figures["data_input"].items()):
-    lines.append("  %-22s %9.0f  %.3f  %.3f  %.3f" % (
+    lines.append("  %-22s %9.0f  %.3f  %.3f  %.3f  %.3f  %.3f" % (
         name, f["pipeline_examples_per_s"], f["pipeline_vs_raw"],
-        f["pipeline_vs_raw_shuffled"], f["pipeline_unshuffled_vs_raw"]))
+        f["pipeline_vs_raw_shuffled"], f["pipeline_unshuffled_vs_raw"],
+        f["service_vs_raw"], f["service_vs_pipeline"]))
   lines.append("launch -> first step by data size: %s; largest / smallest "
                "%.3f" % (", ".join(
                    "%s %.1f s" % (name, f["first_step_s"]) for name, f in
@@ -427,6 +433,17 @@ def data_table(figures):
       "sharded %.1f, not sharded %.1f steps/s" % (
           sharding["shard_files"], sharding["noshard_files"])
       if sharding else "n/a (no tf.estimator)"))
+  reads = figures["data_keras_reads"]
+  lines.append("Keras cluster, 2 workers, 64 files: %s" % (
+      "tf.data service %.1f steps/s (first step %.1f s), every worker every "
+      "file %.1f (%.1f s); ratio %.3f" % (
+          reads["data_service"]["steps_per_s"],
+          reads["data_service"]["first_step_s"],
+          reads["nodata_service"]["steps_per_s"],
+          reads["nodata_service"]["first_step_s"],
+          figures["data_keras_service_vs_independent_steps"])
+      if reads else "n/a (the smoke run makes it where TF has no "
+      "tf.estimator)"))
   return lines
 
 

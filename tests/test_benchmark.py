@@ -28,7 +28,8 @@ FIGURES = ["raw_examples_per_s", "raw_tight_examples_per_s",
            "keras_embedding_cluster_1m_vs_10k", "demo_accuracy_keras",
            "data_first_step_largest_vs_smallest", "data_pipeline_vs_raw_min",
            "data_pipeline_vs_raw_shuffled_min",
-           "data_pipeline_unshuffled_vs_raw_min", "split_ps_rss_max_vs_min",
+           "data_pipeline_unshuffled_vs_raw_min", "data_service_vs_raw_min",
+           "data_service_vs_pipeline_min", "split_ps_rss_max_vs_min",
            "whole_ps_rss_max_vs_min", "split_2ps_vs_1ps_steps"]
 # The Estimator's, where TF has it (None where not), and the ratios between
 # the two backends.
@@ -40,6 +41,7 @@ ESTIMATOR_FIGURES = [
     "cluster_vs_estimator", "scaling_2w_vs_1w", "embedding_1m_vs_10k",
     "embedding_dense_adam_1m_vs_10k", "embedding_cluster_1m_vs_10k",
     "keras_vs_estimator", "cluster_keras_vs_estimator",
+    "first_step_keras_vs_estimator",
     "demo_accuracy_estimator"]
 
 
@@ -72,7 +74,9 @@ def test_smoke_run_produces_every_figure(tmp_path):
         scaling_2w_vs_1w=("cluster_2w_examples_per_s",
                           "cluster_1w_examples_per_s"),
         keras_vs_estimator=("keras_examples_per_s",
-                            "estimator_examples_per_s"))
+                            "estimator_examples_per_s"),
+        first_step_keras_vs_estimator=("keras_cluster_first_step_s",
+                                       "cluster_first_step_s"))
   for ratio, (top, bottom) in ratios.items():
     assert figures[ratio] == pytest.approx(figures[top] / figures[bottom]), (
         ratio)
@@ -122,6 +126,8 @@ def test_smoke_run_produces_every_figure(tmp_path):
     assert f["pipeline_examples_per_s"] > 0 and f["raw_examples_per_s"] > 0
     assert f["pipeline_vs_raw"] == pytest.approx(
         f["pipeline_examples_per_s"] / f["raw_examples_per_s"])
+    assert f["service_vs_pipeline"] == pytest.approx(
+        f["service_examples_per_s"] / f["pipeline_examples_per_s"])
   sizes = figures["data_first_step"]
   assert sizes["20MB"]["bytes"] >= 9 * sizes["2MB"]["bytes"]
   assert all(f["first_step_s"] > 0 for f in sizes.values())
@@ -129,6 +135,20 @@ def test_smoke_run_produces_every_figure(tmp_path):
   sharding = figures["data_sharding_steps_per_s"]
   assert (set(sharding) == {"shard_files", "noshard_files"} if estimator
           else sharding is None)
+  # The Keras cluster's reads, with the service and without: the smoke run
+  # makes the pair where the Estimator's sharding pair is not made.
+  reads = figures["data_keras_reads"]
+  if estimator:
+    assert reads is None
+    assert figures["data_keras_service_vs_independent_steps"] is None
+  else:
+    assert set(reads) == {"data_service", "nodata_service"}
+    assert all(f["steps_per_s"] > 0 and f["first_step_s"] > 0
+               for f in reads.values()), reads
+    assert figures["data_keras_service_vs_independent_steps"] == (
+        pytest.approx(reads["data_service"]["steps_per_s"] /
+                      reads["nodata_service"]["steps_per_s"]))
+    assert "Keras cluster, 2 workers, --nodata_service:" in proc.stdout
   assert "launch -> first step by data size: 2MB" in proc.stdout
   assert figures["statistic"] == "median" and figures["repeats"] == 1
   assert figures["cores"] >= 1
