@@ -202,9 +202,12 @@ def main(argv):
     job_flags.check(fv)
     policies = restart.parse_policies(fv.restart_policy, fv.max_restarts,
                                       fv.restart_window_secs)
-    flagfile, plan = launch.prepare_tasks(
-        argv[1:], run_dir, evaluator=fv.evaluator, log=print,
-        num_workers=fv.num_workers)
+    # The pre-flight loads TF here: its start-up notices, as the tasks'.
+    with tf_notices.quiet_stderr(tf_notices.StartupNotices(
+        tf_notices.has_gpu())):
+      flagfile, plan = launch.prepare_tasks(
+          argv[1:], run_dir, evaluator=fv.evaluator, log=print,
+          num_workers=fv.num_workers)
     print("Restart policy: %s" % restart.describe(policies), flush=True)
     print("Deadline: %s" % ("%d s (--deadline_secs)" % fv.deadline_secs
                             if fv.deadline_secs else

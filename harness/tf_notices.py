@@ -9,7 +9,9 @@ stubs and tries them. With a launcher's five tasks that is some thirty lines
 of noise, two of them errors, before the first line of the job.
 
 `StartupNotices` recognises these lines, by their text, so that a launcher
-can keep them out of the terminal (each task's log keeps every line). The
+can keep its tasks' out of the terminal (`Hidden`; each task's log keeps
+every line), and its own, printed while its pre-flight loads TF
+(`quiet_stderr`). The
 CUDA lines count as notices only on a machine with no NVIDIA device
 (`has_gpu`): where there is a GPU, a failed cuInit is a real error. None
 of TF's environment settings quiets them: TF_CPP_MIN_LOG_LEVEL does not
@@ -17,10 +19,13 @@ reach lines printed before absl's logging is set up, and
 CUDA_VISIBLE_DEVICES does not stop the cuInit call (both tried on TF 2.21).
 """
 
+import contextlib
 import glob
+import os
 import re
+import sys
 import threading
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 # Lines any TF process prints as it starts, on any machine.
 _ALWAYS = (
@@ -77,8 +82,40 @@ class Hidden:
       said, self._said = self._said, True
     if not said:
       self._say("TF's start-up notices (the oneDNN and CPU notices%s) are "
-                "in %s, not shown here." % (
+                "not shown here; %s keeps them." % (
                     "" if self._notices.gpu else
                     "; no GPU here: CUDA's \"Could not find cuda drivers\" "
                     "and its cuInit error", self._where))
     return True
+
+
+@contextlib.contextmanager
+def quiet_stderr(notices: StartupNotices) -> Iterator[None]:
+  """Within, this process's standard error (file descriptor 2, where TF's
+  C++ code writes, out of reach of Python's logging) passes through a
+  thread that drops `notices`' lines and forwards every other line at
+  once. Child processes started within inherit the filter; past the end
+  they keep it until they exit."""
+  sys.stderr.flush()
+  original = os.dup(2)
+  read, write = os.pipe()
+  os.dup2(write, 2)
+  os.close(write)
+
+  def forward():
+    with os.fdopen(read, "rb") as pipe:
+      for line in pipe:
+        if not notices(line.decode("utf-8", "replace")):
+          os.write(original, line)
+
+  thread = threading.Thread(target=forward, daemon=True,
+                            name="tf-notices")
+  thread.start()
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(original, 2)  # The pipe's last writer closes: the thread ends.
+    thread.join(timeout=2)
+    if not thread.is_alive():  # Else a child still writes through it.
+      os.close(original)

@@ -18,7 +18,6 @@ import tensorflow as tf
 from harness import errors
 from tests import launcher
 from tests import processes
-from trainer.config import backends
 from trainer.config import cli
 from trainer.config import job as job_lib
 from trainer.keras import data_service
@@ -119,20 +118,6 @@ def test_each_example_is_read_once_per_epoch_across_two_workers(
   assert once >= 0.9, (once, np.bincount(visits.astype(int)))
 
 
-@pytest.mark.estimator
-def test_the_estimator_backend_refuses_it(assets, tmp_path):
-  """Its tasks share the files out themselves (--shard_files)."""
-  fv = cli.new_flag_values(launcher.demo_flags(assets) + [
-      "--backend=estimator", "--data_service",
-      "--model_dir=" + str(tmp_path / "model")])
-  with pytest.raises(errors.FlagError) as raised:
-    resolve.prepare(fv, None, log=lambda line: None)
-  assert str(raised.value).startswith(
-      "`data_service` is for the Keras backend's clusters, and this run's "
-      "backend is estimator (asked for"), str(raised.value)
-  assert "\n" not in str(raised.value)
-
-
 def test_a_worker_waits_for_its_dispatcher_without_freezing(tmp_path):
   """A tf.data worker whose dispatcher is down (the chief restarting, its
   address file left from before) waits for it without freezing Python (TF's
@@ -168,15 +153,15 @@ def test_a_worker_waits_for_its_dispatcher_without_freezing(tmp_path):
 
 
 
-def test_the_default_is_for_keras_clusters_and_the_estimator_ignores_it():
-  """On by default; the Estimator refuses it only where given."""
-  estimator = backends.Choice(backends.ESTIMATOR, "asked for")
+@pytest.mark.estimator
+def test_the_default_is_on_and_the_estimator_ignores_it(assets, tmp_path):
+  """Its tasks share the files out themselves (--shard_files). A launcher
+  writes every flag into its tasks' flagfile, the default's value too, so
+  the Estimator cannot tell a given --data_service from the default: it
+  ignores both, as it ignores --steps_per_execution."""
   assert job_lib.default(job_lib.DataOptions, "data_service") is True
-  resolve.check_backend_flags(cli.new_flag_values([]), estimator)
-  resolve.check_backend_flags(cli.new_flag_values(["--nodata_service"]),
-                              estimator)
-  with pytest.raises(errors.FlagError):
-    resolve.check_backend_flags(cli.new_flag_values(["--data_service"]),
-                                estimator)
-  resolve.check_backend_flags(cli.new_flag_values(["--data_service"]),
-                              backends.Choice(backends.KERAS, "asked for"))
+  fv = cli.new_flag_values(launcher.demo_flags(assets) + [
+      "--backend=estimator", "--data_service",
+      "--model_dir=" + str(tmp_path / "model")])
+  plan = resolve.prepare(fv, None, log=lambda line: None)
+  assert plan.backend.name == "estimator" and plan.job.data.data_service

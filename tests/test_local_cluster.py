@@ -22,6 +22,7 @@ from cluster.launcher import leftovers
 from cluster.launcher import netns
 from cluster.launcher import ports as ports_lib
 from cluster.launcher import restart
+from harness import tf_notices
 from tests import launcher
 from tests import processes
 from trainer.config import backends
@@ -81,6 +82,12 @@ def test_tf2_digits_model_fine_tunes_on_a_cluster(demo_cwd):
   for name in ("chief-0", "worker-0", "worker-1", "ps-0", "evaluator-0"):
     assert "[%s] " % name in out
     assert os.path.getsize(os.path.join(run_dir, "logs", name + ".log")) > 0
+  # TF's start-up notices, the launcher's own and its tasks', are not shown
+  # (harness.tf_notices); the tasks' logs keep them.
+  notices = tf_notices.StartupNotices(tf_notices.has_gpu())
+  shown = [re.sub(r"^\[[a-z]+-\d\] ", "", line)
+           for line in (out + proc.stderr).splitlines()]
+  assert not [line for line in shown if notices(line)], shown
   why_not = netns.why_not_available()
   if why_not is None:  # Root, or user namespaces: this machine and CI.
     assert "Isolated: the cluster runs in a private network namespace" in out

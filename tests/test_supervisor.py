@@ -308,4 +308,4 @@ def test_hidden_lines_are_kept_in_the_log_not_shown(tmp_path):
   assert lines == ["[chief-0] real line"]
   with open(tmp_path / "logs" / "chief-0.log") as f:
     assert f.read().splitlines() == [notice, "real line", notice]
-  assert len(said) == 1 and "in the logs, not shown here" in said[0]
+  assert len(said) == 1 and "not shown here; the logs keeps" in said[0]

@@ -1,6 +1,7 @@
 """harness.tf_notices: TF's start-up notices told apart from real output,
 with the lines TF 2.15 and TF 2.21 print, and with the running TF's own."""
 
+import os
 import subprocess
 import sys
 
@@ -78,8 +79,35 @@ def test_hidden_says_once_where_the_notices_are(tmp_path):
       [True] * 6 + [False] * len(REAL))
   assert said == [
       "TF's start-up notices (the oneDNN and CPU notices; no GPU here: "
-      "CUDA's \"Could not find cuda drivers\" and its cuInit error) are in "
-      "the logs, not shown here."]
+      "CUDA's \"Could not find cuda drivers\" and its cuInit error) are not "
+      "shown here; the logs keeps them."]
+
+
+QUIET = """
+import os, sys
+from harness import tf_notices
+print("before", file=sys.stderr, flush=True)
+with tf_notices.quiet_stderr(tf_notices.StartupNotices(gpu=False)):
+  for line in %r:
+    os.write(2, (line + "\\n").encode())
+  print("python's own", file=sys.stderr)
+os.write(2, %r.encode())
+print("after", file=sys.stderr)
+"""
+
+
+def test_quiet_stderr_drops_the_notices_a_process_writes_itself():
+  """At the file descriptor, where TF's C++ code writes; every other line
+  passes, in order, and the descriptor is as before afterwards."""
+  notices = TF_221 + NO_GPU_221
+  code = QUIET % ([notices[0], REAL[1], notices[-1], REAL[2]],
+                  notices[-1] + "\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, timeout=60, check=True,
+                        cwd=os.path.dirname(os.path.dirname(
+                            os.path.abspath(__file__))))
+  assert proc.stderr.splitlines() == [
+      "before", REAL[1], REAL[2], "python's own", notices[-1], "after"]
 
 
 def test_a_gpu_is_a_device_node(tmp_path):

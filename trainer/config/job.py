@@ -178,8 +178,8 @@ class DataOptions:
       "worker beside each worker, so each training example is read once per "
       "epoch across all the workers (the files handed out as workers ask). "
       "--nodata_service: every worker reads every file in its own order. "
-      "The Estimator backend shares files out by task (--shard_files): it "
-      "refuses --data_service given, and ignores the default.")
+      "The Estimator backend ignores it: its tasks share the files out "
+      "(--shard_files).")
   shuffle_buffer: int = setting(
       10000, help="Training records in the shuffle's buffer. The record "
       "shuffle costs a quarter to a third of a plain read's throughput on 2 "

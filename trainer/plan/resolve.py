@@ -18,7 +18,6 @@ from typing import Callable, List, Mapping, Optional
 from absl import flags
 from absl import logging
 
-from harness import errors
 from harness import tf_config
 from trainer.config import aip_dirs
 from trainer.config import backends
@@ -75,23 +74,6 @@ def job_from_flags(fv: flags.FlagValues, **kwargs) -> job_lib.JobConfig:
   return cli.job_config(resolve_flags(fv, **kwargs))
 
 
-def check_backend_flags(fv: flags.FlagValues,
-                        choice: backends.Choice) -> None:
-  """Flags of one backend given to the other, refused before any work.
-
-  Raises:
-    errors.FlagError: --data_service given on the Estimator backend (its
-      default, on, is for Keras clusters and ignored there).
-  """
-  if (fv["data_service"].present and fv.data_service and
-      choice.name == backends.ESTIMATOR):
-    raise errors.FlagError(
-        "`data_service` is for the Keras backend's clusters, and this run's "
-        "backend is estimator (%s), whose tasks each read their own files "
-        "(`shard_files`); drop --data_service, or run with --backend=keras."
-        % choice.why)
-
-
 def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
             default_model_dir: str = "",
             log: Callable[[str], None] = logging.info,
@@ -109,7 +91,6 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   record that reruns the job; `fv` is left as parsed.
   """
   choice = choice or backends.choose_here(fv.backend)
-  check_backend_flags(fv, choice)
   resolved = resolve_flags(fv, default_model_dir=default_model_dir, log=log,
                            build_demo=build_demo, environ=environ)
   from trainer.plan import preflight  # pylint: disable=g-import-not-at-top
