@@ -275,6 +275,19 @@ def startup_by_size(work_dir, s, digits_model, log):
   return figures, full
 
 
+def _cluster_on(pattern, work_dir, s, name, num_workers, flags):
+  """bench_cluster.cluster_figures of the demo's model training on the
+  files of `pattern`, with `flags`."""
+  return bench_cluster.cluster_figures(
+      work_dir, name, num_workers, s["shard_steps"], s["batch_size"],
+      trainer_args=[
+          # The demo's model on these files (a data flag alone is not the
+          # demo: trainer/config/demo.py).
+          "--module_handle=demo_assets/models/digits", "--trainable",
+          "--input_map=inputs=pixels", "--n_classes=5",
+          "--train_files=" + pattern, "--eval_files="] + list(flags))
+
+
 def sharding(work_dir, s, has_estimator, log):
   """Steps/s of a chief + 1 worker Estimator cluster on 64 files, sharded
   and not; None where TF has no Estimator (the Keras backend's workers
@@ -285,15 +298,9 @@ def sharding(work_dir, s, has_estimator, log):
                       s["throughput_bytes"])
   figures = {}
   for flag in ("--shard_files", "--noshard_files"):
-    rates = [bench_cluster.cluster_figures(
-        work_dir, "shard-%s-%d" % (flag[2:], r), 1, s["shard_steps"],
-        s["batch_size"], trainer_args=[
-            # The demo's model on these files (a data flag alone is not
-            # the demo: trainer/config/demo.py).
-            "--module_handle=demo_assets/models/digits", "--trainable",
-            "--input_map=inputs=pixels", "--n_classes=5",
-            "--backend=estimator", "--train_files=" + pattern, flag,
-            "--eval_files="])["examples_per_s"] for r in range(s["repeats"])]
+    rates = [_cluster_on(pattern, work_dir, s, "shard-%s-%d" % (flag[2:], r),
+                         1, ["--backend=estimator", flag])["examples_per_s"]
+             for r in range(s["repeats"])]
     figures[flag[2:]] = statistics.median(r for r in rates if r) / s[
         "batch_size"]
     log("2-task cluster %s: %.1f steps/s" % (flag, figures[flag[2:]]))
@@ -308,13 +315,9 @@ def keras_reads(work_dir, s, log):
                       None, 64, s["throughput_bytes"])
   figures = {}
   for flag in ("--data_service", "--nodata_service"):
-    runs = [bench_cluster.cluster_figures(
-        work_dir, "reads-%s-%d" % (flag[2:], r), 2, s["shard_steps"],
-        s["batch_size"], trainer_args=[
-            "--module_handle=demo_assets/models/digits", "--trainable",
-            "--input_map=inputs=pixels", "--n_classes=5",
-            "--backend=keras", "--train_files=" + pattern, flag,
-            "--eval_files="]) for r in range(s["repeats"])]
+    runs = [_cluster_on(pattern, work_dir, s, "reads-%s-%d" % (flag[2:], r),
+                        2, ["--backend=keras", flag])
+            for r in range(s["repeats"])]
     figures[flag[2:]] = {
         "steps_per_s": statistics.median(
             f["examples_per_s"] for f in runs if f["examples_per_s"]) /
