@@ -11,12 +11,12 @@ of noise, two of them errors, before the first line of the job.
 `StartupNotices` recognises these lines, by their text, so that a launcher
 can keep its tasks' out of the terminal (`Hidden`; each task's log keeps
 every line), and its own, printed while its pre-flight loads TF
-(`quiet_stderr`). The
-CUDA lines count as notices only on a machine with no NVIDIA device
-(`has_gpu`): where there is a GPU, a failed cuInit is a real error. None
-of TF's environment settings quiets them: TF_CPP_MIN_LOG_LEVEL does not
-reach lines printed before absl's logging is set up, and
-CUDA_VISIBLE_DEVICES does not stop the cuInit call (both tried on TF 2.21).
+(`quiet_stderr`). The CUDA lines count as notices only on a machine with
+no NVIDIA device (`has_gpu`): where there is a GPU, a failed cuInit is a
+real error. None of TF's environment settings quiets them:
+TF_CPP_MIN_LOG_LEVEL does not reach lines printed before absl's logging is
+set up, and CUDA_VISIBLE_DEVICES does not stop the cuInit call (both tried
+on TF 2.21).
 """
 
 import contextlib
