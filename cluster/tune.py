@@ -142,8 +142,13 @@ def main(argv):
     return harness_cli.report(e, fv, trainer_cli.FLAG_NAMES)
   for line in filter(None, [_cores_note(fv)]):
     log(line)
-  # SIGTERM (a scheduler ending the allocation) stops as Ctrl-C does.
+  # SIGTERM (a scheduler ending the allocation) stops as Ctrl-C does; and
+  # Ctrl-C (SIGINT) does, even where the study was started with SIGINT
+  # ignored (a background job of a non-interactive shell inherits that, and
+  # Python then installs no handler of its own: a test run so saw the
+  # study ignore it and run on).
   signal.signal(signal.SIGTERM, signal.default_int_handler)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   study_lib.recover_abandoned(study, log)
   runner = study_lib.Runner(setup, study, log)
   log("study %s (%s): %s %s; %d trial(s) to run, %d at a time" % (

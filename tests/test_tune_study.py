@@ -68,8 +68,14 @@ def test_a_dead_tuners_running_trials_are_queued_again(tmp_path):
 TRIAL_FLAGS = ["--train_steps=100"]  # As docs/tuning.md's command.
 
 
+def _ignore_sigint():
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _tune(study_dir, trials, cwd):
-  """The docs' study, with `trials`, started in the background."""
+  """The docs' study, with `trials`, started in the background, as a
+  non-interactive shell starts a background job: with SIGINT ignored, which
+  the study must undo (a full test run started so saw it run on)."""
   return subprocess.Popen(
       [sys.executable, "-m", "cluster.tune",
        "--space=" + os.path.join(launcher.REPO, "configs", "tuning",
@@ -77,7 +83,7 @@ def _tune(study_dir, trials, cwd):
        "--trials=%d" % trials, "--parallel=2", "--seed=1",
        "--study_dir=" + str(study_dir), "--"] + TRIAL_FLAGS, cwd=str(cwd),
       env=launcher.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True)
+      text=True, preexec_fn=_ignore_sigint)  # pylint: disable=subprocess-popen-preexec-fn
 
 
 def _states(study_dir):
