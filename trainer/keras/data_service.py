@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from harness import errors
 from harness import files
+from harness import tf_config
 from trainer.training import job_end
 
 ADDRESS_FILE = "data_service.json"
@@ -47,10 +48,6 @@ HEARTBEAT_MS = 1000
 
 # The servers of this process: a server stops when its object is deleted.
 _SERVERS: List[object] = []
-
-
-def _host(address: str) -> str:
-  return address.rsplit(":", 1)[0]
 
 
 def address_path(model_dir: str) -> str:
@@ -72,7 +69,7 @@ def start_dispatcher(model_dir: str, chief_address: str,
   file where a chief of this run wrote one, else any free one), writes the
   address file and returns the address the workers' datasets use."""
   previous = read_address(model_dir)
-  port = int(previous.rsplit(":", 1)[1]) if previous else 0
+  port = tf_config.parse_address(previous)[1] if previous else 0
   state = os.path.join(model_dir, STATE_DIR)
   try:
     server = tf.data.experimental.service.DispatchServer(
@@ -87,7 +84,8 @@ def start_dispatcher(model_dir: str, chief_address: str,
             port, str(e).splitlines()[0][:200], address_path(model_dir))
     ) from e
   _SERVERS.append(server)
-  address = "%s:%s" % (_host(chief_address), server.target.rsplit(":", 1)[1])
+  address = "%s:%d" % (tf_config.parse_address(chief_address)[0],
+                       tf_config.parse_address(server.target)[1])
   files.write_text(address_path(model_dir),
                    json.dumps({"dispatcher": address}), tf.io.gfile)
   log("Data: the tf.data service's dispatcher serves at %s (its state: "
@@ -112,6 +110,8 @@ def start_worker(model_dir: str, own_address: str, *,
   dispatcher accepts connections there, starts a tf.data worker at this
   worker's host. Gives up, saying so, after `timeout_secs` without it."""
 
+  host = tf_config.parse_address(own_address)[0]
+
   def start():
     deadline = clock() + timeout_secs
     dispatcher = read_address(model_dir)
@@ -127,11 +127,11 @@ def start_worker(model_dir: str, own_address: str, *,
     server = tf.data.experimental.service.WorkerServer(
         tf.data.experimental.service.WorkerConfig(
             dispatcher_address=dispatcher,
-            worker_address=_host(own_address) + ":%port%",
+            worker_address=host + ":%port%",
             heartbeat_interval_ms=HEARTBEAT_MS))
     _SERVERS.append(server)
     log("Data: a tf.data service worker serves at %s for the dispatcher "
-        "at %s." % (_host(own_address), dispatcher))
+        "at %s." % (host, dispatcher))
 
   threading.Thread(target=start, name="data-service-worker",
                    daemon=True).start()
