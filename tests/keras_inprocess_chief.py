@@ -2,9 +2,9 @@
 
   python -m tests.keras_inprocess_chief ASSETS_DIR MODEL_DIR [split]
 
-Two workers and two ps serve in this process; the chief joins them first
-(as trainer.task does), then runs the pre-flight and trains 60 steps of the
-digits model, or with `split` of the text model inside
+Two workers and two ps serve in this process; the chief runs the
+pre-flight, then joins them (as trainer.task does) and trains 60 steps of
+the digits model, or with `split` of the text model inside
 example_kit/wide_model.py's small model, whose own table the chief splits
 over the ps.
 Prints the chief's lines, then "checkpoint NAME".
@@ -30,7 +30,6 @@ def main(assets_dir: str, model_dir: str, split: str = "") -> None:
   cluster = dict(servers.cluster,
                  chief=["localhost:%d" % portpicker.pick_unused_port()])
   config = tf_config.TfConfig(cluster, tf_config.Task(tf_config.CHIEF, 0))
-  keras_backend.connect(config)
   data = os.path.join(assets_dir, "data")
   model, files = "digits", ("digits_train.tfrecord", "digits_eval.tfrecord")
   if split:
@@ -53,6 +52,7 @@ def main(assets_dir: str, model_dir: str, split: str = "") -> None:
   plan = preflight.check(job, backend=backends.choose_here("keras"),
                          model_variables=keras_backend.model_variables,
                          log=lambda line: None)
+  keras_backend.connect(config)
   result = keras_backend.run(plan, config, log=print)
   print("checkpoint", os.path.basename(result.checkpoint), flush=True)
 

@@ -5,6 +5,7 @@ saying which backend ran."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -90,8 +91,8 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
   """The chief's part of a real parameter-server cluster: two workers and
   two ps serving in one process (each with inter-op threads for every
   worker and itself: on 2 cores TF's default hangs the first step). In a
-  process of its own: the chief joins its cluster before any other TF work
-  (trainer.keras.cluster), which this test process has done long before."""
+  process of its own: a process's eager context joins one cluster, once
+  (trainer.keras.cluster)."""
   lines = _inprocess_chief(assets, str(tmp_path / "model"))
   placed = [line for line in lines if line.startswith("Variables placed: ")]
   assert placed and "ps-0" in placed[0] and "ps-1" in placed[0], lines
@@ -103,6 +104,33 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
       inputs=tf.zeros([2, 64]))["probabilities"].numpy()
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
+
+
+@pytest.mark.slow
+def test_a_chief_reports_bad_data_before_it_waits_for_its_cluster(assets,
+                                                                   tmp_path):
+  """The Keras chief's pre-flight comes before it joins its cluster
+  (trainer.keras.cluster): with no worker or ps up, a missing data file is
+  still its one-line report and exit 1, not a wait for the cluster (nor a
+  restart, exit 200)."""
+  ports = []
+  for _ in range(3):  # Ports where nothing listens.
+    with socket.socket() as s:
+      s.bind(("localhost", 0))
+      ports.append(s.getsockname()[1])
+  cluster = {job: ["localhost:%d" % port]
+             for job, port in zip(("chief", "worker", "ps"), ports)}
+  missing = str(tmp_path / "missing.tfrecord")
+  proc = subprocess.run(
+      [sys.executable, "-m", "trainer.task", "--backend=keras",
+       "--module_handle=" + assets.digits_model, "--n_classes=5",
+       "--train_files=" + missing, "--model_dir=" + str(tmp_path / "model")],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+      env=dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(
+          {"cluster": cluster, "task": {"type": "chief", "index": 0}})))
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and missing in last, last
 
 def _inprocess_chief(assets, model_dir, *args):
   """The lines tests.keras_inprocess_chief prints (it trains to step 60)."""

@@ -53,7 +53,7 @@ UNITS = {
 LAZY = {
     # TF loads only once flags are parsed: --helpfull and flag errors are
     # fast, and main() sets TF's C++ log level first.
-    "trainer/task.py": {"trainer.plan.model_dir", "trainer.plan.preflight",
+    "trainer/task.py": {"trainer.plan.model_dir",
                         "trainer.training.metric_report",
                         "trainer.training.peer_errors",
                         "trainer.training.preemption",

@@ -153,16 +153,18 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
     choice = backends.choose_here(fv.backend)
-    if not fv.check_only and not _chief_of_a_done_job(fv, task, environ):
+    from_vertex = resolve.vertex_dirs(fv, environ)
+    plan = resolve.prepare(fv, task, build_demo=not fv.check_only,
+                            choice=choice, environ=environ)
+    # After the pre-flight: a Keras chief's pre-flight runs while its
+    # workers start, not after it has waited for them (trainer.keras.cluster).
+    if not fv.check_only and not plan.job_done:
       try:  # A ps or worker not up yet, or restarting: a restart retries.
         backends.load(choice).connect(parsed, fv.ps_shard_bytes)
       except errors.HarnessError:
         raise
       except Exception as e:  # pylint: disable=broad-except
         return _peer_restarted(e, parsed)
-    from_vertex = resolve.vertex_dirs(fv, environ)
-    plan = resolve.prepare(fv, task, build_demo=not fv.check_only,
-                            choice=choice, environ=environ)
     model_dir_state = "the chief's"
     if tf_config.is_chief(task):
       model_dir_state = resolve.settle_model_dir(
@@ -238,24 +240,6 @@ def _preemption_notice(task, preemption):
   if threading.current_thread() is not threading.main_thread():
     return None  # An in-process cluster's task (tests).
   return preemption.Notice().install()
-
-
-def _chief_of_a_done_job(fv: flags.FlagValues, task,
-                         environ: Mapping[str, str]) -> bool:
-  """Whether this is a cluster's chief restarted after its final export:
-  it must not join a cluster whose other tasks may have ended (the
-  pre-flight then says so: trainer.plan.preflight.job_already_done)."""
-  if not task or task.type != tf_config.CHIEF:
-    return False
-  # pylint: disable-next=g-import-not-at-top
-  from trainer.plan import preflight
-  try:
-    job = resolve.job_from_flags(fv, build_demo=False, environ=environ,
-                                 log=lambda line: None)
-  except errors.HarnessError:
-    return False  # The pre-flight reports it.
-  return bool(job.model_dir) and preflight.export_exists(job) and (
-      preflight.job_already_done(job))
 
 
 def _peer_restarted(error: Exception, parsed) -> int:

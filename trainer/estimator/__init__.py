@@ -22,6 +22,6 @@ __all__ = ["connect", "run", "model_variables", "check_model"]
 
 
 def connect(config, ps_shard_bytes: int = 0) -> None:
-  """Nothing before the pre-flight: Estimator's session joins the cluster
+  """Nothing after the pre-flight: Estimator's session joins the cluster
   (and its model_fn places the variables)."""
   del config, ps_shard_bytes

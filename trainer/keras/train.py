@@ -14,7 +14,7 @@ as the Estimator's:
 * the evaluator is not part of the training cluster: it evaluates each new
   checkpoint and the final one, then ends (trainer.keras.evaluation).
 
-The chief connects to its cluster before its pre-flight (`connect`, called
+The chief connects to its cluster after its pre-flight (`connect`, called
 by the entry point: trainer.keras.cluster says why).
 """
 
@@ -52,7 +52,7 @@ Result = result_lib.Result
 
 def connect(config: Optional[tf_config.TfConfig],
             ps_shard_bytes: int = partitioning.DEFAULT_SHARD_BYTES) -> None:
-  """Before the pre-flight: the chief of a cluster joins it, splitting
+  """After the pre-flight: the chief of a cluster joins it, splitting
   variables of more than twice `ps_shard_bytes` over the ps."""
   if config is not None and tf_config.is_chief(config.task):
     cluster_lib.connect(config, ps_shard_bytes)
