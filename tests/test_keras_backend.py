@@ -5,11 +5,11 @@ saying which backend ran."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
+import portpicker
 import pytest
 import tensorflow as tf
 
@@ -105,7 +105,6 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-
 @pytest.mark.slow
 def test_a_chief_reports_bad_data_before_it_waits_for_its_cluster(assets,
                                                                    tmp_path):
@@ -113,13 +112,8 @@ def test_a_chief_reports_bad_data_before_it_waits_for_its_cluster(assets,
   (trainer.keras.cluster): with no worker or ps up, a missing data file is
   still its one-line report and exit 1, not a wait for the cluster (nor a
   restart, exit 200)."""
-  ports = []
-  for _ in range(3):  # Ports where nothing listens.
-    with socket.socket() as s:
-      s.bind(("localhost", 0))
-      ports.append(s.getsockname()[1])
-  cluster = {job: ["localhost:%d" % port]
-             for job, port in zip(("chief", "worker", "ps"), ports)}
+  cluster = {job: ["localhost:%d" % portpicker.pick_unused_port()]
+             for job in ("chief", "worker", "ps")}  # Nothing listens there.
   missing = str(tmp_path / "missing.tfrecord")
   proc = subprocess.run(
       [sys.executable, "-m", "trainer.task", "--backend=keras",
@@ -131,6 +125,7 @@ def test_a_chief_reports_bad_data_before_it_waits_for_its_cluster(assets,
   assert proc.returncode == 1, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and missing in last, last
+
 
 def _inprocess_chief(assets, model_dir, *args):
   """The lines tests.keras_inprocess_chief prints (it trains to step 60;

@@ -87,10 +87,6 @@ def _inspect(options: job_lib.ModelOptions) -> model_spec_lib.ModelSpec:
       signature_outputs_as_dict=options.signature_outputs_as_dict)
 
 
-def export_exists(job: job_lib.JobConfig) -> bool:
-  return tf.io.gfile.exists(job.resolved_export_dir)
-
-
 def job_already_done(job: job_lib.JobConfig) -> bool:
   """Whether this model directory's job has ended: its latest checkpoint is
   at --train_steps, or early stopping ended it (the final export exists
