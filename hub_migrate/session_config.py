@@ -9,10 +9,14 @@ at the top level of ConfigProto from TF 2.2 on, under `experimental` before
 * RunConfig(session_config=ConfigProto(...)) and a ConfigProto assigned to a
   name in the RunConfig's scope get the field (a keyword of the
   constructor), or have it moved to where the target TF version keeps it.
-* RunConfig(...) without a session config, in code that uses hub models,
-  gets one that sets the field.
+* RunConfig(...) without a session config, in code that uses hub models:
+  where it is assigned to a name on a line of its own, an `if` after that
+  line sets the field on the session config RunConfig made (on a cluster,
+  the one with Estimator's device filters); elsewhere the call gets a
+  session config that sets the field.
 * Each RunConfig given a session config without device filters gets a note:
-  passing one drops Estimator's default device filters.
+  passing one drops Estimator's default device filters (tensorflow#26559: a
+  worker whose session starts after the chief has gone waits for it).
 * A session config whose making the tool cannot see (built by a function,
   read from an attribute) is reported.
 """
@@ -104,6 +108,8 @@ class _Planner(cst.CSTVisitor):
   # The three places a session config is made.
 
   def _add_session_config(self, run_config: cst.Call) -> None:
+    if self._set_after(run_config):
+      return
     if self.tf_alias is None:
       self.found.error(self._position(run_config), "session-config",
                        "this RunConfig needs a session_config setting %s, "
@@ -135,6 +141,61 @@ class _Planner(cst.CSTVisitor):
         updated, list(updated.args), [added], layout))
     self.found.note(self._position(run_config), "device-filters",
                     DEVICE_FILTERS_NOTE)
+
+  def _set_after(self, run_config: cst.Call) -> bool:
+    """NAME = RunConfig(...), alone on its line: the field is set after it,
+
+        if NAME.session_config is not None:
+          NAME.session_config.FIELD = True
+
+    on the session config RunConfig makes itself on a cluster, which keeps
+    Estimator's device filters (there is none without a cluster, where no
+    variable is on a ps). Returns False where the call is not so assigned.
+    """
+    assign = self.get_metadata(metadata.ParentNodeProvider, run_config)
+    if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and
+            isinstance(assign.targets[0].target, cst.Name)):
+      return False
+    line = self.get_metadata(metadata.ParentNodeProvider, assign)
+    if not (isinstance(line, cst.SimpleStatementLine) and
+            len(line.body) == 1):
+      return False
+    target = assign.targets[0].target
+    scope = self.get_metadata(metadata.ScopeProvider, run_config)
+    made = [a for a in scope.assignments[target.value]
+            if isinstance(a, metadata.Assignment) and a.node is target]
+    for access in (made[0].references if made else ()):
+      chain = self._attribute_chain(access.node)
+      fields = [a.attr.value for a in chain]
+      if (fields[:1] == ["session_config"] and fields[-1:] == [FIELD] and
+          fields[1:-1] in ([], ["experimental"])):
+        self._place(chain[1:], fields[1:])  # Set already (a second run).
+        return True
+    where = FIELD if self.top_level else "experimental." + FIELD
+    code = ("# For TF2 SavedModels with variables on the ps (hub-migrate); "
+            "this is\n"
+            "# RunConfig's own session config, so its device filters stay.\n"
+            "if {0}.session_config is not None:\n"
+            "{1}{0}.session_config.{2} = True\n").format(
+                target.value, self.module.default_indent, where)
+    statement = cst.parse_statement(code,
+                                    config=self.module.config_for_parsing)
+    self.edits.replace(line, lambda updated: cst.FlattenSentinel(
+        [updated, statement]))
+    return True
+
+  def _place(self, chain: List[cst.Attribute], fields: List[str]) -> None:
+    """X.FIELD or X.experimental.FIELD (`chain` its Attribute nodes,
+    innermost first; `fields` their names) where the target TF keeps it."""
+    if self.top_level and fields[0] == "experimental":
+      # X.experimental.FIELD -> X.FIELD
+      self.edits.replace(chain[1], lambda updated: updated.with_changes(
+          value=updated.value.value))
+    elif not self.top_level and fields[0] == FIELD:
+      # X.FIELD -> X.experimental.FIELD
+      self.edits.replace(chain[0], lambda updated: updated.with_changes(
+          value=updated.with_changes(attr=cst.Name("experimental")),
+          attr=cst.Name(FIELD)))
 
   def _fix_constructor(self, proto: cst.Call) -> None:
     """ConfigProto(...) gets the field where the target TF keeps it."""
@@ -210,14 +271,7 @@ class _Planner(cst.CSTVisitor):
     if not sets:
       self._fix_constructor(made)
     for chain, fields in sets:
-      if self.top_level and fields[0] == "experimental":
-        # NAME.experimental.FIELD -> NAME.FIELD
-        self.edits.replace(chain[1], lambda updated: updated.with_changes(
-            value=updated.value.value))
-      elif not self.top_level and fields[0] == FIELD:
-        self.edits.replace(chain[0], lambda updated: updated.with_changes(
-            value=updated.with_changes(attr=cst.Name("experimental")),
-            attr=cst.Name(FIELD)))
+      self._place(chain, fields)
     return filtered
 
   def _attribute_chain(self, node) -> List[cst.Attribute]:
@@ -272,5 +326,6 @@ def plan(wrapper: metadata.MetadataWrapper, edits: edits_lib.Edits,
          tf_alias: Optional[str]) -> None:
   """Plans the session-config rewrites of a module into `edits`."""
   planner = _Planner(edits, found, top_level, uses_hub, tf_alias)
+  planner.module = wrapper.module
   planner.lines = wrapper.module.code.splitlines()
   wrapper.visit(planner)

@@ -346,8 +346,9 @@ def test_the_migration_commands(tmp_path):
       with open(tmp_path / "my_project" / name) as f:
         assert "hub.Module(" not in f.read(), name
   older = _ok(doc_commands.run(target.text, tmp_path, timeout=120))
-  assert "experimental=tf.compat.v1.ConfigProto.Experimental(" in (
-      older.stdout), older.stdout
+  assert ("+    config.session_config.experimental."
+          "share_cluster_devices_in_session = True") in older.stdout, (
+              older.stdout)
 
 
 @pytest.mark.slow

@@ -160,9 +160,22 @@ REWRITES = {
         config = tf.estimator.RunConfig(model_dir="m")
         """,
         """
-        config = tf.estimator.RunConfig(model_dir="m",
-                                        session_config=tf.compat.v1.ConfigProto(
-                                            share_cluster_devices_in_session=True))
+        config = tf.estimator.RunConfig(model_dir="m")
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if config.session_config is not None:
+            config.session_config.share_cluster_devices_in_session = True
+        """),
+    "a RunConfig made in an expression gets a session config": (
+        """
+        estimator = tf.estimator.Estimator(
+            model_fn, config=tf.estimator.RunConfig(model_dir="m"))
+        """,
+        """
+        estimator = tf.estimator.Estimator(
+            model_fn, config=tf.estimator.RunConfig(model_dir="m",
+                                                    session_config=tf.compat.v1.ConfigProto(
+                                                        share_cluster_devices_in_session=True)))
         """),
 }
 
@@ -195,13 +208,26 @@ BEFORE_TF_2_2 = {
         """),
     "a new session config sets the experimental field": (
         """
+        estimator = tf.estimator.Estimator(model_fn,
+                                           config=tf.estimator.RunConfig())
+        """,
+        """
+        estimator = tf.estimator.Estimator(model_fn,
+                                           config=tf.estimator.RunConfig(
+                                               session_config=tf.compat.v1.ConfigProto(
+                                                   experimental=tf.compat.v1.ConfigProto.Experimental(
+                                                       share_cluster_devices_in_session=True))))
+        """),
+    "the field set after a RunConfig goes under experimental": (
+        """
         config = tf.estimator.RunConfig()
         """,
         """
-        config = tf.estimator.RunConfig(
-            session_config=tf.compat.v1.ConfigProto(
-                experimental=tf.compat.v1.ConfigProto.Experimental(
-                    share_cluster_devices_in_session=True)))
+        config = tf.estimator.RunConfig()
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if config.session_config is not None:
+            config.session_config.experimental.share_cluster_devices_in_session = True
         """),
     "a ConfigProto gets an experimental argument": (
         """

@@ -43,11 +43,12 @@ def test_files_and_folders(tmp_path):
   assert code == 1  # The broken file.
   assert "%s:1:" % broken in report and "[syntax]" in report
   assert "+  return hub.KerasLayer(\"h\")(features[\"x\"])" in report
-  assert "session_config=tf.compat.v1.ConfigProto(" in report
+  assert "+    CONFIG.session_config.share_cluster_devices_in_session = True" in (
+      report)
   assert "skipped.py" not in report
   assert report.strip().endswith(
       "hub-migrate: 3 Python files, 2 to rewrite (--write applies) (target "
-      "TF 2.15), 1 error, 1 note.")
+      "TF 2.15), 1 error, 0 notes.")
   with open(model) as f:
     assert "hub.Module" in f.read()  # Not written without --write.
   mode = os.stat(config).st_mode
