@@ -8,6 +8,8 @@ tf.estimator (TF >= 2.16) the Estimator's are not collected.
 """
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -52,6 +54,34 @@ ESTIMATOR_ONLY = ("test_config.py", "test_estimator_evaluator.py",
                   "test_optimizers.py")
 _HAS_ESTIMATOR = backends.choose_here("auto").name == backends.ESTIMATOR
 collect_ignore = [] if _HAS_ESTIMATOR else list(ESTIMATOR_ONLY)
+
+
+def pytest_configure(config):
+  """TMPDIR, for the processes the tests start, is a folder of this run,
+  removed at its end (pytest_unconfigure). TF's autograph writes each
+  function it converts to TMPDIR/__autograph_generated_file*.py and removes
+  it at exit (atexit), which a process killed by a signal never reaches:
+  the fault, chaos and deadline tests kill trainers by design, and left
+  about 70 such files in /tmp per run. Set here, before the test modules
+  are imported (some copy os.environ then), in the main process only:
+  pytest-xdist's workers inherit it. pytest's own temporary folders stay
+  where they were (tempfile.gettempdir() is read, and cached, first)."""
+  if hasattr(config, "workerinput"):
+    return
+  tempfile.gettempdir()
+  config.children_tmp = tempfile.mkdtemp(prefix="harness-tests-tmp-")
+  config.tmpdir_before = os.environ.get("TMPDIR")
+  os.environ["TMPDIR"] = config.children_tmp
+
+
+def pytest_unconfigure(config):
+  if not hasattr(config, "children_tmp"):
+    return
+  if config.tmpdir_before is None:
+    del os.environ["TMPDIR"]
+  else:
+    os.environ["TMPDIR"] = config.tmpdir_before
+  shutil.rmtree(config.children_tmp, ignore_errors=True)
 
 
 def pytest_report_header(config):
