@@ -65,11 +65,14 @@ def pytest_configure(config):
   about 70 such files in /tmp per run. Set here, before the test modules
   are imported (some copy os.environ then), in the main process only:
   pytest-xdist's workers inherit it. pytest's own temporary folders stay
-  where they were (tempfile.gettempdir() is read, and cached, first)."""
+  where they were (tempfile.gettempdir() is read, and cached, first).
+  Other users may work in it, as in /tmp (sticky, writable by all)."""
   if hasattr(config, "workerinput"):
     return
   tempfile.gettempdir()
   config.children_tmp = tempfile.mkdtemp(prefix="harness-tests-tmp-")
+  # As /tmp is: the Slurm tests' munged runs as user munge, under it.
+  os.chmod(config.children_tmp, 0o1777)
   config.tmpdir_before = os.environ.get("TMPDIR")
   os.environ["TMPDIR"] = config.children_tmp
 
