@@ -167,8 +167,7 @@ class _Planner(cst.CSTVisitor):
     for access in (made[0].references if made else ()):
       chain = self._attribute_chain(access.node)
       fields = [a.attr.value for a in chain]
-      if (fields[:1] == ["session_config"] and fields[-1:] == [FIELD] and
-          fields[1:-1] in ([], ["experimental"])):
+      if fields[:1] == ["session_config"] and _sets_field(fields[1:]):
         self._place(chain[1:], fields[1:])  # Set already (a second run).
         return True
     where = FIELD if self.top_level else "experimental." + FIELD
@@ -266,7 +265,7 @@ class _Planner(cst.CSTVisitor):
       if chain and chain[0].attr.value == "device_filters":
         filtered = True
       fields = [a.attr.value for a in chain]
-      if fields[-1:] == [FIELD] and fields[:-1] in ([], ["experimental"]):
+      if _sets_field(fields):
         sets.append((chain, fields))
     if not sets:
       self._fix_constructor(made)
@@ -283,6 +282,11 @@ class _Planner(cst.CSTVisitor):
       node = parent
       parent = self.get_metadata(metadata.ParentNodeProvider, node)
     return chain
+
+
+def _sets_field(fields: List[str]) -> bool:
+  """Whether X.<fields> names the field: [FIELD] or [experimental, FIELD]."""
+  return fields[-1:] == [FIELD] and fields[:-1] in ([], ["experimental"])
 
 
 def _wrap(callee: str, argument: str, start: int, indent: int) -> str:

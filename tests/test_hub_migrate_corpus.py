@@ -165,10 +165,16 @@ def test_a_migrated_project_trains_in_one_process(migrated, assets, tmp_path,
   assert _accuracy(migrated[0], name, assets, model_dir) >= PROJECTS[name][1]
 
 
-def _launch(cluster, task, argv):
-  return supervisor.Launch(task, argv, dict(
+def _cluster_launches(folder, name, assets, tmp_path):
+  """The project's model dir, and task name -> its Launch on a cluster of
+  a chief, a worker and a ps (each its own TF_CONFIG)."""
+  model_dir = str(tmp_path / "model")
+  cluster = spec.build_cluster(num_workers=1, num_ps=1,
+                               ports=iter(ports_lib.pick_ports(3)))
+  argv = _project(folder, name, assets, model_dir)
+  return model_dir, {task.name: supervisor.Launch(task, argv, dict(
       os.environ, TF_CONFIG=json.dumps(tf_config.make(cluster, task)),
-      TF_CPP_MIN_LOG_LEVEL="2"))
+      TF_CPP_MIN_LOG_LEVEL="2")) for task in spec.tasks(cluster)}
 
 
 @pytest.mark.estimator  # The corpus is Estimator code.
@@ -180,14 +186,10 @@ def test_the_text_classifier_trains_on_a_ps_cluster(migrated, assets,
   hub-migrate set (tests/test_inprocess_cluster.py shows the failure
   without it)."""
   name = "text_classifier"
-  model_dir = str(tmp_path / "model")
-  cluster = spec.build_cluster(num_workers=1, num_ps=1,
-                               ports=iter(ports_lib.pick_ports(3)))
-  argv = _project(migrated[0], name, assets, model_dir)
-  codes = supervisor.supervise(
-      [_launch(cluster, task, argv) for task in spec.tasks(cluster)],
-      log_dir=str(tmp_path / "logs"), deadline_secs=300,
-      printer=lambda line: None)
+  model_dir, launches = _cluster_launches(migrated[0], name, assets, tmp_path)
+  codes = supervisor.supervise(list(launches.values()),
+                               log_dir=str(tmp_path / "logs"),
+                               deadline_secs=300, printer=lambda line: None)
   assert codes["chief-0"] == 0 and codes["worker-0"] == 0, codes
   assert _accuracy(migrated[0], name, assets, model_dir) >= PROJECTS[name][1]
 
@@ -205,12 +207,7 @@ def test_the_digits_worker_starts_after_the_chief_has_gone(migrated, assets,
   that starts after the chief has gone waits for it for ever (a CI run hung
   so, tensorflow/tensorflow#26559)."""
   name = "legacy_digits"
-  model_dir = str(tmp_path / "model")
-  cluster = spec.build_cluster(num_workers=1, num_ps=1,
-                               ports=iter(ports_lib.pick_ports(3)))
-  argv = _project(migrated[0], name, assets, model_dir)
-  launches = {task.name: _launch(cluster, task, argv)
-              for task in spec.tasks(cluster)}
+  model_dir, launches = _cluster_launches(migrated[0], name, assets, tmp_path)
   log_dir = str(tmp_path / "logs")
   os.makedirs(log_dir)
   ps = supervisor.RunningTask(launches["ps-0"], log_dir,
