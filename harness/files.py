@@ -1,13 +1,13 @@
 """A small file that is written whole or not at all.
 
 A task can be killed at any moment (a preemption, a SIGKILL, a restart), and
-the small files tasks read back after a restart (flags.txt, the
-early-stopping marker, best.json, the workers' end markers, a fetched hub
-model's record, the tuners' files) must never be found half written: a
-restarted task would misread them ("a different model", a crash while
-parsing). `write_text` writes a temporary file beside the target (named
-after this process, so two writers never share one) and renames it into
-place: a reader sees the old file or the new one.
+the small files tasks read back after a restart (flags.txt, the early-
+stopping marker, best.json, the supervisor's pid files, the workers' end
+markers, a fetched hub model's record, the tuners' files) must never be found
+half written: a restarted task would misread them ("a different model", a
+crash while parsing). `write_text` writes a temporary file beside the target
+(named after this process, so two writers never share one) and renames it
+into place: a reader sees the old file or the new one.
 
 Without `gfile` the path is local and goes through `os`; the trainer's
 files, which may be on gs:// or another of TF's file systems, pass

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -250,6 +251,37 @@ if count < %d:
     os.kill(os.getpid(), 9)
 print("done after %%d deaths" %% count)
 """
+DEATHS = 10
+
+
+def test_the_pid_file_is_whole_and_names_the_running_task(tmp_path):
+  """Tests, chaos and benchmarks read logs/NAME.pid while the supervisor
+  restarts the task: every read finds a whole pid (CI once read an empty
+  file), and the last one is the task's own process."""
+  path = tmp_path / "logs" / "chief-0.pid"
+  reads, done = [], threading.Event()
+
+  def poll():
+    while not done.is_set():
+      try:
+        reads.append(path.read_text())
+      except FileNotFoundError:
+        pass
+  reader = threading.Thread(target=poll, daemon=True)
+  reader.start()
+  try:
+    _, codes = _supervise(
+        tmp_path, {"ps-0": FOREVER,
+                   "chief-0": LIVES % (str(tmp_path), DEATHS, 0.0)},
+        policies=restart.parse_policies(["exit_code"], DEATHS))
+  finally:
+    done.set()
+    reader.join()
+  assert codes["chief-0"] == 0
+  bad = [r for r in reads if not r.strip().isdigit()]
+  assert not bad, "%d of %d reads were not a pid: %r" % (
+      len(bad), len(reads), bad[:3])
+  assert int(path.read_text()) == processes.read_pids(tmp_path)["chief-0"]
 
 
 @pytest.mark.slow

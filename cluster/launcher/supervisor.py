@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from cluster.launcher import restart
 from harness import errors
 from harness import exit_codes
+from harness import files
 from harness import tf_config
 
 TAIL_LINES = 25
@@ -140,8 +141,9 @@ class RunningTask:
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace",
         start_new_session=True, preexec_fn=die_with_parent)
-    with open(self.pid_path, "w") as f:
-      f.write("%d\n" % self.process.pid)
+    # Whole or not at all: tests, chaos and benchmarks read it while the
+    # supervisor restarts the task (an empty read was a flaky test).
+    files.write_text(self.pid_path, "%d\n" % self.process.pid)
     self._reader = threading.Thread(target=self._read, daemon=True,
                                     name="output-" + self.task.name)
     self._reader.start()
