@@ -24,6 +24,8 @@ from example_kit import assets as assets_lib
 from example_kit import hub_models
 from trainer.config import backends
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory):
@@ -38,6 +40,17 @@ def demo_cwd(tmp_path, assets):
   demo_assets/ is the session's assets."""
   os.symlink(assets.root, str(tmp_path / "demo_assets"))
   return tmp_path
+
+
+@pytest.fixture
+def workdir(tmp_path, assets):
+  """A checkout's folder as the docs' commands assume it (tests/
+  test_docs*.py): configs/ and the demo's demo_assets/."""
+  work = tmp_path / "project"
+  work.mkdir()
+  os.symlink(os.path.join(REPO, "configs"), work / "configs")
+  os.symlink(assets.root, work / "demo_assets")
+  return work
 
 
 @pytest.fixture(scope="session")

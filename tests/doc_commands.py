@@ -6,7 +6,7 @@ lines are not commands; `# on HOST:` names the host of the command after
 it); in any other fenced block, each line that starts with `$ ` (a
 transcript: the lines after it, up to the next `$ `, are what it prints).
 tests/test_docs.py says how each runs here; `run` runs one as a user would,
-from a shell.
+from a shell; `ok` and `error_line` read how it ended.
 """
 
 import dataclasses
@@ -114,6 +114,20 @@ def find(page: str, start: str) -> Command:
   assert len(matching) == 1, "%s: %d commands start %r" % (
       page, len(matching), start)
   return matching[0]
+
+
+def ok(result):
+  """`result` (of `run`), once it has exited 0."""
+  assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+  return result
+
+
+def error_line(result):
+  """The one `error: ` line of a run that exited 1."""
+  lines = [line for line in result.stderr.splitlines()
+           if line.startswith("error: ")]
+  assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+  return lines[0]
 
 
 def environment(extra: Optional[Mapping[str, str]] = None) -> dict:
