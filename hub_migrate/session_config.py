@@ -12,8 +12,11 @@ at the top level of ConfigProto from TF 2.2 on, under `experimental` before
 * RunConfig(...) without a session config, in code that uses hub models:
   where it is assigned to a name on a line of its own, an `if` after that
   line sets the field on the session config RunConfig made (on a cluster,
-  the one with Estimator's device filters); elsewhere the call gets a
-  session config that sets the field.
+  the one with Estimator's device filters). Where it is an argument of a
+  call in a statement of its own (`Estimator(config=RunConfig(...))`), it
+  is first assigned to a new name, `run_config`, on a line before, and
+  set the same way. Elsewhere (a lambda, a comprehension, a condition) the
+  call gets a session config that sets the field.
 * Each RunConfig given a session config without device filters gets a note:
   passing one drops Estimator's default device filters (tensorflow#26559: a
   worker whose session starts after the chief has gone waits for it).
@@ -43,6 +46,15 @@ DEVICE_FILTERS_NOTE = (
     "for workers and ['/job:ps', '/job:chief'] for the chief "
     "(trainer.estimator.config.device_filters has the whole rule).")
 
+ADDED_CONFIG_NOTE = (
+    "this RunConfig is made where hub-migrate cannot move it (a lambda, a "
+    "comprehension, a condition), so it got a session config of its own, "
+    "which drops the device filters Estimator sets by default on a cluster "
+    "(a worker then waits on every other task, "
+    "tensorflow/tensorflow#26559); make it on a line of its own "
+    "(`config = RunConfig(...)`) and run hub-migrate again: it then sets "
+    "the field on RunConfig's own session config, filters and all.")
+
 
 class _Planner(cst.CSTVisitor):
 
@@ -56,6 +68,7 @@ class _Planner(cst.CSTVisitor):
     super().__init__()
     self.edits, self.found = edits, found
     self.top_level, self.uses_hub, self.tf_alias = top_level, uses_hub, tf_alias
+    self.taken = None  # The names the file uses (_unused_name).
 
   def _position(self, node):
     return self.get_metadata(metadata.PositionProvider, node)
@@ -108,7 +121,7 @@ class _Planner(cst.CSTVisitor):
   # The three places a session config is made.
 
   def _add_session_config(self, run_config: cst.Call) -> None:
-    if self._set_after(run_config):
+    if self._set_after(run_config) or self._hoist(run_config):
       return
     if self.tf_alias is None:
       self.found.error(self._position(run_config), "session-config",
@@ -140,7 +153,7 @@ class _Planner(cst.CSTVisitor):
     self.edits.replace(run_config, lambda updated: edits_lib.with_args(
         updated, list(updated.args), [added], layout))
     self.found.note(self._position(run_config), "device-filters",
-                    DEVICE_FILTERS_NOTE)
+                    ADDED_CONFIG_NOTE)
 
   def _set_after(self, run_config: cst.Call) -> bool:
     """NAME = RunConfig(...), alone on its line: the field is set after it,
@@ -170,18 +183,80 @@ class _Planner(cst.CSTVisitor):
       if fields[:1] == ["session_config"] and _sets_field(fields[1:]):
         self._place(chain[1:], fields[1:])  # Set already (a second run).
         return True
+    statement = self._setter(target.value)
+    self.edits.replace(line, lambda updated: cst.FlattenSentinel(
+        [updated, statement]))
+    return True
+
+  def _setter(self, name: str) -> cst.BaseStatement:
+    """The `if` that sets the field on NAME's session config, with its
+    comment."""
     where = FIELD if self.top_level else "experimental." + FIELD
     code = ("# For TF2 SavedModels with variables on the ps (hub-migrate); "
             "this is\n"
             "# RunConfig's own session config, so its device filters stay.\n"
             "if {0}.session_config is not None:\n"
             "{1}{0}.session_config.{2} = True\n").format(
-                target.value, self.module.default_indent, where)
-    statement = cst.parse_statement(code,
-                                    config=self.module.config_for_parsing)
-    self.edits.replace(line, lambda updated: cst.FlattenSentinel(
-        [updated, statement]))
+                name, self.module.default_indent, where)
+    return cst.parse_statement(code, config=self.module.config_for_parsing)
+
+  def _hoist(self, run_config: cst.Call) -> bool:
+    """RunConfig(...) as an argument of a call in a statement alone on its
+    line (`Estimator(model_fn, config=RunConfig(...))`, `return f(...)`):
+    it is made first, on lines of its own before that statement, as
+
+        run_config = RunConfig(...)
+        if run_config.session_config is not None: ... (as _set_after)
+
+    and the statement takes the name (one no other line of the file uses).
+    The RunConfig is then made before the statement's other arguments are
+    evaluated, as it would be if its author had named it. Returns False
+    where the call is elsewhere (a lambda, a comprehension, a condition,
+    a default value: moving it would change whether or when it runs)."""
+    node, parent = run_config, self.get_metadata(metadata.ParentNodeProvider,
+                                                 run_config)
+    while isinstance(parent, (cst.Arg, cst.Call)):
+      if isinstance(parent, cst.Call) and not isinstance(node, cst.Arg):
+        return False  # RunConfig(...)(...): not an argument.
+      node, parent = parent, self.get_metadata(metadata.ParentNodeProvider,
+                                               parent)
+    if not (isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Expr,
+                                cst.Return)) and
+            getattr(parent, "value", None) is node):
+      return False
+    line = self.get_metadata(metadata.ParentNodeProvider, parent)
+    if not (isinstance(line, cst.SimpleStatementLine) and
+            len(line.body) == 1):
+      return False
+    name = self._unused_name("run_config")
+    made = {}
+
+    def named(updated):
+      made["call"] = updated
+      return cst.Name(name)
+
+    def before(updated):
+      assign = cst.SimpleStatementLine(
+          [cst.Assign([cst.AssignTarget(cst.Name(name))], made["call"])],
+          leading_lines=updated.leading_lines)
+      return cst.FlattenSentinel([assign, self._setter(name),
+                                  updated.with_changes(leading_lines=())])
+    self.edits.replace(run_config, named)
+    self.edits.replace(line, before)
     return True
+
+  def _unused_name(self, stem: str) -> str:
+    """`stem`, or stem_2, stem_3, ...: the first no name in the file is."""
+    if self.taken is None:
+      names = _Names()
+      self.module.visit(names)
+      self.taken = names.names
+    name, count = stem, 1
+    while name in self.taken:
+      count += 1
+      name = "%s_%d" % (stem, count)
+    self.taken.add(name)
+    return name
 
   def _place(self, chain: List[cst.Attribute], fields: List[str]) -> None:
     """X.FIELD or X.experimental.FIELD (`chain` its Attribute nodes,
@@ -282,6 +357,17 @@ class _Planner(cst.CSTVisitor):
       node = parent
       parent = self.get_metadata(metadata.ParentNodeProvider, node)
     return chain
+
+
+class _Names(cst.CSTVisitor):
+  """Every name a module uses."""
+
+  def __init__(self):
+    super().__init__()
+    self.names = set()
+
+  def visit_Name(self, node: cst.Name) -> None:
+    self.names.add(node.value)
 
 
 def _sets_field(fields: List[str]) -> bool:

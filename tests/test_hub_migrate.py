@@ -166,18 +166,79 @@ REWRITES = {
         if config.session_config is not None:
             config.session_config.share_cluster_devices_in_session = True
         """),
-    "a RunConfig made in an expression gets a session config": (
+    "a RunConfig made as an argument is named first, then set": (
         """
-        estimator = tf.estimator.Estimator(
+        def build(model_fn):
+            # The estimator.
+            estimator = tf.estimator.Estimator(
+                model_fn, config=tf.estimator.RunConfig(model_dir="m"))
+            return estimator
+        """,
+        """
+        def build(model_fn):
+            # The estimator.
+            run_config = tf.estimator.RunConfig(model_dir="m")
+            # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+            # RunConfig's own session config, so its device filters stay.
+            if run_config.session_config is not None:
+                run_config.session_config.share_cluster_devices_in_session = True
+            estimator = tf.estimator.Estimator(
+                model_fn, config=run_config)
+            return estimator
+        """),
+    "a name the file uses is not taken for it": (
+        """
+        run_config = "flags"
+        estimator = tf.estimator.Estimator(model_fn,
+                                           config=tf.estimator.RunConfig())
+        """,
+        """
+        run_config = "flags"
+        run_config_2 = tf.estimator.RunConfig()
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if run_config_2.session_config is not None:
+            run_config_2.session_config.share_cluster_devices_in_session = True
+        estimator = tf.estimator.Estimator(model_fn,
+                                           config=run_config_2)
+        """),
+}
+
+
+# Where moving the RunConfig would change whether or when it is made: it
+# gets a session config of its own, and a note that says what that costs.
+IN_PLACE = {
+    "in a lambda": (
+        """
+        make = lambda: tf.estimator.Estimator(
             model_fn, config=tf.estimator.RunConfig(model_dir="m"))
         """,
         """
-        estimator = tf.estimator.Estimator(
+        make = lambda: tf.estimator.Estimator(
             model_fn, config=tf.estimator.RunConfig(model_dir="m",
                                                     session_config=tf.compat.v1.ConfigProto(
                                                         share_cluster_devices_in_session=True)))
         """),
+    "in a condition": (
+        """
+        config = tf.estimator.RunConfig() if distributed else None
+        """,
+        """
+        config = tf.estimator.RunConfig(
+            session_config=tf.compat.v1.ConfigProto(
+                share_cluster_devices_in_session=True)) if distributed else None
+        """),
 }
+
+
+@pytest.mark.parametrize("before,after", IN_PLACE.values(), ids=IN_PLACE)
+def test_a_runconfig_that_cannot_move_gets_a_session_config(before, after):
+  _, out, found = cases.migrate(before)
+  assert out == cases.HEADER + textwrap.dedent(after), out
+  assert [f.code for f in found] == ["device-filters"]
+  assert "make it on a line of its own" in found[0].message
+  again = migrate.migrate_source(out.encode(), "case.py", target_tf="2.15")
+  assert not again.changed, again.diff()
 
 
 @pytest.mark.parametrize("before,after", REWRITES.values(), ids=REWRITES)
@@ -208,15 +269,29 @@ BEFORE_TF_2_2 = {
         """),
     "a new session config sets the experimental field": (
         """
+        make = lambda: tf.estimator.Estimator(model_fn,
+                                              config=tf.estimator.RunConfig())
+        """,
+        """
+        make = lambda: tf.estimator.Estimator(model_fn,
+                                              config=tf.estimator.RunConfig(
+                                                  session_config=tf.compat.v1.ConfigProto(
+                                                      experimental=tf.compat.v1.ConfigProto.Experimental(
+                                                          share_cluster_devices_in_session=True))))
+        """),
+    "a RunConfig named first sets the experimental field": (
+        """
         estimator = tf.estimator.Estimator(model_fn,
                                            config=tf.estimator.RunConfig())
         """,
         """
+        run_config = tf.estimator.RunConfig()
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if run_config.session_config is not None:
+            run_config.session_config.experimental.share_cluster_devices_in_session = True
         estimator = tf.estimator.Estimator(model_fn,
-                                           config=tf.estimator.RunConfig(
-                                               session_config=tf.compat.v1.ConfigProto(
-                                                   experimental=tf.compat.v1.ConfigProto.Experimental(
-                                                       share_cluster_devices_in_session=True))))
+                                           config=run_config)
         """),
     "the field set after a RunConfig goes under experimental": (
         """
