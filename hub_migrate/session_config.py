@@ -15,8 +15,8 @@ at the top level of ConfigProto from TF 2.2 on, under `experimental` before
   the one with Estimator's device filters). Where it is an argument of a
   call in a statement of its own (`Estimator(config=RunConfig(...))`), it
   is first assigned to a new name, `run_config`, on a line before, and
-  set the same way. Elsewhere (a lambda, a comprehension, a condition) the
-  call gets a session config that sets the field.
+  set the same way. Elsewhere (a lambda, a comprehension, a condition, a
+  class body) the call gets a session config that sets the field.
 * Each RunConfig given a session config without device filters gets a note:
   passing one drops Estimator's default device filters (tensorflow#26559: a
   worker whose session starts after the chief has gone waits for it).
@@ -48,7 +48,7 @@ DEVICE_FILTERS_NOTE = (
 
 ADDED_CONFIG_NOTE = (
     "this RunConfig is made where hub-migrate cannot move it (a lambda, a "
-    "comprehension, a condition), so it got a session config of its own, "
+    "comprehension, a condition, a class body), so it got a session config of its own, "
     "which drops the device filters Estimator sets by default on a cluster "
     "(a worker then waits on every other task, "
     "tensorflow/tensorflow#26559); make it on a line of its own "
@@ -212,7 +212,8 @@ class _Planner(cst.CSTVisitor):
     The RunConfig is then made before the statement's other arguments are
     evaluated, as it would be if its author had named it. Returns False
     where the call is elsewhere (a lambda, a comprehension, a condition,
-    a default value: moving it would change whether or when it runs)."""
+    a default value: moving it would change whether or when it runs; a
+    class body, where the name would be a new attribute)."""
     node, parent = run_config, self.get_metadata(metadata.ParentNodeProvider,
                                                  run_config)
     while isinstance(parent, (cst.Arg, cst.Call)):
@@ -228,6 +229,9 @@ class _Planner(cst.CSTVisitor):
     if not (isinstance(line, cst.SimpleStatementLine) and
             len(line.body) == 1):
       return False
+    if isinstance(self.get_metadata(metadata.ScopeProvider, run_config),
+                  metadata.ClassScope):
+      return False  # The name would be a new attribute of the class.
     name = self._unused_name("run_config")
     made = {}
 

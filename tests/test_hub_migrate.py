@@ -205,8 +205,9 @@ REWRITES = {
 }
 
 
-# Where moving the RunConfig would change whether or when it is made: it
-# gets a session config of its own, and a note that says what that costs.
+# Where moving the RunConfig would change whether or when it is made, or
+# what a class holds: it gets a session config of its own, and a note that
+# says what that costs.
 IN_PLACE = {
     "in a lambda": (
         """
@@ -218,6 +219,19 @@ IN_PLACE = {
             model_fn, config=tf.estimator.RunConfig(model_dir="m",
                                                     session_config=tf.compat.v1.ConfigProto(
                                                         share_cluster_devices_in_session=True)))
+        """),
+    "in a class body (the name would be a new attribute)": (
+        """
+        class Job:
+            estimator = tf.estimator.Estimator(model_fn,
+                                               config=tf.estimator.RunConfig())
+        """,
+        """
+        class Job:
+            estimator = tf.estimator.Estimator(model_fn,
+                                               config=tf.estimator.RunConfig(
+                                                   session_config=tf.compat.v1.ConfigProto(
+                                                       share_cluster_devices_in_session=True)))
         """),
     "in a condition": (
         """
