@@ -48,9 +48,9 @@ DEVICE_FILTERS_NOTE = (
 
 ADDED_CONFIG_NOTE = (
     "this RunConfig is made where hub-migrate cannot move it (a lambda, a "
-    "comprehension, a condition, a class body), so it got a session config of its own, "
-    "which drops the device filters Estimator sets by default on a cluster "
-    "(a worker then waits on every other task, "
+    "comprehension, a condition, a class body), so it got a session "
+    "config of its own, which drops the device filters Estimator sets by "
+    "default on a cluster (a worker then waits on every other task, "
     "tensorflow/tensorflow#26559); make it on a line of its own "
     "(`config = RunConfig(...)`) and run hub-migrate again: it then sets "
     "the field on RunConfig's own session config, filters and all.")
