@@ -69,6 +69,7 @@ class _Planner(cst.CSTVisitor):
     self.edits, self.found = edits, found
     self.top_level, self.uses_hub, self.tf_alias = top_level, uses_hub, tf_alias
     self.taken = None  # The names the file uses (_unused_name).
+    self.hoisted = {}  # Statement line -> {name: RunConfig call} (_hoist).
 
   def _position(self, node):
     return self.get_metadata(metadata.PositionProvider, node)
@@ -233,18 +234,25 @@ class _Planner(cst.CSTVisitor):
                   metadata.ClassScope):
       return False  # The name would be a new attribute of the class.
     name = self._unused_name("run_config")
-    made = {}
+    # name -> the call as rewritten (filled in as the rewrite leaves it,
+    # before it leaves the line); one line may make more than one.
+    made = self.hoisted.setdefault(line, {})
+    made[name] = None
 
     def named(updated):
-      made["call"] = updated
+      made[name] = updated
       return cst.Name(name)
 
     def before(updated):
-      assign = cst.SimpleStatementLine(
-          [cst.Assign([cst.AssignTarget(cst.Name(name))], made["call"])],
-          leading_lines=updated.leading_lines)
-      return cst.FlattenSentinel([assign, self._setter(name),
-                                  updated.with_changes(leading_lines=())])
+      statements = []
+      for each, call in made.items():
+        statements += [cst.SimpleStatementLine(
+            [cst.Assign([cst.AssignTarget(cst.Name(each))], call)]),
+                       self._setter(each)]
+      statements[0] = statements[0].with_changes(
+          leading_lines=updated.leading_lines)  # Its comments go first.
+      return cst.FlattenSentinel(statements + [
+          updated.with_changes(leading_lines=())])
     self.edits.replace(run_config, named)
     self.edits.replace(line, before)
     return True

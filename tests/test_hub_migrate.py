@@ -202,6 +202,27 @@ REWRITES = {
         estimator = tf.estimator.Estimator(model_fn,
                                            config=run_config_2)
         """),
+    "two made on one line: both named first, in order": (
+        """
+        pair = compare(
+            tf.estimator.Estimator(model_fn, config=tf.estimator.RunConfig("a")),
+            tf.estimator.Estimator(model_fn, config=tf.estimator.RunConfig("b")))
+        """,
+        """
+        run_config = tf.estimator.RunConfig("a")
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if run_config.session_config is not None:
+            run_config.session_config.share_cluster_devices_in_session = True
+        run_config_2 = tf.estimator.RunConfig("b")
+        # For TF2 SavedModels with variables on the ps (hub-migrate); this is
+        # RunConfig's own session config, so its device filters stay.
+        if run_config_2.session_config is not None:
+            run_config_2.session_config.share_cluster_devices_in_session = True
+        pair = compare(
+            tf.estimator.Estimator(model_fn, config=run_config),
+            tf.estimator.Estimator(model_fn, config=run_config_2))
+        """),
 }
 
 
