@@ -72,7 +72,7 @@ def _ignore_sigint():
   signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _tune(study_dir, trials, cwd):
+def _tune(study_dir, trials, cwd, trial_flags=tuple(TRIAL_FLAGS)):
   """The docs' study, with `trials`, started in the background, as a
   non-interactive shell starts a background job: with SIGINT ignored, which
   the study must undo (a full test run started so saw it run on)."""
@@ -81,7 +81,8 @@ def _tune(study_dir, trials, cwd):
        "--space=" + os.path.join(launcher.REPO, "configs", "tuning",
                                  "digits.yaml"),
        "--trials=%d" % trials, "--parallel=2", "--seed=1",
-       "--study_dir=" + str(study_dir), "--"] + TRIAL_FLAGS, cwd=str(cwd),
+       "--study_dir=" + str(study_dir), "--"] + list(trial_flags),
+      cwd=str(cwd),
       env=launcher.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True, preexec_fn=_ignore_sigint)  # pylint: disable=subprocess-popen-preexec-fn
 
@@ -90,6 +91,15 @@ def _states(study_dir):
   study = optuna.load_study(study_name="harness",
                             storage="sqlite:///%s/study.db" % study_dir)
   return study, [study_lib.state_of(t) for t in study.get_trials()]
+
+
+def _training(study_dir):
+  """How many of the study's running trials have a trainer up: it has
+  written its flags.txt."""
+  study, _ = _states(study_dir)
+  return sum(os.path.exists(study_dir / ("trial-%d" % t.number) / "model" /
+                            "flags.txt")
+             for t in study.get_trials() if study_lib.state_of(t) == "running")
 
 
 @pytest.mark.slow
@@ -116,13 +126,12 @@ def test_a_study_runs_resumes_and_its_best_reruns(demo_cwd, tmp_path):
     params = study.trials[number].params
     assert "--batch_size=%d\n" % params["batch_size"] in recorded
 
-  # More trials, interrupted while two run: they are queued again.
-  second = _tune(study_dir, 6, demo_cwd)
+  # More trials, interrupted while two train: they are queued again. These
+  # two are long, so that neither can end before the Ctrl-C (with 100
+  # steps, a loaded machine once saw both complete first).
+  second = _tune(study_dir, 6, demo_cwd, ["--train_steps=1000000"])
   try:
-    assert processes.wait_until(
-        lambda: len(_states(study_dir)[1]) == 6 and
-        _states(study_dir)[1].count("running") == 2, 120)
-    time.sleep(1)  # Both trials' processes are up (a real Ctrl-C's moment).
+    assert processes.wait_until(lambda: _training(study_dir) == 2, 120)
     second.send_signal(signal.SIGINT)
     out, _ = second.communicate(timeout=120)
   finally:
