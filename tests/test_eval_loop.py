@@ -41,9 +41,9 @@ class Chief:
     assert self.script, "the loop waited on after the chief was done"
     self.script.pop(0)()
 
-  def loop(self, evaluate, **kwargs):
+  def loop(self, evaluate, throttle_secs=0, **kwargs):
     return eval_loop.evaluate_continuously(
-        evaluate, model_dir=self.model_dir, throttle_secs=0,
+        evaluate, model_dir=self.model_dir, throttle_secs=throttle_secs,
         export_dir=self.export_dir, sleep=self.sleep, clock=lambda: 0.0,
         **kwargs)
 
@@ -79,6 +79,36 @@ def test_the_evaluation_after_the_export_is_the_final_one(tmp_path):
                        after=lambda c, m, final: finals.append(final))
   assert metrics == {"global_step": 60} and finals == [True]
   assert chief.sleeps == 0
+
+
+def test_the_throttle_does_not_hold_back_the_final_evaluation(tmp_path):
+  """The clock stands still, so a throttled loop would wait on past the
+  script's end (Chief.sleep fails): once the export exists, the final
+  checkpoint is evaluated at once."""
+  chief = Chief(tmp_path)
+  chief.save(100)
+  chief.script = [lambda: (chief.save(300), chief.export())]
+  evaluated = []
+
+  def evaluate(checkpoint):
+    evaluated.append(checkpoint.rsplit("-", 1)[1])
+    return metrics_of(checkpoint)
+  metrics = chief.loop(evaluate, throttle_secs=600)
+  assert evaluated == ["100", "300"] and metrics == {"global_step": 300}
+
+
+def test_the_throttle_paces_evaluations_while_the_chief_trains(tmp_path):
+  chief = Chief(tmp_path)
+  chief.save(100)
+  chief.script = [lambda: chief.save(200), lambda: None]
+  evaluated = []
+
+  def evaluate(checkpoint):
+    evaluated.append(checkpoint.rsplit("-", 1)[1])
+    return metrics_of(checkpoint)
+  with pytest.raises(AssertionError, match="waited on"):
+    chief.loop(evaluate, throttle_secs=600)
+  assert evaluated == ["100"]  # 200 came within the throttle's 600 s.
 
 
 def test_a_deleted_checkpoint_is_skipped_for_the_latest(tmp_path):

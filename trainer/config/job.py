@@ -218,7 +218,8 @@ class RunOptions:
       "deleted.")
   log_every_steps: int = setting(100, help="Report progress every N steps.")
   eval_throttle_secs: int = setting(
-      10, help="Least seconds between two evaluations.")
+      10, help="Least seconds between two evaluations while the chief "
+      "trains; the final checkpoint is evaluated at once.")
   eval_start_delay_secs: int = setting(
       0, help="Seconds the evaluator waits before its first evaluation.")
   random_seed: Optional[int] = setting(
