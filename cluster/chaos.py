@@ -299,7 +299,8 @@ def verify(run: ChaosRun, code: int) -> Dict[str, object]:
            "\n" + output[-4000:])
   # The schedule did its part.
   _require(len(run.kills) >= run.min_kills and not run.owed(), run,
-           "the schedule fell short:", run.hits())
+           "the schedule fell short (the job ended first: give it more "
+           "train steps):", run.hits())
   # The job finished: every step, an evaluation of the last checkpoint, an
   # export, loadable checkpoints.
   final = warm_start.global_step(run.model_dir)
