@@ -106,7 +106,7 @@ def test_smoke_run_produces_every_figure(tmp_path):
              for a in v)
   # The table of your model (where made): each run's rate, each ps's peak
   # memory and placed bytes; split, both ps hold some of it; whole, one
-  # holds all.
+  # holds the table.
   if estimator:
     assert "a table of your model: n/a" in proc.stdout
   else:
@@ -158,7 +158,10 @@ def _check_split_table(figures, stdout):
         1 if name == "1ps" else 2), (name, f)
     assert all(mb > 0 for mb in f["ps_peak_rss_mb"].values()), (name, f)
   assert min(split["2ps_split"]["ps_placed_kb"].values()) > 500
-  assert min(split["2ps_whole"]["ps_placed_kb"].values()) < 10
+  # Whole, the wide table (1,250 KB) sits on one ps; by size
+  # (trainer.keras.placement), the hub's table and the head on the other.
+  whole = split["2ps_whole"]["ps_placed_kb"].values()
+  assert max(whole) > 1000 and min(whole) < 0.2 * max(whole), whole
   peaks = split["2ps_split"]["ps_peak_rss_mb"].values()
   assert figures["split_ps_rss_max_vs_min"] == pytest.approx(
       max(peaks) / min(peaks))

@@ -1,10 +1,11 @@
 """The Keras backend's own parts: lazy Adam's sparse rule, the variable
-names that bridge to the Estimator's checkpoints, a parameter-server
-cluster in this process (with a table split over its ps), and flags.txt
-saying which backend ran."""
+names that bridge to the Estimator's checkpoints, whole variables placed
+by size, a parameter-server cluster in this process (with a table split
+over its ps), and flags.txt saying which backend ran."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from trainer.config import job as job_lib
 from trainer.keras import model as model_lib
 from trainer.keras import optimizers
 from trainer.keras import partitioning
+from trainer.keras import placement
 from trainer.training import warm_start
 
 pytestmark = pytest.mark.keras
@@ -85,6 +87,23 @@ def test_the_escaping_of_checkpoint_keys_round_trips():
     assert warm_start.unescape(warm_start.escape(name)) == name
 
 
+def test_whole_variables_go_to_the_lightest_ps_once_each_has_an_anchor():
+  """trainer.keras.placement.Loads: until every ps holds a variable, TF's
+  round-robin places the next (no anchor to colocate with); then the ps
+  with the fewest bytes, the first of a tie."""
+  loads = placement.Loads(3)
+  assert loads.target() is None
+  loads.add(0, 16384, "kernel-1")  # Round-robin: one to each ps.
+  loads.add(1, 256, "bias-1")
+  assert loads.target() is None
+  loads.add(2, 256, "bias-2")
+  assert loads.target() == "bias-1"  # ps-1 and ps-2 tie at 256: ps-1.
+  loads.add(1, 8192, "kernel-2")
+  assert loads.target() == "bias-2" and loads.bytes == [16384, 8448, 256]
+  loads.add(2, 32, "kernel-3")  # Counted; the anchor stays the first.
+  assert loads.anchors == {0: "kernel-1", 1: "bias-1", 2: "bias-2"}
+
+
 @pytest.mark.slow
 def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
                                                                tmp_path):
@@ -96,6 +115,11 @@ def test_an_in_process_cluster_trains_with_variables_on_the_ps(assets,
   lines = _inprocess_chief(assets, str(tmp_path / "model"))
   placed = [line for line in lines if line.startswith("Variables placed: ")]
   assert placed and "ps-0" in placed[0] and "ps-1" in placed[0], lines
+  # By size (trainer.keras.placement): the digits model's kernels, 16 KB
+  # and 8 KB, on different ps. TF's round-robin put both on one: 18 KB and
+  # 9 KB, a ratio of 2.
+  kb = [int(n) for n in re.findall(r"ps-\d (\d+) KB", placed[0])]
+  assert len(kb) == 2 and max(kb) / min(kb) < 1.6, placed[0]
   assert lines[-1] == "checkpoint model.ckpt-60"
   assert warm_start.global_step(str(tmp_path / "model")) == 60
   exported = tf.saved_model.load(os.path.join(str(tmp_path / "model"),

@@ -16,8 +16,9 @@ resource, and TF cannot run them on a split one ("Looks like you are
 trying to run a loaded non-Keras model that was trained using
 tf.distribute.experimental.ParameterServerStrategy with variable
 partitioning, which is not currently supported", TF 2.15 and 2.21;
-`ShardedVariable.__tf_experimental_restore_capture__` returns None). TF
-places them round-robin, as any variable it does not split.
+`ShardedVariable.__tf_experimental_restore_capture__` returns None). They
+are placed by size, as any variable TF does not split
+(trainer.keras.placement).
 """
 
 import contextlib
@@ -63,8 +64,8 @@ class Partitioner:
 
 
 def make(min_shard_bytes: int, num_ps: int):
-  """The strategy's variable_partitioner; None (TF's round-robin of whole
-  variables) for 0 bytes or a single ps."""
+  """The strategy's variable_partitioner; None (every variable whole) for 0
+  bytes or a single ps."""
   if min_shard_bytes <= 0 or num_ps < 2:
     return None
   return Partitioner(min_shard_bytes, num_ps)

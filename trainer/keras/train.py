@@ -37,6 +37,7 @@ from trainer.keras import evaluation
 from trainer.keras import export as export_lib
 from trainer.keras import loop
 from trainer.keras import partitioning
+from trainer.keras import placement
 from trainer.keras import state as state_lib
 from trainer.keras import warm_start
 from trainer.plan import preflight
@@ -192,7 +193,9 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   strategy, coordinator = cluster_lib.connect(config,
                                              job.cluster.ps_shard_bytes)
   seed_weights(job.run.random_seed)
-  with strategy.scope():
+  num_ps = len(config.cluster.get(tf_config.PS, ()))
+  with strategy.scope(), placement.by_size(num_ps, partitioning.make(
+      job.cluster.ps_shard_bytes, num_ps)):
     state = state_lib.create(p.spec, job.head, user=p.user_model)
   log(describe_placement(state, job.model_dir))
   manager = state_lib.manager(state, job.model_dir,
@@ -225,9 +228,9 @@ PLACEMENT_FILE = "placement.json"
 
 def describe_placement(state: state_lib.State, model_dir: str) -> str:
   """Writes MODEL_DIR/placement.json (variable name -> device, or the
-  devices of its shards where it is split, as TF's ParameterServerStrategy
-  placed them: whole variables round-robin over the ps tasks) and says how
-  many bytes each ps holds and which variables are split."""
+  devices of its shards where it is split: whole variables by size,
+  trainer.keras.placement) and says how many bytes each ps holds and which
+  variables are split."""
   placement, loads, split = {}, {}, []
   for name, variable in sorted(state.variables.items()):
     shards = partitioning.shards(variable)
