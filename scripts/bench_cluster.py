@@ -62,10 +62,17 @@ def launch_cluster(work_dir, name, num_workers, steps, batch_size,
           "--save_checkpoints_steps=%d" % max(steps // 2, 1)] + list(
               trainer_args))  # Later flags win: the caller's.
   output = open(os.path.join(work_dir, name + ".out"), "w")
+  # The tasks' temporary files (TF's autograph writes one per converted
+  # function, and a task killed with SIGKILL leaves them) stay in the
+  # benchmark's own folder, not the machine's /tmp.
+  tmp = os.path.join(work_dir, name + ".tmp")
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
   started = time.time()
   process = subprocess.Popen(command, cwd=work_dir, stdout=output,
                              stderr=subprocess.STDOUT,
-                             env=dict(os.environ, PYTHONPATH=REPO))
+                             env=dict(os.environ, PYTHONPATH=REPO,
+                                      TMPDIR=tmp))
   return process, run_dir, started, output
 
 
