@@ -149,27 +149,29 @@ def main(argv):
   # study ignore it and run on).
   signal.signal(signal.SIGTERM, signal.default_int_handler)
   signal.signal(signal.SIGINT, signal.default_int_handler)
-  study_lib.recover_abandoned(study, log)
-  runner = study_lib.Runner(setup, study, log)
-  log("study %s (%s): %s %s; %d trial(s) to run, %d at a time" % (
-      setup.study_name, study_lib.storage_url(setup), setup.study.goal,
-      setup.study.metric, runner.remaining(), setup.study.parallel))
+  # A Ctrl-C after the trials too (while best.flags and the plot are
+  # written): the study is kept, and the same command writes them.
   try:
+    study_lib.recover_abandoned(study, log)
+    runner = study_lib.Runner(setup, study, log)
+    log("study %s (%s): %s %s; %d trial(s) to run, %d at a time" % (
+        setup.study_name, study_lib.storage_url(setup), setup.study.goal,
+        setup.study.metric, runner.remaining(), setup.study.parallel))
     runner.run()
+    log(study_lib.table(study))
+    best = study_lib.write_best_flags(setup, study)
+    if not best:
+      log("error: no trial completed; see each trial's log.txt in %s" %
+          fv.study_dir)
+      return exit_codes.ERROR
+    log("Best: trial %d, %s=%.6g; its flags: %s" % (
+        study.best_trial.number, setup.study.metric, study.best_value, best))
+    log("Plot: %s" % study_lib.plot(setup, study))
   except KeyboardInterrupt:
     log(study_lib.table(study))
     log("The study is kept in %s; run the same command to go on." %
         study_lib.storage_url(setup))
     return exit_codes.INTERRUPTED
-  log(study_lib.table(study))
-  best = study_lib.write_best_flags(setup, study)
-  if not best:
-    log("error: no trial completed; see each trial's log.txt in %s" %
-        fv.study_dir)
-    return exit_codes.ERROR
-  log("Best: trial %d, %s=%.6g; its flags: %s" % (
-      study.best_trial.number, setup.study.metric, study.best_value, best))
-  log("Plot: %s" % study_lib.plot(setup, study))
   return 0
 
 

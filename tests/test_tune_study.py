@@ -11,6 +11,7 @@ services' specs and the trainer's reports are in tests/test_tune.py.
 import dataclasses
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -87,6 +88,25 @@ def _tune(study_dir, trials, cwd, trial_flags=tuple(TRIAL_FLAGS)):
       text=True, preexec_fn=_ignore_sigint)  # pylint: disable=subprocess-popen-preexec-fn
 
 
+def _read_until(process, text, timeout_secs):
+  """The output of `process` up to and including the first line holding
+  `text`; fails after `timeout_secs` or at the output's end."""
+  deadline = time.monotonic() + timeout_secs
+  read = []
+  with selectors.DefaultSelector() as selector:
+    selector.register(process.stdout, selectors.EVENT_READ)
+    while time.monotonic() < deadline:
+      if not selector.select(timeout=max(deadline - time.monotonic(), 0)):
+        break
+      line = process.stdout.readline()
+      assert line, "".join(read)  # The output ended first.
+      read.append(line)
+      if text in line:
+        return "".join(read)
+  raise AssertionError("no %r within %d s: %s" % (text, timeout_secs,
+                                                  "".join(read)[-3000:]))
+
+
 def _states(study_dir):
   study = optuna.load_study(study_name="harness",
                             storage="sqlite:///%s/study.db" % study_dir)
@@ -156,6 +176,20 @@ def test_a_study_runs_resumes_and_its_best_reruns(demo_cwd, tmp_path):
                  if study_lib.state_of(t) == study_lib.INTERRUPTED]
   rerun = [t.params for t in study.trials[-2:]]
   assert sorted(map(repr, interrupted)) == sorted(map(repr, rerun))
+
+  # A Ctrl-C after the trials, while best.flags and the plot are written
+  # (here no trial is left to run), keeps the study too: exit 130, not
+  # Python's traceback.
+  fourth = _tune(study_dir, 6, demo_cwd)
+  try:
+    seen = _read_until(fourth, "0 trial(s) to run", 120)
+    fourth.send_signal(signal.SIGINT)
+    out, _ = fourth.communicate(timeout=120)
+  finally:
+    if fourth.poll() is None:
+      fourth.kill()
+  assert fourth.returncode == 130, seen + out
+  assert "The study is kept in" in out and "Traceback" not in out, out
 
   # best.flags reruns the best trial's flags.
   best = study.best_trial
