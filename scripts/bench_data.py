@@ -288,6 +288,18 @@ def _cluster_on(pattern, work_dir, s, name, num_workers, flags):
           "--train_files=" + pattern, "--eval_files="] + list(flags))
 
 
+def _median_rate(rates, work_dir, name):
+  """The median of the clusters' rates that could be measured; an error
+  naming their logs where none could (too few progress reports)."""
+  measured = [rate for rate in rates if rate]
+  if not measured:
+    raise RuntimeError(
+        "no steady rate in any run of %s: too few progress reports (more "
+        "steps would give more); see %s" % (
+            name, os.path.join(work_dir, name + "-*.out")))
+  return statistics.median(measured)
+
+
 def sharding(work_dir, s, has_estimator, log):
   """Steps/s of a chief + 1 worker Estimator cluster on 64 files, sharded
   and not; None where TF has no Estimator (the Keras backend's workers
@@ -301,8 +313,8 @@ def sharding(work_dir, s, has_estimator, log):
     rates = [_cluster_on(pattern, work_dir, s, "shard-%s-%d" % (flag[2:], r),
                          1, ["--backend=estimator", flag])["examples_per_s"]
              for r in range(s["repeats"])]
-    figures[flag[2:]] = statistics.median(r for r in rates if r) / s[
-        "batch_size"]
+    figures[flag[2:]] = _median_rate(rates, work_dir, "shard-%s" % flag[2:]
+                                     ) / s["batch_size"]
     log("2-task cluster %s: %.1f steps/s" % (flag, figures[flag[2:]]))
   shutil.rmtree(os.path.join(work_dir, "shards"))
   return figures
@@ -319,9 +331,9 @@ def keras_reads(work_dir, s, log):
                         2, ["--backend=keras", flag])
             for r in range(s["repeats"])]
     figures[flag[2:]] = {
-        "steps_per_s": statistics.median(
-            f["examples_per_s"] for f in runs if f["examples_per_s"]) /
-                       s["batch_size"],
+        "steps_per_s": _median_rate(
+            [f["examples_per_s"] for f in runs], work_dir,
+            "reads-%s" % flag[2:]) / s["batch_size"],
         "first_step_s": statistics.median(f["first_step_s"] for f in runs)}
     log("Keras cluster, 2 workers, %s: %.1f steps/s, first step at %.1f s"
         % (flag, figures[flag[2:]]["steps_per_s"],
@@ -334,7 +346,10 @@ def settings(quick: bool, smoke: bool) -> dict:
   if smoke:
     return dict(throughput_bytes=2 * MB, input_batch=256, input_batches=20,
                 repeats=1, sizes=(("2MB", 2 * MB), ("20MB", 20 * MB)),
-                full_check_size="20MB", size_files=4, shard_steps=100,
+                # 300 steps: a Keras chief's first report can come at step
+                # 40 (its steps are scheduled ahead), and with 100 steps a
+                # loaded CI machine left too few reports for a rate.
+                full_check_size="20MB", size_files=4, shard_steps=300,
                 batch_size=32, smoke=True)
   return dict(throughput_bytes=64 * MB if quick else 256 * MB,
               input_batch=256, input_batches=400 if quick else 2000,
