@@ -173,8 +173,9 @@ def test_text_model_fine_tunes_on_a_cluster(demo_cwd, assets):
 
 @pytest.mark.estimator  # The trap of TF1 sessions; the Keras backend has none.
 def test_without_share_cluster_devices_the_cluster_fails_fast(demo_cwd):
-  proc, _ = _launch(demo_cwd, ["--noshare_cluster_devices"], num_workers=2,
-                    num_ps=1, evaluator=True)
+  """The smallest cluster that shows it: a chief, a worker and a ps."""
+  proc, _ = _launch(demo_cwd, ["--noshare_cluster_devices"], num_workers=1,
+                    num_ps=1, evaluator=False)
   assert proc.returncode == 1
   error = proc.stderr[re.search(r"(?m)^error: ", proc.stderr).start():]
   first_line = error.splitlines()[0]
