@@ -23,11 +23,11 @@ built without the strategy.
 """
 
 import contextlib
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 
-ShardedVariable = tf.__internal__.distribute.ShardedVariable
+from trainer.keras import partitioning
 
 
 class Loads:
@@ -53,13 +53,15 @@ class Loads:
     self.anchors.setdefault(task, variable)
 
 
-def placed(variable):
-  """(ps index, bytes, variable) of `variable`, or of each of its shards."""
-  shards = (variable.variables if isinstance(variable, ShardedVariable)
-            else [variable])
-  return [(tf.DeviceSpec.from_string(shard.device).task or 0,
-           shard.shape.num_elements() * shard.dtype.size, shard)
-          for shard in shards]
+def placed(variable) -> List[Tuple[str, int, int, object]]:
+  """(job, task, bytes, variable) of `variable`, or of each of its
+  shards."""
+  found = []
+  for shard in partitioning.shards(variable):
+    device = tf.DeviceSpec.from_string(shard.device)
+    found.append((device.job, device.task or 0,
+                  shard.shape.num_elements() * shard.dtype.size, shard))
+  return found
 
 
 def _shape_and_dtype(kwargs):
@@ -97,8 +99,8 @@ def by_size(num_ps: int,
       if anchor is not None:  # As strategy.extended.colocate_vars_with.
         kwargs.update(use_resource=True, colocate_with=anchor)
       variable = next_creator(**kwargs)
-    for task, size, shard in placed(variable):
-      if task < num_ps:
+    for job, task, size, shard in placed(variable):
+      if job == "ps":  # Not a frozen TF1 model's, loaded on the chief.
         loads.add(task, size, shard)
     return variable
 

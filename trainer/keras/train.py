@@ -231,21 +231,19 @@ def describe_placement(state: state_lib.State, model_dir: str) -> str:
   devices of its shards where it is split: whole variables by size,
   trainer.keras.placement) and says how many bytes each ps holds and which
   variables are split."""
-  placement, loads, split = {}, {}, []
+  where, loads, split = {}, {}, []
   for name, variable in sorted(state.variables.items()):
-    shards = partitioning.shards(variable)
-    devices = [shard.device for shard in shards]
-    placement[name] = devices if len(shards) > 1 else devices[0]
+    shards = placement.placed(variable)
+    devices = [shard.device for _, _, _, shard in shards]
+    where[name] = devices if len(shards) > 1 else devices[0]
     if len(shards) > 1:
       split.append("%s in %d" % (name, len(shards)))
-    for shard in shards:
-      device = tf.DeviceSpec.from_string(shard.device)
-      key = "%s-%d" % (device.job, device.task or 0)
-      loads[key] = loads.get(key, 0) + (
-          shard.shape.num_elements() * shard.dtype.size)
+    for job, task, size, _ in shards:
+      key = "%s-%d" % (job, task)
+      loads[key] = loads.get(key, 0) + size
   tf.io.gfile.makedirs(model_dir)
   with tf.io.gfile.GFile(os.path.join(model_dir, PLACEMENT_FILE), "w") as f:
-    json.dump(placement, f, indent=1)
+    json.dump(where, f, indent=1)
   return "Variables placed: %s; split: %s (%s)." % (
       ", ".join("%s %d KB" % (key, (size + 1023) // 1024)
                 for key, size in sorted(loads.items())),

@@ -9,9 +9,10 @@ every `throttle_secs`), and ends after evaluating the chief's final
 checkpoint: the latest once the chief's export exists (the chief exports
 after its last save). The throttle does not hold back that final
 evaluation: once the export exists there is nothing left to pace, and the
-job's result waits on it (a 300-step demo ended up to 10 s later). A checkpoint of --train_steps is not enough: the
-workers step on while the chief stops, and its final save can come a step
-or two later (a CI run evaluated step 62 of 60 and missed the final 63).
+job's result waits on it (a 300-step demo ended up to 10 s later). A
+checkpoint of --train_steps is not enough: the workers step on while the
+chief stops, and its final save can come a step or two later (a CI run
+evaluated step 62 of 60 and missed the final 63).
 It waits as long as the job runs: the job's deadline is the engine's.
 
 The backend evaluates one checkpoint (`evaluate`) and raises
