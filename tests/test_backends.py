@@ -1,6 +1,9 @@
-"""trainer.config.backends: which backend runs a job, and why, on which TF; and
-the refusal of the Estimator where TF has none, from the command line."""
+"""trainer.config.backends: which backend runs a job, and why, on which TF; the
+refusal of the Estimator where TF has none, from the command line; and the
+tasks that only serve."""
 
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -8,7 +11,9 @@ import sys
 
 import pytest
 
+from cluster.launcher import ports
 from harness import errors
+from harness import tf_config
 from tests import backend_jobs
 from tests import processes
 from trainer.config import backends
@@ -93,3 +98,55 @@ def test_a_keras_cluster_needs_a_worker():
     backends.check_workers(keras, 0)
   backends.check_workers(keras, 1)
   backends.check_workers(backends.Choice(backends.ESTIMATOR, "auto"), 0)
+
+
+@pytest.mark.parametrize("name,task_type,serves", [
+    ("keras", "ps", True), ("keras", "worker", True),
+    ("keras", "chief", False), ("keras", "evaluator", False),
+    ("estimator", "ps", True), ("estimator", "worker", False),
+    ("estimator", "chief", False), ("estimator", "evaluator", False)])
+def test_which_tasks_only_serve(name, task_type, serves):
+  choice = backends.Choice(name, "asked for")
+  assert backends.only_serves(choice, tf_config.Task(task_type, 0)) == serves
+  assert not backends.only_serves(choice, None)  # One process does it all.
+
+
+# The backends this TF has, each with the tasks that only serve on it.
+SERVERS = [("keras", "ps"), ("keras", "worker")] + (
+    [("estimator", "ps")] if backends.has_estimator(
+        backends.installed_tf_version(),
+        importlib.util.find_spec("tensorflow_estimator") is not None) else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,task_type", SERVERS)
+def test_a_task_that_only_serves_loads_no_model_and_reads_no_data(
+    assets, tmp_path, name, task_type):
+  # No chief comes, and the train files do not exist: the task serves
+  # anyway, without the model's code, until its deadline; the chief is the
+  # one that checks the model and the data.
+  chief, worker, ps = ("localhost:%d" % p for p in ports.pick_ports(3))
+  environ = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps({
+      "cluster": {"chief": [chief], "worker": [worker], "ps": [ps]},
+      "task": {"type": task_type, "index": 0}}))
+  proc = subprocess.run(
+      [sys.executable, "-X", "importtime", "-m", "trainer.task",
+       "--backend=" + name, "--module_handle=" + assets.digits_model,
+       "--train_files=" + str(tmp_path / "no-such-file-*.tfrecord"),
+       "--input_map=inputs=pixels", "--n_classes=5",
+       "--model_dir=" + str(tmp_path / "model"), "--serve_timeout_secs=1"],
+      env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+      check=False)
+  imported = set(re.findall(r"^import time:.*\| +(\S+)$", proc.stderr,
+                            re.MULTILINE))
+  assert "tensorflow" in imported  # The import times were read.
+  assert not imported & {"tf_keras", "tensorflow_hub",
+                         "trainer.plan.preflight",
+                         "trainer.hub_model.model_spec",
+                         "trainer.inputs.validate"}
+  lines = [line for line in processes.our_lines(proc.stderr)
+           if not line.startswith("import time:")]
+  assert proc.returncode == 1, lines
+  assert re.search(r"\] Task: %s-0: " % task_type, proc.stderr)
+  assert lines[-1].startswith("error: No final export at %s after 1 s of "
+                              "serving" % (tmp_path / "model" / "export"))

@@ -70,6 +70,9 @@ def _run_raising(assets, tmp_path, monkeypatch, error, capsys):
       run=fail, connect=lambda config, ps_shard_bytes: None,
       model_variables=chosen(choice).model_variables,
       check_model=chosen(choice).check_model))
+  # A Keras worker only serves (trainer.config.backends.only_serves).
+  monkeypatch.setattr(backends, "load_server",
+                      lambda choice: types.SimpleNamespace(serve=fail))
   fv = cli.new_flag_values([
       "--module_handle=" + assets.digits_model, "--n_classes=5",
       "--train_files=" + assets.data("digits_train.tfrecord"),

@@ -180,12 +180,11 @@ def test_the_model_directory_defaults_to_run_dir_model(tmp_path):
 def test_bad_input_is_one_line(tmp_path, args, trainer_args, env, message):
   if "SLURM_CONF" in env and os.path.exists(slurm_submit.DEFAULT_SLURM_CONF):
     pytest.skip("this machine has %s" % slurm_submit.DEFAULT_SLURM_CONF)
-  if env.get("SLURM_CONF") == "":
+  environ = dict(ENV, **env)
+  if env.get("SLURM_CONF") == "":  # Unset, with sbatch on PATH.
     reason = slurm_cluster.install_or_why_not()
     if reason:
       pytest.skip("no Slurm here: %s" % reason)
-  environ = dict(ENV, **env)
-  if env.get("SLURM_CONF") == "":
     del environ["SLURM_CONF"]
   proc = _cli(["--run_dir=%s" % (tmp_path / "run")] + args, trainer_args,
               env=environ)

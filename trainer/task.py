@@ -16,7 +16,9 @@ the flags a first run needs; --helpfull all of them, by part of the job.
 The way from flags to a run is trainer.plan.resolve's (the launchers'
 pre-flight goes the same way, through trainer.plan.launch); this module
 reads the flags and TF_CONFIG, runs the plan on its backend, and says what
-it did (`describe` for --check_only, `summary` at the end).
+it did (`describe` for --check_only, `summary` at the end). A task that only
+serves (a ps; a Keras-backend worker) needs no plan: it checks the flags and
+serves until the chief's export (`_serve`).
 """
 
 import os
@@ -60,6 +62,12 @@ _KERAS_ROLES = dict(
                          "exists"})
 
 
+def _role(choice: backends.Choice, task: Optional[tf_config.Task]) -> str:
+  roles = _KERAS_ROLES if choice.name == backends.KERAS else _ROLES
+  return "Task: %s: %s." % (task.name if task else "local",
+                            roles[task.type if task else None])
+
+
 def _model_kind(spec) -> str:
   kind = "TF1 Hub format" if spec.is_tf1_hub_format else "SavedModel"
   tags = "" if spec.tags is None else ", tags {%s}" % ",".join(
@@ -80,11 +88,7 @@ def describe(plan, config: Optional[tf_config.TfConfig],
   inputs, data and outputs."""
   task = config.task if config else None
   lines = ["Pre-flight passed; nothing was written.",
-           plan.backend.describe(),
-           "Task: %s: %s." % (task.name if task else "local",
-                              (_KERAS_ROLES if plan.backend.name ==
-                               backends.KERAS else _ROLES)[
-                                   task.type if task else None])]
+           plan.backend.describe(), _role(plan.backend, task)]
   if config:
     jobs = ", ".join("%s (%d)" % (job, len(addresses))
                      for job, addresses in config.cluster.items())
@@ -153,6 +157,9 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     parsed = tf_config.from_environ(environ)
     task = parsed.task if parsed else None
     choice = backends.choose_here(fv.backend)
+    if not fv.check_only and backends.only_serves(choice, task):
+      return _serve(resolve.prepare_server(fv, environ=environ), choice,
+                    parsed)
     from_vertex = resolve.vertex_dirs(fv, environ)
     plan = resolve.prepare(fv, task, build_demo=not fv.check_only,
                             choice=choice, environ=environ)
@@ -207,10 +214,7 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
     result = backends.load(plan.backend).run(plan, parsed, log=logging.info,
                                              notice=notice)
   except preemption.Preempted as e:
-    print(str(e), file=sys.stderr, flush=True)
-    if task and task.type == tf_config.PS:
-      preemption.die_of_the_signal(notice)
-    return preemption.EXIT_CODE
+    return _preempted(e, task, notice)
   except errors.HarnessError as e:
     # The loss diverged (trainer.training.nan_guard), or bad data.
     return harness_cli.report(e, cli.FLAG_NAMES)
@@ -229,6 +233,45 @@ def run(fv: flags.FlagValues, environ: Mapping[str, str] = os.environ) -> int:
       notice.uninstall()
   print(summary(result, plan), flush=True)
   return 0
+
+
+def _serve(job, choice: backends.Choice, parsed: tf_config.TfConfig) -> int:
+  """Runs a task that only serves (trainer.config.backends.only_serves: a
+  ps; a Keras worker) until the chief's final export; returns the exit
+  status. It checks and loads neither the model nor the data: the chief
+  does (trainer.plan.resolve.prepare_server)."""
+  logging.info(choice.describe())
+  logging.info("Cluster: from %s.", parsed.source)
+  logging.info(_role(choice, parsed.task))
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.training import preemption
+  notice = _preemption_notice(parsed.task, preemption)
+  try:
+    backends.load_server(choice).serve(job, parsed, log=logging.info,
+                                       notice=notice)
+  except preemption.Preempted as e:
+    return _preempted(e, parsed.task, notice)
+  except errors.HarnessError as e:  # No chief before the deadline.
+    return harness_cli.report(e, cli.FLAG_NAMES)
+  except Exception as e:  # pylint: disable=broad-except
+    return _peer_restarted(e, parsed)
+  finally:
+    if notice:
+      notice.uninstall()
+  print("Done.", flush=True)
+  return 0
+
+
+def _preempted(error, task: Optional[tf_config.Task], notice) -> int:
+  """The exit status after SIGTERM (trainer.training.preemption): a ps dies
+  of the signal, as its restart policy expects; any other task exits with
+  preemption.EXIT_CODE."""
+  # pylint: disable-next=g-import-not-at-top
+  from trainer.training import preemption
+  print(str(error), file=sys.stderr, flush=True)
+  if task and task.type == tf_config.PS:
+    preemption.die_of_the_signal(notice)
+  return preemption.EXIT_CODE
 
 
 def _preemption_notice(task, preemption):

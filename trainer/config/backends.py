@@ -27,10 +27,15 @@ import sys
 from typing import Optional
 
 from harness import errors
+from harness import tf_config
 
 ESTIMATOR, KERAS, AUTO = "estimator", "keras", "auto"
 # tf.estimator is gone from this TF version on.
 ESTIMATOR_REMOVED_IN = (2, 16)
+# The tasks that only serve (a tf.distribute.Server that holds variables or
+# runs the steps the chief sends): the model and the data are the chief's.
+_SERVERS = {ESTIMATOR: (tf_config.PS,),
+            KERAS: (tf_config.PS, tf_config.WORKER)}
 # The names TF is installed under (the CPU build, the full one, ...).
 TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
                     "tensorflow-intel", "tensorflow-macos", "tf-nightly",
@@ -132,3 +137,17 @@ def load(choice: Choice):
   """The backend's package: `run(plan, config, log)` and
   `model_variables(spec, head)`."""
   return importlib.import_module("trainer." + choice.name)
+
+
+def only_serves(choice: Choice, task: Optional[tf_config.Task]) -> bool:
+  """Whether `task` only serves on this backend: a ps; on the Keras backend
+  a worker too (its chief builds the model and the input pipeline, and
+  sends both). Such a task needs no pre-flight of the model and the data
+  (trainer.plan.resolve.prepare_server)."""
+  return task is not None and task.type in _SERVERS[choice.name]
+
+
+def load_server(choice: Choice):
+  """The backend's module that runs a task that `only_serves`: `serve(job,
+  config, log, notice)`. It loads neither the model nor tf_keras."""
+  return importlib.import_module("trainer.%s.serve" % choice.name)

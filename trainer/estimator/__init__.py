@@ -6,6 +6,9 @@
                                 (warm_start.py)
   check_model(plan)             the pre-flight's part: a user's model_fn
                                 built once (train.py)
+  serve(job, config, log)       a ps: a server until the chief's export
+                                (serve.py, loaded by
+                                trainer.config.backends.load_server)
 
 Its modules: train.py (the task's run), model.py (the model_fn), config.py
 (RunConfig and its session config), checkpoints.py (the chief's saver),
@@ -14,11 +17,21 @@ readiness.py (ready polls), evaluator.py (the evaluator's loop), hooks.py
 export), optimizers.py (lazy Adam for TF1 optimizers), warm_start.py.
 """
 
-from trainer.estimator.train import check_model
-from trainer.estimator.train import run
-from trainer.estimator.warm_start import model_variables
+import importlib
 
-__all__ = ["connect", "run", "model_variables", "check_model"]
+# Name -> the module of this package that defines it; each is imported where
+# first used (a module `__getattr__`, PEP 562), so that a ps, which imports
+# only trainer.estimator.serve, loads no model code.
+_PARTS = {"run": "train", "check_model": "train",
+          "model_variables": "warm_start"}
+__all__ = sorted(_PARTS) + ["connect"]
+
+
+def __getattr__(name: str):
+  if name not in _PARTS:
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+  return getattr(importlib.import_module("%s.%s" % (__name__, _PARTS[name])),
+                 name)
 
 
 def connect(config, ps_shard_bytes: int = 0) -> None:

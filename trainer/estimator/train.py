@@ -22,6 +22,7 @@ from trainer.estimator import exporters
 from trainer.estimator import hooks as hooks_lib
 from trainer.estimator import model as model_lib
 from trainer.estimator import readiness
+from trainer.estimator import serve
 from trainer.estimator import warm_start
 from trainer.hub_model import user_model
 from trainer.inputs import data
@@ -183,23 +184,9 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
   job = p.job
   task = config.task if config else None
   task_type = task.type if task else None
-  estimator = estimator_for(p, config.for_estimator() if config else None)
   if task_type == tf_config.PS:
-    run_config = estimator.config
-    job_end.serve_until_done(run_config.cluster_spec.as_dict(),
-                             job_name=run_config.task_type,
-                             task_index=run_config.task_id,
-                             config=tf.compat.v1.ConfigProto(
-                                 gpu_options=run_config.session_config
-                                 .gpu_options),
-                             protocol=run_config.protocol,
-                             export_dir=job.resolved_export_dir,
-                             model_dir=job.model_dir, log=log,
-                             timeout_secs=job.cluster.serve_timeout_secs,
-                             notice=notice,
-                             grace_secs=job.cluster.preemption_grace_secs)
-    return Result(task_type=task_type, metrics=None, checkpoint=None,
-                  export_dir=None)
+    return serve.serve(job, config, log, notice)
+  estimator = estimator_for(p, config.for_estimator() if config else None)
   if task_type == tf_config.WORKER and tf.io.gfile.exists(
       job.resolved_export_dir):
     log("The chief's final export exists: training is over, nothing to do.")

@@ -6,6 +6,9 @@
                                 (model.py)
   check_model(plan)             the pre-flight's part: refuses a model_fn
                                 (train.py)
+  serve(job, config, log)       a ps or a worker: a server until the
+                                chief's export (serve.py, loaded by
+                                trainer.config.backends.load_server)
 
 Its modules: train.py (the roles), cluster.py (the chief's connection), loop.py
 (the training loop, in one process or scheduled on a cluster), model.py (the
@@ -15,11 +18,22 @@ partitioning.py (large variables split over the ps), optimizers.py
 (metrics, the evaluator, the best export), export.py (the serving export),
 warm_start.py (the bridge from Estimator checkpoints), summaries.py
 (TensorBoard scalars).
+
+Each name above is imported where first used (a module `__getattr__`, PEP
+562): importing trainer.keras.serve, a ps's or worker's whole part, loads
+neither the model's modules nor tf_keras.
 """
 
-from trainer.keras.model import model_variables
-from trainer.keras.train import check_model
-from trainer.keras.train import connect
-from trainer.keras.train import run
+import importlib
 
-__all__ = ["connect", "run", "model_variables", "check_model"]
+# Name -> the module of this package that defines it.
+_PARTS = {"connect": "train", "run": "train", "check_model": "train",
+          "model_variables": "model"}
+__all__ = sorted(_PARTS)
+
+
+def __getattr__(name: str):
+  if name not in _PARTS:
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+  return getattr(importlib.import_module("%s.%s" % (__name__, _PARTS[name])),
+                 name)

@@ -38,6 +38,7 @@ from trainer.keras import export as export_lib
 from trainer.keras import loop
 from trainer.keras import partitioning
 from trainer.keras import placement
+from trainer.keras import serve
 from trainer.keras import state as state_lib
 from trainer.keras import warm_start
 from trainer.plan import preflight
@@ -57,10 +58,6 @@ def connect(config: Optional[tf_config.TfConfig],
   variables of more than twice `ps_shard_bytes` over the ps."""
   if config is not None and tf_config.is_chief(config.task):
     cluster_lib.connect(config, ps_shard_bytes)
-# How long a worker or ps waits, after the export, for the chief to end
-# (trainer.training.job_end.wait_for_exit), so as to outlive the chief's last
-# calls.
-CHIEF_EXIT_WAIT_SECS = 60
 
 
 def dataset_fns(p: preflight.Plan, num_workers: int = 0,
@@ -280,26 +277,7 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
                                                      log))
   task = config.task
   if task.type in (tf_config.PS, tf_config.WORKER):
-    if not tf.io.gfile.exists(job.resolved_export_dir):
-      serving = lambda: None
-      if job.data.data_service and task.type == tf_config.WORKER:
-        serving = lambda: data_service.start_worker(
-            job.model_dir, config.cluster[task.type][task.index],
-            timeout_secs=job.cluster.serve_timeout_secs, log=log)
-      job_end.serve_until_done(
-          dict(config.cluster), job_name=task.type, task_index=task.index,
-          export_dir=job.resolved_export_dir, model_dir=job.model_dir,
-          wait_for_workers=False, log=log,
-          timeout_secs=job.cluster.serve_timeout_secs,
-          notice=notice if task.type == tf_config.PS else None,
-          grace_secs=job.cluster.preemption_grace_secs, on_serving=serving)
-      job_end.wait_for_exit(config.cluster[tf_config.CHIEF][0],
-                            timeout_secs=CHIEF_EXIT_WAIT_SECS, log=log)
-    else:
-      log("The chief's final export exists: training is over, nothing to "
-          "do.")
-    return Result(task_type=task.type, metrics=None, checkpoint=None,
-                  export_dir=None)
+    return serve.serve(job, config, log, notice)
   if task.type == tf_config.EVALUATOR:
     _, eval_fn = dataset_fns(p)
     metrics = evaluation.evaluate_continuously(

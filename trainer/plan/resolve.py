@@ -104,6 +104,32 @@ def prepare(fv: flags.FlagValues, task: Optional[tf_config.Task], *,
   return dataclasses.replace(plan, flag_lines=tuple(cli.flag_lines(resolved)))
 
 
+def prepare_server(fv: flags.FlagValues, *,
+                   log: Callable[[str], None] = logging.info,
+                   build_demo: bool = True, cache_dir: Optional[str] = None,
+                   environ: Mapping[str, str] = os.environ
+                   ) -> job_lib.JobConfig:
+  """Flags -> the checked job of a task that only serves (a ps; a Keras
+  worker: trainer.config.backends.only_serves).
+
+  Such a task needs the job's directories and cluster settings, not a plan:
+  the model and the data are checked by the chief (and by a launcher's
+  pre-flight) and used there, so they are not read here. The flags are
+  validated as everywhere, and the hub handle is resolved as on every task
+  (a URL or an archive fetched into this host's cache): TF reads a
+  variable's saved value on the variable's own host (the restore of TF's
+  MultiDeviceSaver runs on each variable's device), so a ps reads the hub
+  model's variables from its own file system.
+  """
+  job = job_from_flags(fv, log=log, build_demo=build_demo, environ=environ)
+  job_lib.validate(job)
+  resolution = handles.resolve(
+      job.model.module_handle,
+      cache_dir or handles.default_cache_dir(os.environ), log)
+  return dataclasses.replace(job, model=dataclasses.replace(
+      job.model, module_handle=resolution.path))
+
+
 def recorded_flags(lines: List[str], resolution,
                    choice: Optional[backends.Choice] = None) -> List[str]:
   """flags.txt's lines: the backend that ran (and why, as a comment), the
