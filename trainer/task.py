@@ -243,6 +243,10 @@ def _serve(job, choice: backends.Choice, parsed: tf_config.TfConfig) -> int:
   logging.info(choice.describe())
   logging.info("Cluster: from %s.", parsed.source)
   logging.info(_role(choice, parsed.task))
+  logging.info("Training %s for %d steps; model_dir %s; the chief checks "
+               "and builds the model and the input pipeline, this task "
+               "serves them.", job.model.module_handle, job.run.train_steps,
+               job.model_dir)
   # pylint: disable-next=g-import-not-at-top
   from trainer.training import preemption
   notice = _preemption_notice(parsed.task, preemption)
