@@ -1,6 +1,7 @@
 """trainer.hub_model.model_spec: pre-flight checks of hub models."""
 
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -120,3 +121,40 @@ def test_several_meta_graphs_need_tags(tmp_path):
                                   output_key="y")
   assert not os.path.exists(os.path.join(path, "tfhub_module.pb"))
   assert not spec.is_tf1_hub_format and list(spec.inputs) == ["x"]
+
+
+def test_the_check_reads_the_model_not_its_variables(assets, tmp_path):
+  """The check reads saved_model.pb only, so its cost does not grow with
+  the variables: it passes without their values (the data shards), and
+  names the missing checkpoint where the variables/ folder was left out."""
+  path = str(tmp_path / "digits")
+  shutil.copytree(assets.digits_model, path)
+  variables = os.path.join(path, "variables")
+  for name in os.listdir(variables):
+    if name.startswith("variables.data"):
+      os.remove(os.path.join(variables, name))
+  spec = model_spec.inspect_model(path, trainable=True)
+  assert spec.inputs["inputs"].shape.as_list() == [None, 64]
+  shutil.rmtree(variables)
+  with pytest.raises(errors.ModelCheckError,
+                     match=r"has variables but no .*variables\.index: copy "
+                     r"the model's whole directory"):
+    model_spec.inspect_model(path, trainable=True)
+
+
+def test_a_model_without_saved_trainable_variables_cannot_be_fine_tuned(
+    tmp_path):
+  """A tf.Module's trainable_variables is a property, not saved: loaded,
+  the model has none to fine-tune."""
+  module = tf.Module()
+  module.v = tf.Variable(2.0)
+  module.__call__ = tf.function(lambda x: x * module.v,
+                                input_signature=[tf.TensorSpec([None])])
+  path = str(tmp_path / "module")
+  tf.saved_model.save(module, path)
+  spec = model_spec.inspect_model(path)
+  assert spec.single_input and list(spec.inputs) == ["x"]
+  with pytest.raises(errors.ModelCheckError,
+                     match="has no trainable_variables, so `trainable` has "
+                     "nothing to fine-tune"):
+    model_spec.inspect_model(path, trainable=True)

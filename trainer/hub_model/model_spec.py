@@ -8,6 +8,14 @@ a `ModelCheckError` whose message lists what would be valid.
 
 The result, a `ModelSpec`, holds the arguments for `hub.KerasLayer` and the
 input specs the data pipeline converts each column to.
+
+Everything is read from the SavedModel's protocol buffer (`saved_model.pb`:
+its meta graphs, signatures and object graph), without loading the model:
+restoring its variables and initializing its tables (a text model's
+vocabulary) would make the check's time and memory grow with the model,
+and the trainer loads it again anyway, where it trains. So the check cannot
+see a model whose functions fail to load (an op this TF lacks, say): that
+fails where hub.KerasLayer loads it, with TF's own error.
 """
 
 import dataclasses
@@ -15,8 +23,8 @@ import os
 from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
 import tensorflow as tf
-import tensorflow_hub as hub
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
+from tensorflow.python.saved_model import nested_structure_coder  # pylint: disable=g-direct-tensorflow-import
 
 from harness import errors
 from trainer.hub_model import handles
@@ -111,11 +119,19 @@ def _pick_meta_graph(handle, saved_model, tags, is_tf1_hub_format):
   return tags, by_tags[tags]
 
 
+def _root_child(meta_graph, name: str):
+  """The saved root object's child `name` (a SavedObject), or None."""
+  nodes = meta_graph.object_graph_def.nodes
+  if not nodes:
+    return None
+  return next((nodes[child.node_id] for child in nodes[0].children
+               if child.local_name == name), None)
+
+
 def _has_call_function(meta_graph) -> bool:
   """Whether the saved root object has a `__call__` (a TF2 SavedModel)."""
-  nodes = meta_graph.object_graph_def.nodes
-  return bool(nodes) and any(child.local_name == "__call__"
-                             for child in nodes[0].children)
+  call = _root_child(meta_graph, "__call__")
+  return call is not None and call.WhichOneof("kind") == "function"
 
 
 def _signature_names(meta_graph) -> list:
@@ -123,20 +139,27 @@ def _signature_names(meta_graph) -> list:
                 if not k.startswith("__"))
 
 
-def _call_inputs(loaded) -> Tuple[Dict[str, tf.TensorSpec], bool]:
-  """Input specs of a TF2 SavedModel's `__call__`, and if it takes one."""
-  call = loaded.__call__
-  concrete = list(getattr(call, "concrete_functions", ()))
-  if not concrete:
+def _call_inputs(meta_graph) -> Tuple[Dict[str, tf.TensorSpec], bool]:
+  """Input specs of a TF2 SavedModel's `__call__`, and if it takes one: its
+  first traced function's, as hub.load restores them (TF's
+  function_deserialization)."""
+  call = _root_child(meta_graph, "__call__").function
+  if not call.concrete_functions:
     raise errors.ModelCheckError(
         "The model's __call__ has no traced function to inspect.")
-  positional = concrete[0].structured_input_signature[0]
+  concrete = meta_graph.object_graph_def.concrete_functions[
+      call.concrete_functions[0]]
+  positional, _ = nested_structure_coder.decode_proto(
+      concrete.canonicalized_input_signature)
   first = positional[0] if positional else None
   if isinstance(first, dict):
     return dict(first), False
   if isinstance(first, tf.TensorSpec):
-    name = call.function_spec.fullargspec.args[0]
-    return {name: first}, True
+    args = nested_structure_coder.decode_proto(
+        call.function_spec.fullargspec).args
+    if call.function_spec.is_method or args[:1] == ["self"]:
+      args = args[1:]  # As TF restores a method: without `self`.
+    return {args[0]: first}, True
   raise errors.ModelCheckError(
       "The model's __call__ takes %r; only a tensor or a dict of tensors is "
       "supported." % (first,))
@@ -200,13 +223,13 @@ def inspect_model(handle: str, *, trainable: bool = False,
         "__call__. Set `signature` (one of: %s) or drop `signature_outputs_as_dict`." %
         (handle, ", ".join(signatures) or "(none)"))
 
-  loaded = _load(handle, tags)
+  _check_variables(handle, meta_graph)
   outputs = {}
   if signature:
-    function = loaded.signatures[signature]
-    inputs = dict(function.structured_input_signature[1])
-    outputs = {k: tf.TensorSpec(v.shape, v.dtype, k)
-               for k, v in function.structured_outputs.items()}
+    signature_def = meta_graph.signature_def[signature]
+    # By name, as the signature's function takes them (keyword arguments).
+    inputs = dict(sorted(_tensor_specs(signature_def.inputs).items()))
+    outputs = _tensor_specs(signature_def.outputs)
     if not signature_outputs_as_dict:
       output_key = output_key or ("default" if is_tf1 else None)
       if output_key is None:
@@ -224,8 +247,9 @@ def inspect_model(handle: str, *, trainable: bool = False,
       raise errors.ModelCheckError(
           "`output_key`=%s needs a signature; %s is called through __call__, "
           "which returns a single tensor." % (output_key, handle))
-    inputs, single_input = _call_inputs(loaded)
-    if trainable and not getattr(loaded, "trainable_variables", None):
+    inputs, single_input = _call_inputs(meta_graph)
+    saved = _root_child(meta_graph, "trainable_variables")
+    if trainable and (saved is None or not saved.children):
       raise errors.ModelCheckError(
           "%s has no trainable_variables, so `trainable` has nothing to "
           "fine-tune; drop `trainable`." % handle)
@@ -237,11 +261,32 @@ def inspect_model(handle: str, *, trainable: bool = False,
       outputs=outputs)
 
 
-def _load(handle, tags):
-  """Loads the model eagerly, in a graph of its own, to read its functions."""
-  with tf.init_scope():
-    try:
-      return hub.load(handle, tags=set(tags) if tags is not None else None)
-    except (ValueError, RuntimeError, tf.errors.OpError) as e:
-      raise errors.ModelCheckError("Cannot load %s: %s" %
-                                   (handle, str(e).splitlines()[0])) from e
+def _tensor_specs(tensor_infos) -> Dict[str, tf.TypeSpec]:
+  """A signature's inputs or outputs (name -> TensorInfo) as the specs of
+  the function hub.load makes of it: dense ones named by their key."""
+  specs = {}
+  for name, info in tensor_infos.items():
+    encoding = info.WhichOneof("encoding")
+    shape = tf.TensorShape(info.tensor_shape)
+    if encoding == "coo_sparse":
+      specs[name] = tf.SparseTensorSpec(shape, tf.as_dtype(info.dtype))
+    elif encoding == "composite_tensor":
+      specs[name] = nested_structure_coder.decode_proto(
+          info.composite_tensor.type_spec)
+    else:
+      specs[name] = tf.TensorSpec(shape, tf.as_dtype(info.dtype), name)
+  return specs
+
+
+def _check_variables(handle: str, meta_graph) -> None:
+  """A model with variables has their checkpoint beside it (what a copy
+  that left out `variables/` lacks; the model is not loaded here)."""
+  nodes = meta_graph.object_graph_def.nodes
+  tf1_variables = meta_graph.collection_def.get("variables")
+  has_variables = any(n.WhichOneof("kind") == "variable" for n in nodes) or (
+      tf1_variables is not None and tf1_variables.bytes_list.value)
+  index = os.path.join(handle, "variables", "variables.index")
+  if has_variables and not tf.io.gfile.exists(index):
+    raise errors.ModelCheckError(
+        "%s has variables but no %s: copy the model's whole directory, "
+        "its variables/ folder too." % (handle, index))

@@ -9,11 +9,12 @@ docs/performance.md).
 
 Joining after eager work needs two things on TF 2.15, which TF 2.21 does
 itself (its `Context.set_server_def`):
-- the objects the pre-flight made (the hub model it loaded) are collected
+- the objects the pre-flight made (the eager datasets that read the data's
+  first records, a model of your own it built to check) are collected
   before the join, so that TF does not try to delete their functions on
   the workers and ps afterwards ("Failed to remove function remotely");
 - TF's cache of partial device names ("CPU" -> "/job:localhost/replica:0/
-  task:0/device:CPU:0", filled by the pre-flight's model load) is emptied
+  task:0/device:CPU:0", filled by the pre-flight's eager work) is emptied
   after it. TF 2.15's `set_server_def` leaves it, and the next hub model
   load fails with "/job:localhost/replica:0/task:0/device:CPU:0 unknown
   device"; TF 2.21 clears it there. No public API clears it, so this
@@ -48,7 +49,7 @@ def connect(config: tf_config.TfConfig,
                          len(config.cluster.get(tf_config.WORKER, ())))
   key = json.dumps([config.cluster, ps_shard_bytes], sort_keys=True)
   if key not in _CONNECTED:
-    gc.collect()  # The pre-flight's model, before the join (docstring).
+    gc.collect()  # The pre-flight's objects, before the join (docstring).
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec(dict(config.cluster)),
         task_type=config.task.type, task_id=config.task.index,
