@@ -181,3 +181,25 @@ def chief_death_detect(work_dir, name, steps, batch_size, trainer_args=()):
   detected = time.monotonic() - killed
   output.close()
   return detected
+
+
+def startup_rounds(work_dir, rounds, steps, batch_size, log):
+  """Launch to first step of the two backends' clusters, side by side:
+  each round launches an Estimator cluster (its chief and 1 worker) and a
+  Keras cluster (2 workers; its chief coordinates), one right after the
+  other, the Estimator's first in even rounds and second in odd ones.
+  A pair's ratio compares two launches seconds apart, so a machine whose
+  speed drifts over the minutes between the repeats' runs moves both.
+  Returns a list of {"estimator": s, "keras": s, "ratio": keras / est}."""
+  launches = (("estimator", 1), ("keras", 2))
+  pairs = []
+  for r in range(rounds):
+    log("start-up round %d of %d" % (r + 1, rounds))
+    pair = {}
+    for backend, workers in launches if r % 2 == 0 else launches[::-1]:
+      pair[backend] = cluster_figures(
+          work_dir, "startup-%s-%d" % (backend, r), workers, steps,
+          batch_size, trainer_args=["--backend=" + backend])["first_step_s"]
+    pair["ratio"] = pair["keras"] / pair["estimator"]
+    pairs.append(pair)
+  return pairs

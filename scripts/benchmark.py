@@ -14,7 +14,9 @@ data, in one run:
    and "2 workers" is the chief plus one worker), examples per second of
    the whole cluster (global steps x batch), steady state;
 4. the cluster's time from launch to its first training step, and to the
-   end;
+   end; and launch to first step again in `startup_rounds` pairs of an
+   Estimator cluster and a Keras cluster launched one after the other
+   (bench_cluster.startup_rounds), the ratio their pairs' median;
 5. how long the launcher takes to notice a SIGKILLed chief and stop the
    cluster;
 6. the raw step again, as a tight loop (100 steps inside one tf.function
@@ -64,8 +66,9 @@ from trainer.plan import preflight
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """The benchmark's flags (defined by main, not on import)."""
-  flags.DEFINE_bool("quick", False, "Fewer steps and repeats: under five "
-                    "minutes on 2 cores.", flag_values=fv)
+  flags.DEFINE_bool("quick", False, "Fewer steps and repeats: about 25 "
+                    "minutes on 2 cores (the default: over an hour).",
+                    flag_values=fv)
   flags.DEFINE_bool("smoke", False, "A few steps, one repeat, one small "
                     "embedding table (4k rows, not 10k to 1M, so the curve's "
                     "1M / 10k ratios divide a point by itself; the text "
@@ -88,7 +91,8 @@ def settings(quick: bool, smoke: bool, repeats=None) -> dict:
     plan = dict(raw_steps=30, estimator_steps=60, cluster_steps=300,
                 warmup=10, repeats=1, table_sizes=(4000,),
                 text_steps=60, text_cluster_steps=100, keras_steps=200,
-                steps_per_execution=(10,), demo_seeds=1,
+                steps_per_execution=(10,), demo_seeds=1, startup_rounds=1,
+                startup_steps=20,
                 split_model="example_kit.wide_model:build_small")
     plan["data"] = bench_data.settings(quick=False, smoke=True)
   elif quick:
@@ -96,6 +100,7 @@ def settings(quick: bool, smoke: bool, repeats=None) -> dict:
                 warmup=100, repeats=3, table_sizes=(10000, 100000, 1000000),
                 text_steps=1500, text_cluster_steps=1000, keras_steps=3000,
                 steps_per_execution=(1, 10, 50), demo_seeds=5,
+                startup_rounds=7, startup_steps=100,
                 split_model="example_kit.wide_model:build")
     plan["data"] = bench_data.settings(quick=True, smoke=False)
   else:
@@ -103,6 +108,7 @@ def settings(quick: bool, smoke: bool, repeats=None) -> dict:
                 warmup=200, repeats=5, table_sizes=(10000, 100000, 1000000),
                 text_steps=5000, text_cluster_steps=3000, keras_steps=10000,
                 steps_per_execution=(1, 5, 10, 20, 50, 100), demo_seeds=5,
+                startup_rounds=9, startup_steps=100,
                 split_model="example_kit.wide_model:build")
     plan["data"] = bench_data.settings(quick=False, smoke=False)
   if repeats:
@@ -192,7 +198,8 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
       model_dir=os.path.join(work_dir, "unused")), log=log)
   runs = {"raw": [], "raw_tight": [], "estimator": [], "cluster_1w": [],
           "cluster_2w": [], "chief_death_detect_s": [], "keras": [],
-          "keras_cluster_2w": [], "keras_chief_death_detect_s": []}
+          "keras_cluster_2w": [], "keras_chief_death_detect_s": [],
+          "startup_rounds": []}
   keras_flag = ["--backend=keras"]
   for r in range(s["repeats"]):
     log("repeat %d of %d" % (r + 1, s["repeats"]))
@@ -225,6 +232,9 @@ def run_all(plan_settings, work_dir, batch_size, log=print):
     runs["chief_death_detect_s"].append(bench_cluster.chief_death_detect(
         work_dir, "death-%d" % r, s["cluster_steps"] * 10, batch_size,
         trainer_args=["--backend=estimator"]))
+  if HAS_ESTIMATOR:
+    runs["startup_rounds"] = bench_cluster.startup_rounds(
+        work_dir, s["startup_rounds"], s["startup_steps"], batch_size, log)
   spe = {}
   for n in s["steps_per_execution"]:
     spe[n] = bench_keras.keras_figures(
@@ -295,7 +305,9 @@ def summarize(runs, curve, s, batch_size, tf_version, cores, model,
       cluster_keras_vs_estimator=ratio("keras_cluster_2w_examples_per_s",
                                        "cluster_2w_examples_per_s"),
       first_step_keras_vs_estimator=ratio("keras_cluster_first_step_s",
-                                          "cluster_first_step_s"))
+                                          "cluster_first_step_s"),
+      first_step_keras_vs_estimator_rounds=median(
+          [pair["ratio"] for pair in runs.get("startup_rounds", ())]))
   small, large = min(s["table_sizes"]), max(s["table_sizes"])
 
   def size_ratio(series):
@@ -365,6 +377,8 @@ def table(figures) -> str:
        "ratio"),
       ("Keras / Estimator cluster, launch -> first step",
        "first_step_keras_vs_estimator", "ratio"),
+      ("  the same, launched in pairs (median)",
+       "first_step_keras_vs_estimator_rounds", "ratio"),
       ("Keras embedding 1M / 10k, 1 process", "keras_embedding_1m_vs_10k",
        "ratio"),
       ("Keras embedding 1M / 10k, cluster 2 ps",
@@ -379,6 +393,12 @@ def table(figures) -> str:
     shown = "n/a" if value is None else (
         "%.3f" % value if unit == "ratio" else "%.1f %s" % (value, unit))
     lines.append("%-38s %s" % (label, shown))
+  pairs = figures["runs"].get("startup_rounds")
+  if pairs:
+    lines.append("launch -> first step in pairs, Estimator / Keras s "
+                 "(ratio): %s" % "; ".join(
+                     "%.1f / %.1f (%.2f)" % (p["estimator"], p["keras"],
+                                            p["ratio"]) for p in pairs))
   lines.append("Keras steps_per_execution -> examples/s: %s" % ", ".join(
       "%s: %s" % (n, "n/a" if v is None else "%.0f" % v) for n, v in sorted(
           figures["keras_steps_per_execution_examples_per_s"].items())))

@@ -6,6 +6,7 @@ docs/performance.md shows."""
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -44,7 +45,7 @@ ESTIMATOR_FIGURES = [
     "cluster_vs_estimator", "scaling_2w_vs_1w", "embedding_1m_vs_10k",
     "embedding_dense_adam_1m_vs_10k", "embedding_cluster_1m_vs_10k",
     "keras_vs_estimator", "cluster_keras_vs_estimator",
-    "first_step_keras_vs_estimator",
+    "first_step_keras_vs_estimator", "first_step_keras_vs_estimator_rounds",
     "demo_accuracy_estimator"]
 
 
@@ -86,6 +87,15 @@ def test_smoke_run_produces_every_figure(tmp_path):
         ratio)
   assert figures["keras_cluster_first_step_s"] < figures[
       "keras_cluster_total_s"]
+  if estimator:  # Launched in pairs: each pair's ratio, and their median.
+    pairs = figures["runs"]["startup_rounds"]
+    assert len(pairs) == benchmark.settings(
+        quick=False, smoke=True)["startup_rounds"]
+    for pair in pairs:
+      assert pair["ratio"] == pytest.approx(pair["keras"] / pair[
+          "estimator"])
+    assert figures["first_step_keras_vs_estimator_rounds"] == pytest.approx(
+        statistics.median(pair["ratio"] for pair in pairs))
   assert 0 <= figures["demo_accuracy_keras"] <= 1
   tables = benchmark.settings(quick=False, smoke=True)["table_sizes"]
   assert figures["embedding_table_sizes"] == list(tables)

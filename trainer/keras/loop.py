@@ -92,7 +92,13 @@ class ClusterSteps:
                num_workers: int, in_flight_per_worker: int = 2):
     self._steps = make_step_fn(state, head, strategy)
     self._coordinator = coordinator
-    self._iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
+    # Traced once here, without AutoGraph (as `steps` is): the input_fn
+    # only builds a tf.data pipeline, whose Python branches are on settings,
+    # not tensors. Converting it and all it calls cost the chief 0.5 of the
+    # 0.8 s the per-worker dataset took before its first step (digits, a
+    # local cluster of 2 workers).
+    self._iterator = iter(coordinator.create_per_worker_dataset(
+        tf.function(dataset_fn, autograph=False)))
     self.in_flight = in_flight_per_worker * max(num_workers, 1)
 
   def schedule(self, n: int):
