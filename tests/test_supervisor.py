@@ -341,3 +341,44 @@ def test_hidden_lines_are_kept_in_the_log_not_shown(tmp_path):
   with open(tmp_path / "logs" / "chief-0.log") as f:
     assert f.read().splitlines() == [notice, "real line", notice]
   assert len(said) == 1 and "not shown here; the logs keeps" in said[0]
+
+
+def _ps_serving_after_sigterm(tmp_path, secs):
+  """A ps as trainer.training.preemption's: SIGTERM notes it and serves on
+  for `secs` (waiting for the chief's checkpoint), then leaves by itself."""
+  return ("import signal, time\n"
+          "told = []\n"
+          "signal.signal(signal.SIGTERM, lambda *_: told.append(1))\n"
+          "while not told: time.sleep(0.05)\n"
+          "open(os.path.join(%r, 'ps-0.told'), 'w').close()\n"
+          "time.sleep(%r)\n"
+          "open(os.path.join(%r, 'ps-0.left'), 'w').close()\n" % (
+              str(tmp_path), secs, str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_a_dead_chief_leaves_its_ps_nothing_to_serve(tmp_path):
+  """The chief dies: the ps is told SIGTERM with the others, and stopped
+  once the chief is gone, not after serving out the grace period for a
+  checkpoint that will never come (the cluster stopped 5 s after a chief's
+  death, all of it this wait)."""
+  with pytest.raises(supervisor.TaskFailed, match="chief-0"):
+    _supervise(tmp_path, {
+        "ps-0": _ps_serving_after_sigterm(tmp_path, 5),
+        "chief-0": "import time; time.sleep(1); sys.exit(3)"},
+               stop_grace_secs=60)
+  assert os.path.exists(tmp_path / "ps-0.told")
+  assert not os.path.exists(tmp_path / "ps-0.left")
+
+
+@pytest.mark.slow
+def test_a_ps_whose_chief_runs_elsewhere_serves_its_grace(tmp_path):
+  """One host's tasks of a job (cluster/slurm_task.py): a worker here
+  fails, the chief is elsewhere and may still write its checkpoint, so the
+  ps here serves until it leaves by itself, within the grace period."""
+  with pytest.raises(supervisor.TaskFailed, match="worker-0"):
+    _supervise(tmp_path, {
+        "ps-0": _ps_serving_after_sigterm(tmp_path, 1),
+        "worker-0": "import time; time.sleep(1); sys.exit(3)"},
+               stop_grace_secs=30)
+  assert os.path.exists(tmp_path / "ps-0.left")

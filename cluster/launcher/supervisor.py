@@ -15,7 +15,10 @@
 * No child outlives the supervisor: each is stopped (SIGTERM, then SIGKILL
   after a grace period) on success, failure, Ctrl-C or an exception, and
   each is started with PR_SET_PDEATHSIG so the kernel kills it if the
-  supervisor itself is killed.
+  supervisor itself is killed. A ps serves through its grace period, so
+  that a chief told to stop can write its checkpoint; once the chief it
+  serves has exited (where the chief is one of these tasks), the ps has
+  no one left to serve and is stopped at once.
 """
 
 import collections
@@ -36,6 +39,9 @@ from harness import tf_config
 
 TAIL_LINES = 25
 STOP_GRACE_SECS = 5.0
+# How long the ps may take to exit once the chief has (stop_all): enough
+# to see the checkpoint the chief wrote last (a ps polls every 0.2 s).
+PS_AFTER_CHIEF_SECS = 0.5
 # How long a restart waits for the dead process's output to be read.
 RESTART_DRAIN_SECS = 30.0
 POLL_SECS = 0.05
@@ -211,11 +217,20 @@ def stop_all(tasks: Sequence[RunningTask],
              grace_secs: float = STOP_GRACE_SECS) -> None:
   """SIGTERM to every task at once, SIGKILL to those still running
   `grace_secs` later: stopping a cluster takes one grace period, not one
-  per task."""
+  per task. A ps told SIGTERM serves on until the chief's next checkpoint
+  (trainer.training.preemption); where the chief is one of `tasks`, the
+  ps go PS_AFTER_CHIEF_SECS after it has exited (a dead chief writes
+  none: they would serve out the grace for nothing)."""
   for task in tasks:
     task.terminate()
   deadline = time.monotonic() + grace_secs
-  for task in tasks:
+  ps_tasks = [t for t in tasks if t.task.type == tf_config.PS]
+  others = [t for t in tasks if t not in ps_tasks]
+  for task in others:
+    task.wait_or_kill(max(0.0, deadline - time.monotonic()))
+  if any(t.task.type == tf_config.CHIEF for t in others):
+    deadline = min(deadline, time.monotonic() + PS_AFTER_CHIEF_SECS)
+  for task in ps_tasks:
     task.wait_or_kill(max(0.0, deadline - time.monotonic()))
 
 
@@ -317,7 +332,9 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
       on_event("all tasks finished" + ("; stopping the ps tasks still "
                                        "serving" if ps_tasks else ""))
       codes = {t.task.name: t.poll() for t in finishers}
-      stop_all(ps_tasks, stop_grace_secs)
+      chief_gone = any(t.task.type == tf_config.CHIEF for t in finishers)
+      stop_all(ps_tasks, min(stop_grace_secs, PS_AFTER_CHIEF_SECS)
+               if chief_gone else stop_grace_secs)
       for ps in ps_tasks:
         codes[ps.task.name] = ps.poll()
       return codes

@@ -94,9 +94,10 @@ class ClusterSteps:
     self._coordinator = coordinator
     # Traced once here, without AutoGraph (as `steps` is): the input_fn
     # only builds a tf.data pipeline, whose Python branches are on settings,
-    # not tensors. Converting it and all it calls cost the chief 0.5 of the
-    # 0.8 s the per-worker dataset took before its first step (digits, a
-    # local cluster of 2 workers).
+    # not tensors. Converting it and all it calls took about a third of a
+    # second of the chief's start (digits, a local cluster of 2 workers:
+    # from the chief's data line to its first step 1.28 -> 0.92 s, medians
+    # of 8 rounds; docs/performance.md).
     self._iterator = iter(coordinator.create_per_worker_dataset(
         tf.function(dataset_fn, autograph=False)))
     self.in_flight = in_flight_per_worker * max(num_workers, 1)
