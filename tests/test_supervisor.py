@@ -357,28 +357,22 @@ def _ps_serving_after_sigterm(tmp_path, secs):
 
 
 @pytest.mark.slow
-def test_a_dead_chief_leaves_its_ps_nothing_to_serve(tmp_path):
-  """The chief dies: the ps is told SIGTERM with the others, and stopped
-  once the chief is gone, not after serving out the grace period for a
-  checkpoint that will never come (the cluster stopped 5 s after a chief's
-  death, all of it this wait)."""
-  with pytest.raises(supervisor.TaskFailed, match="chief-0"):
+@pytest.mark.parametrize("dies,ps_secs,grace,ps_leaves", [
+    # The chief dies: the ps is stopped once the chief is gone, not after
+    # serving out the grace period for a checkpoint that will never come
+    # (the cluster stopped 5 s after a chief's death, all of it this wait).
+    ("chief-0", 5, 60, False),
+    # One host's tasks of a job (cluster/slurm_task.py): a worker here
+    # fails, the chief is elsewhere and may still write its checkpoint, so
+    # the ps here serves until it leaves by itself, within the grace.
+    ("worker-0", 1, 30, True),
+])
+def test_a_ps_serves_through_the_grace_only_while_its_chief_may(
+    tmp_path, dies, ps_secs, grace, ps_leaves):
+  with pytest.raises(supervisor.TaskFailed, match=dies):
     _supervise(tmp_path, {
-        "ps-0": _ps_serving_after_sigterm(tmp_path, 5),
-        "chief-0": "import time; time.sleep(1); sys.exit(3)"},
-               stop_grace_secs=60)
-  assert os.path.exists(tmp_path / "ps-0.told")
-  assert not os.path.exists(tmp_path / "ps-0.left")
-
-
-@pytest.mark.slow
-def test_a_ps_whose_chief_runs_elsewhere_serves_its_grace(tmp_path):
-  """One host's tasks of a job (cluster/slurm_task.py): a worker here
-  fails, the chief is elsewhere and may still write its checkpoint, so the
-  ps here serves until it leaves by itself, within the grace period."""
-  with pytest.raises(supervisor.TaskFailed, match="worker-0"):
-    _supervise(tmp_path, {
-        "ps-0": _ps_serving_after_sigterm(tmp_path, 1),
-        "worker-0": "import time; time.sleep(1); sys.exit(3)"},
-               stop_grace_secs=30)
-  assert os.path.exists(tmp_path / "ps-0.left")
+        "ps-0": _ps_serving_after_sigterm(tmp_path, ps_secs),
+        dies: "import time; time.sleep(1); sys.exit(3)"},
+               stop_grace_secs=grace)
+  assert os.path.exists(tmp_path / "ps-0.told")  # Told with the others.
+  assert os.path.exists(tmp_path / "ps-0.left") == ps_leaves
