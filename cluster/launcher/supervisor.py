@@ -332,9 +332,9 @@ def _watch(running, deadline, deadline_secs, clock, on_event,
       on_event("all tasks finished" + ("; stopping the ps tasks still "
                                        "serving" if ps_tasks else ""))
       codes = {t.task.name: t.poll() for t in finishers}
-      chief_gone = any(t.task.type == tf_config.CHIEF for t in finishers)
-      stop_all(ps_tasks, min(stop_grace_secs, PS_AFTER_CHIEF_SECS)
-               if chief_gone else stop_grace_secs)
+      # Every task, the finished ones too: stop_all then knows whether the
+      # ps' chief has exited.
+      stop_all(running, stop_grace_secs)
       for ps in ps_tasks:
         codes[ps.task.name] = ps.poll()
       return codes
