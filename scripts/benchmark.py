@@ -308,7 +308,7 @@ def summarize(runs, curve, s, batch_size, tf_version, cores, model,
       first_step_keras_vs_estimator=ratio("keras_cluster_first_step_s",
                                           "cluster_first_step_s"),
       first_step_keras_vs_estimator_rounds=median(
-          [pair["ratio"] for pair in runs.get("startup_rounds", ())]))
+          [pair["ratio"] for pair in runs["startup_rounds"]]))
   small, large = min(s["table_sizes"]), max(s["table_sizes"])
 
   def size_ratio(series):
@@ -394,7 +394,7 @@ def table(figures) -> str:
     shown = "n/a" if value is None else (
         "%.3f" % value if unit == "ratio" else "%.1f %s" % (value, unit))
     lines.append("%-38s %s" % (label, shown))
-  pairs = figures["runs"].get("startup_rounds")
+  pairs = figures["runs"]["startup_rounds"]
   if pairs:
     lines.append("launch -> first step in pairs, Estimator / Keras s "
                  "(ratio): %s" % "; ".join(
