@@ -14,10 +14,11 @@ the study (Optuna is imported here: the `tune` extra).
   --model_dir; its output in trial-N/log.txt and its resolved flags in
   trial-N/model/flags.txt (the trainer's record) and the trial's user
   attributes.
-* Pruning: while a trial runs, each new evaluation in its model directory
-  is reported to Optuna (`trial.report`); when the pruner says so the job is
-  stopped and the trial is PRUNED. A trial's value is its final
-  evaluation's metric.
+* Pruning: while a trial runs, each new evaluation of a trained model in
+  its model directory (never one of step 0, the untrained model) is
+  reported to Optuna (`trial.report`); when the pruner says so the job is
+  stopped and the trial is PRUNED, with the step and the median it was
+  measured against said. A trial's value is its final evaluation's metric.
 * Interruptions: Ctrl-C (or SIGTERM) stops the running jobs (SIGTERM, then
   SIGKILL after GRACE_SECS) and hands their values back to the study
   (`enqueue_trial`), so that the next run tries them first. A tuner killed
@@ -327,7 +328,9 @@ class Runner:
           return
         for step, values in eval_events.evaluations(
             os.path.join(model_dir, "eval")):
-          if step <= reported or metric not in values:
+          # The untrained model (step 0, where --eval_untrained asks for
+          # it) says nothing of the trial: the pruner never sees it.
+          if step <= reported or step == 0 or metric not in values:
             continue
           reported = step
           trial.report(values[metric], step)
@@ -336,13 +339,29 @@ class Runner:
           if code is None and step < final and trial.should_prune():
             job.stop()
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            self.log("trial %d pruned at step %d: %s=%.4f (%.0f s)" % (
+            self.log("trial %d pruned at step %d: %s=%.4f, %s (%.0f s)" % (
                 trial.number, step, metric, values[metric],
-                time.monotonic() - started))
+                self._compared(step), time.monotonic() - started))
             return
     finally:
       job.close()
     self._finish(trial, code, model_dir, log_path, started)
+
+  def _compared(self, step: int) -> str:
+    """What a trial pruned at `step` was measured against: Optuna's median
+    pruner takes the median of the completed trials' values at exactly
+    that step."""
+    values = sorted(
+        other.intermediate_values[step] for other in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if step in other.intermediate_values)
+    if not values:
+      return "as the pruner decided"
+    middle = len(values) // 2
+    median = (values[middle] if len(values) % 2 else
+              (values[middle - 1] + values[middle]) / 2)
+    return ("its best so far worse than the median %.4f of %d completed "
+            "trial(s) at that step" % (median, len(values)))
 
   def _finish(self, trial, code: int, model_dir: str, log_path: str,
               started: float) -> None:

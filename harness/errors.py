@@ -50,3 +50,8 @@ class DataError(HarnessError):
 
 class ClusterError(HarnessError):
   """A cluster description, a TF_CONFIG or a launch of tasks is invalid."""
+
+
+class CheckpointMismatchError(HarnessError):
+  """A checkpoint does not hold exactly the model's variables: restoring it
+  would leave some of the model at its initial values."""

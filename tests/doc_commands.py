@@ -194,3 +194,15 @@ def serve(text: str, cwd, *, path: str, timeout: float):
 def _read(path: str) -> str:
   with open(path) as f:
     return f.read()
+
+
+def python_block(page: str, start: str) -> str:
+  """The one ```python block of `page` whose text starts with `start`, as
+  the page shows it (a module a test writes and imports as it is)."""
+  with open(os.path.join(REPO, page)) as f:
+    text = f.read()
+  blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+            if b.startswith(start)]
+  assert len(blocks) == 1, "%s: %d python blocks start %r" % (
+      page, len(blocks), start)
+  return blocks[0]

@@ -18,13 +18,16 @@ class Chief:
   """Saves checkpoints into a model directory, keeping `keep` of them, and
   exports; each `sleep` of the loop runs the next of `script`."""
 
-  def __init__(self, model_dir, keep=5, script=()):
+  def __init__(self, model_dir, keep=5, script=(), global_step=False):
     self.model_dir = str(model_dir)
     self.export_dir = os.path.join(self.model_dir, "export")
     self._step = tf.Variable(0, dtype=tf.int64)
+    # With `global_step`, where the Keras backend's checkpoints keep it.
+    tracked = (tf.train.Checkpoint(optimizer=tf.train.Checkpoint(
+        iter=self._step)) if global_step else
+               tf.train.Checkpoint(step=self._step))
     self._manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(step=self._step), self.model_dir,
-        max_to_keep=keep)
+        tracked, self.model_dir, max_to_keep=keep)
     self.script = list(script)
     self.sleeps = 0
 
@@ -182,3 +185,21 @@ def test_any_other_error_ends_the_loop_at_once(tmp_path):
   with pytest.raises(ValueError, match="a bug in the input pipeline"):
     chief.loop(evaluate)
   assert len(calls) == 1 and chief.sleeps == 0
+
+
+@pytest.mark.parametrize("untrained", [False, True])
+def test_the_untrained_checkpoint_is_evaluated_only_when_asked(
+    tmp_path, untrained):
+  """The chief's checkpoint of step 0, the model before its first step, is
+  left unevaluated (said once) unless --eval_untrained asks for it."""
+  chief = Chief(tmp_path, global_step=True)
+  chief.script = [lambda: chief.save(20), chief.export]
+  chief.save(0)
+  evaluated, lines = [], []
+  chief.loop(lambda c: evaluated.append(c) or metrics_of(c),
+             untrained=untrained, log=lines.append)
+  steps = [int(path.rsplit("-", 1)[1]) for path in evaluated]
+  assert steps == ([0, 20] if untrained else [20])
+  assert any("Not evaluating" in line and line.endswith(
+      "the model before its first step (--eval_untrained evaluates it).")
+             for line in lines) != untrained

@@ -277,29 +277,3 @@ def test_signal_to_the_launcher_stops_every_task(demo_cwd, signum, name):
   assert launched.returncode == 130
   assert "launcher: interrupted; every task was stopped." in err
   assert not leftovers.pids_mentioning(run_dir)
-
-
-def test_your_model_trains_on_a_cluster_and_serves_its_columns(demo_cwd):
-  """The worked example (configs/your_model.cfg: --model), chief, 2 workers,
-  ps and evaluator: the user's model is built in every task that needs it,
-  the evaluator's final accuracy is far above either column's alone (0.2),
-  and the chief's export takes the raw columns."""
-  proc, run_dir = _launch(
-      demo_cwd, ["--flagfile=" + os.path.join(launcher.REPO, "configs",
-                                              "your_model.cfg"),
-                 # The launcher's RUN_DIR/model, not the config's.
-                 "--model_dir=" + str(demo_cwd / "run" / "model")],
-      num_workers=2, num_ps=1, evaluator=True)
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-  assert "Your model example_kit.your_model:build takes the columns: " \
-         "pixels, shift." in proc.stdout
-  model_dir = os.path.join(run_dir, "model")
-  step = warm_start.global_step(model_dir)
-  assert step >= 600
-  metrics = eval_events.last(os.path.join(model_dir, "eval"))
-  assert metrics["global_step"] == step and metrics["accuracy"] > 0.9
-  serve = tf.saved_model.load(os.path.join(model_dir, "export")).signatures[
-      "serving_default"]
-  probabilities = serve(pixels=tf.zeros([3, 64]), shift=tf.constant(
-      [0, 1, 4], tf.int64))["probabilities"].numpy()
-  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

@@ -106,7 +106,7 @@ def test_keras_export_predicts_what_the_trained_model_predicts(assets,
   assert result.export_dir == os.path.join(job.model_dir, "export")
   assert result.checkpoint.endswith("model.ckpt-30")
   trained = state_lib.create(plan.spec, job.head, with_optimizer=False)
-  state_lib.restore(trained, result.checkpoint, expect_partial=True)
+  state_lib.restore(trained, result.checkpoint)
   eval_dataset = tf.data.TFRecordDataset(list(plan.eval_files))
   batch = next(iter(eval_dataset.batch(64).map(
       __import__("trainer.inputs.data", fromlist=["parser"]).parser(

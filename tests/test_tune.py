@@ -237,9 +237,8 @@ def test_trainer_reports_each_evaluation_for_the_tuning_services(
                                "CLOUD_ML_TRIAL_ID": "5"}) == 0
   with open(metric_file) as f:
     entries = [json.loads(line) for line in f]
-  # The Keras backend also evaluates the initial weights (step 0); the
-  # final evaluation is the last either way.
-  assert {e["global_step"] for e in entries} <= {"0", "20"}
+  # No evaluation of the untrained model (step 0), on either backend.
+  assert {e["global_step"] for e in entries} == {"20"}
   assert entries[-1]["global_step"] == "20"
   assert {e["trial"] for e in entries} == {"5"}
   assert {name for e in entries for name in e} >= {"accuracy", "loss"}
@@ -248,6 +247,40 @@ def test_trainer_reports_each_evaluation_for_the_tuning_services(
   assert found and all(stamp is not None for stamp, _, _ in found)
   accuracy = [e for e in entries if "accuracy" in e][-1]["accuracy"]
   assert found[-1][2] == pytest.approx(float(accuracy), rel=1e-5)
+
+
+def test_a_restarted_chief_does_not_report_earlier_evaluations_as_new(
+    tmp_path):
+  """The evaluations of an earlier start are said in one plain line, not
+  printed again in the tuning services' format; the hypertune file, which
+  a restart begins anew, gets them back; new ones follow as before."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  eval_dir = str(tmp_path / "eval")
+
+  def evaluation(step, accuracy):  # As the evaluators write them.
+    os.makedirs(eval_dir, exist_ok=True)
+    event = tf.compat.v1.Event(step=step, summary=tf.compat.v1.Summary(
+        value=[tf.compat.v1.Summary.Value(tag="accuracy",
+                                          simple_value=accuracy)]))
+    with tf.io.TFRecordWriter(os.path.join(
+        eval_dir, "events.out.tfevents.%d" % step)) as writer:
+      writer.write(event.SerializeToString())
+  for step in (100, 200):
+    evaluation(step, 0.5)
+  lines = []
+  hypertune = metric_report.HypertuneFile(str(tmp_path / "hp"), "1")
+  reporter = metric_report.Reporter(eval_dir, print_line=lines.append,
+                                    hypertune=hypertune, poll_secs=60)
+  reporter.start()
+  assert lines == ["2 evaluation(s) of an earlier start of this job are in "
+                   "%s (the latest after step 200); only new ones are "
+                   "shown." % eval_dir]
+  with open(hypertune.path) as f:
+    assert [json.loads(line)["global_step"] for line in f] == ["100", "200"]
+  evaluation(300, 0.75)
+  reporter.stop()
+  assert len(lines) == 2 and "Evaluation at global_step=300: " \
+      "accuracy=0.75" in lines[1], lines
 
 
 # The tuning services' specs, from the same flags.

@@ -275,9 +275,44 @@ def test_a_trial_below_the_median_is_pruned_and_its_job_stopped(tmp_path):
   trial = study.trials[-1]
   assert trial.state == optuna.trial.TrialState.PRUNED
   assert trial.intermediate_values == {10: pytest.approx(0.1)}
-  assert "trial 2 pruned at step 10: accuracy=0.1000" in lines[-1]
+  assert ("trial 2 pruned at step 10: accuracy=0.1000, its best so far "
+          "worse than the median 0.9000 of 2 completed trial(s) at that "
+          "step") in lines[-1]
   assert not subprocess.run(["pgrep", "-f", "time.sleep\\(60\\)"],
                             capture_output=True, check=False).stdout
+
+
+@pytest.mark.slow  # TF writes the evaluations; a second or two.
+def test_the_untrained_models_evaluation_never_prunes_a_trial(tmp_path):
+  """Two finished trials were at 0.9 from step 0 on; a running trial's
+  step-0 evaluation (the untrained model, as --eval_untrained makes one)
+  says 0.1, its final one 0.95: the pruner never sees step 0, and the
+  final evaluation is the trial's value."""
+  setup = _setup(tmp_path, [sys.executable, "-c",
+                            "import time; time.sleep(4)"])
+  setup = dataclasses.replace(setup, study=dataclasses.replace(
+      setup.study, trials=3))
+  study = study_lib.open_study(setup)
+  dists = study_lib.distributions(setup.space)
+  for value in (0.01, 0.02):
+    study.add_trial(optuna.trial.create_trial(
+        params={"learning_rate": value}, distributions=dists, value=0.9,
+        intermediate_values={0: 0.9, 100: 0.9}))
+  lines = []
+  runner = study_lib.Runner(setup, study, lines.append)
+  eval_dir = str(tmp_path / "study" / "trial-2" / "model" / "eval")
+  writers = [threading.Timer(0.5, _write_evaluation, (eval_dir, 0, 0.1)),
+             threading.Timer(2.0, _write_evaluation, (eval_dir, 100, 0.95))]
+  for writer in writers:
+    writer.start()
+  assert runner.run() == 1
+  for writer in writers:
+    writer.join()
+  trial = study.trials[-1]
+  assert trial.state == optuna.trial.TrialState.COMPLETE, lines
+  assert trial.value == pytest.approx(0.95)
+  assert 0 not in trial.intermediate_values
+  assert "trial 2 complete: accuracy=0.9500 at step 100" in lines[-1]
 
 
 @pytest.mark.slow  # Optuna's storages: a second or two.

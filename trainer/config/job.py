@@ -222,6 +222,10 @@ class RunOptions:
       "trains; the final checkpoint is evaluated at once.")
   eval_start_delay_secs: int = setting(
       0, help="Seconds the evaluator waits before its first evaluation.")
+  eval_untrained: bool = setting(
+      False, help="Also evaluate the checkpoint of global step 0, the model "
+      "before its first step (the untrained head, or the warm start); off, "
+      "the first evaluation is of a trained checkpoint.")
   random_seed: Optional[int] = setting(
       None, help="Random seed of the data's shuffle (training task k of a "
       "cluster shuffles with seed + k) and of the model's initial weights "

@@ -13,6 +13,7 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
                           throttle_secs: float,
                           export_dir: str, exporters: Sequence = (),
                           start_delay_secs: float = 0,
+                          untrained: bool = False,
                           log: Callable[[str], None] = print,
                           clock=None, sleep=None) -> dict:
   """Returns the metrics of the final evaluation
@@ -39,4 +40,5 @@ def evaluate_continuously(estimator, eval_input, *, eval_steps: Optional[int],
   return eval_loop.evaluate_continuously(
       evaluate, model_dir=model_dir,
       throttle_secs=throttle_secs, export_dir=export_dir, after=after,
-      start_delay_secs=start_delay_secs, log=log, **timing)
+      start_delay_secs=start_delay_secs, untrained=untrained, log=log,
+      **timing)

@@ -95,6 +95,22 @@ def input_fns(p: preflight.Plan,
                         eval_config=p.eval_inputs)
 
 
+class _EvaluateUntrained(tf.compat.v1.train.CheckpointSaverListener):
+  """--eval_untrained in one process: the checkpoint of global step 0 is
+  evaluated too (train_and_evaluate's own listener skips the first save)."""
+
+  def __init__(self, estimator, eval_input, eval_steps):
+    self._estimator, self._input, self._steps = (estimator, eval_input,
+                                                 eval_steps)
+
+  def after_save(self, session, global_step_value):
+    del session  # The evaluation restores the checkpoint in a graph of its own.
+    if global_step_value == 0:
+      self._estimator.evaluate(
+          self._input, steps=self._steps,
+          checkpoint_path=self._estimator.latest_checkpoint())
+
+
 def _never_evaluated():
   """The eval input of a cluster without eval files: no task evaluates
   (chief, workers and ps never do; preflight refuses an evaluator)."""
@@ -212,9 +228,11 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
       tf_config.is_chief(task) and task_type != tf_config.EVALUATOR) else None
   hooks = _training_hooks(p, task, job.model_dir, estimator.eval_dir(), log,
                           watch)
-  train_spec = tf.estimator.TrainSpec(train_input,
-                                      max_steps=job.run.train_steps,
-                                      hooks=hooks)
+  train_spec = tf.estimator.TrainSpec(
+      train_input, max_steps=job.run.train_steps, hooks=hooks,
+      saving_listeners=(_EvaluateUntrained(estimator, eval_input,
+                                           job.run.eval_steps),)
+      if config is None and eval_input and job.run.eval_untrained else ())
   eval_spec = tf.estimator.EvalSpec(
       eval_input or _never_evaluated, steps=job.run.eval_steps, name=None,
       start_delay_secs=job.run.eval_start_delay_secs,
@@ -228,7 +246,7 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
           start_delay_secs=job.run.eval_start_delay_secs,
           throttle_secs=job.run.eval_throttle_secs,
           export_dir=job.resolved_export_dir, exporters=_exporters(p),
-          log=log)
+          untrained=job.run.eval_untrained, log=log)
     elif config is None and eval_input is None:
       estimator.train(train_input, max_steps=job.run.train_steps,
                       hooks=hooks)

@@ -16,7 +16,8 @@ installed package):
     [batch, 1] for a regression (n_classes 0). The harness adds the loss,
     the metrics, the optimizer and the hub layer's regularization losses,
     as for its own head; the serving export takes the columns the model
-    uses.
+    uses: those its logits are computed from, whatever it was given as
+    its inputs (`used`; the others are `ignored`).
 * `model_fn` (the Estimator backend): FUNCTION(features, labels, mode,
   params) as tf.estimator defines it (trainer.estimator.model wraps it).
 
@@ -58,12 +59,15 @@ class UserModel:
     reference: MODULE:FUNCTION, as the setting gives it.
     inputs: data column -> TensorSpec (batch dimension None), every column
       but the label.
-    used: the columns the built model takes (known once built; the serving
-      export takes these).
+    used: the columns the built model's logits are computed from (known
+      once built; the model is fed, and the serving export takes, these).
+    ignored: the columns given to the model as inputs that its logits do
+      not depend on (an id column in the inputs dict).
   """
   reference: str
   inputs: Mapping[str, tf.TensorSpec]
   used: Tuple[str, ...] = ()
+  ignored: Tuple[str, ...] = ()
 
   @property
   def serving_inputs(self) -> Dict[str, tf.TensorSpec]:
@@ -173,8 +177,20 @@ def build(user: UserModel, spec: model_spec_lib.ModelSpec, n_classes: int,
   """Calls the user's FUNCTION with `layer` (default: `hub_layer(spec)`)
   and checks what it returns.
 
+  Keras names a layer left unnamed by counting the layers of its kind made
+  before it in this process ("dense", "dense_1", ...), and the checkpoints
+  of both backends name variables by those names. So the count starts
+  afresh for every build (`tf_keras.backend.reset_uids`, Keras's own reset
+  of it): the model's variables get the same names in every build and
+  every process (the pre-flight's, the chief's, the export's, the
+  evaluator's), the names the Estimator's fresh graph gives them, however
+  many models were built before. Only the names of layers built later
+  without a name of their own are affected, and nothing of the harness
+  names variables by them.
+
   Returns:
-    The model, and `user` with the columns it takes (`used`).
+    The model, fed only the columns its logits depend on, and `user` with
+    those columns (`used`) and the ones it ignores (`ignored`).
 
   Raises:
     errors.FlagError: it returns no functional tf_keras.Model, logits of
@@ -185,6 +201,7 @@ def build(user: UserModel, spec: model_spec_lib.ModelSpec, n_classes: int,
   if function is None:
     function = load(reference, setting)
     check_arguments(function, reference, setting, MODEL_ARGS)
+  tf_keras.backend.reset_uids()
   inputs = keras_inputs(user.inputs)
   try:
     model = function(inputs,
@@ -224,5 +241,34 @@ def build(user: UserModel, spec: model_spec_lib.ModelSpec, n_classes: int,
                        is not None else "unknown", want,
                        "`n_classes`=%d" % n_classes if n_classes else
                        "a regression: `n_classes`=0"))
-  used = tuple(ours[id(t)] for t in model.inputs)
-  return model, dataclasses.replace(user, used=used)
+  reached = _inputs_reached(model.outputs)
+  used = tuple(ours[id(t)] for t in model.inputs if id(t) in reached)
+  ignored = tuple(ours[id(t)] for t in model.inputs if id(t) not in reached)
+  if not used:
+    raise errors.FlagError(
+        "`%s`=%s: its logits depend on none of its inputs (%s); compute "
+        "them from the columns it is given." % (
+            setting, reference, ", ".join(ignored)))
+  if ignored:  # The same layers, fed only what the logits depend on.
+    model = tf_keras.Model(inputs={name: inputs[name] for name in used},
+                           outputs=model.outputs[0], name=model.name)
+  return model, dataclasses.replace(user, used=used, ignored=ignored)
+
+
+def _inputs_reached(outputs) -> set:
+  """The ids of the model inputs that `outputs` (Keras tensors of a
+  functional model) are computed from, found through each tensor's Keras
+  history (the layer call that made it, and that call's inputs)."""
+  reached, seen, pending = set(), set(), list(outputs)
+  while pending:
+    tensor = pending.pop()
+    if id(tensor) in seen:
+      continue
+    seen.add(id(tensor))
+    history = tensor._keras_history  # pylint: disable=protected-access
+    node = history.layer._inbound_nodes[history.node_index]  # pylint: disable=protected-access
+    if node.is_input:
+      reached.add(id(tensor))
+    else:
+      pending.extend(node.keras_inputs)
+  return reached

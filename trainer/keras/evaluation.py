@@ -115,6 +115,7 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
                           throttle_secs: float,
                           export_dir: str, export_best: str = "",
                           start_delay_secs: float = 0,
+                          untrained: bool = False,
                           log: Callable[[str], None] = print,
                           user: Optional[user_model_lib.UserModel] = None
                           ) -> dict:
@@ -127,7 +128,7 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
   def evaluate(checkpoint):
     try:
       step = warm_start_lib.global_step(checkpoint)
-      state_lib.restore(local, checkpoint, expect_partial=True)
+      state_lib.restore(local, checkpoint)
     except tf.errors.NotFoundError as e:
       raise eval_loop.CheckpointGone(str(e)) from e
     metrics = dict(evaluate_model(dataset_fn(), eval_steps), global_step=step)
@@ -139,4 +140,4 @@ def evaluate_continuously(spec: model_spec_lib.ModelSpec,
   return eval_loop.evaluate_continuously(
       evaluate, model_dir=model_dir,
       throttle_secs=throttle_secs, export_dir=export_dir,
-      start_delay_secs=start_delay_secs, log=log)
+      start_delay_secs=start_delay_secs, untrained=untrained, log=log)

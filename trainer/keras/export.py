@@ -44,7 +44,7 @@ def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
            user: Optional[user_model_lib.UserModel] = None) -> str:
   """Exports the model of `checkpoint` to exactly `export_dir`."""
   local = state_lib.create(spec, head, with_optimizer=False, user=user)
-  state_lib.restore(local, checkpoint, expect_partial=True)
+  state_lib.restore(local, checkpoint)
   module = Serving(local.model,
                    user.serving_inputs if user else spec.inputs,
                    head.n_classes)

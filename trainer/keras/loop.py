@@ -209,15 +209,26 @@ def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
   profile = _Profile(s.profile_steps, s.model_dir, log)
   early_check = early_stopping.Throttle()
   in_flight, scheduled, stopping = collections.deque(), step, False
+  # A checkpoint due waits for the calls in flight: with none running, the
+  # global step it holds is the step its name says (model.ckpt-N holds
+  # step N), and its variables are those of exactly N steps.
+  save_due, asked = False, False
   last_summary = (step, time.monotonic())
   while True:
-    while (not stopping and scheduled < s.train_steps and
+    while (not stopping and not save_due and scheduled < s.train_steps and
            len(in_flight) < runner.in_flight):
       n = min(s.steps_per_execution, s.train_steps - scheduled)
       in_flight.append((runner.schedule(n), n))
       scheduled += n
     if not in_flight:
-      break
+      if not save_due:
+        break
+      step = int(state.step.numpy())
+      save(step)
+      if asked:
+        watch.checkpoint_written(step)
+      save_due = asked = False
+      continue
     handle, n = in_flight.popleft()
     loss, step = runner.fetch(handle)
     nan_guard.check(loss, step, learning_rate=s.learning_rate,
@@ -236,11 +247,11 @@ def train(state: state_lib.State, runner, manager: tf.train.CheckpointManager,
       last_summary = (step, now)
     if watch and not stopping and watch.stop_now(step):
       stopping = True
-    if s.cadence.due(step):
-      save(step)
-    elif watch and not stopping and watch.checkpoint_wanted():
-      save(step)
-      watch.checkpoint_written(step)
+    if not save_due and s.cadence.due(step):
+      save_due = True
+    elif not save_due and watch and not stopping and (
+        watch.checkpoint_wanted()):
+      save_due = asked = True
     if (s.early_stopping_metric and not stopping and early_check() and
         eval_dir):
       why = early_stopping.stop_if_not_improving(

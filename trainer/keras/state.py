@@ -10,19 +10,25 @@ MODEL_DIR/model.ckpt-STEP, like the Estimator's) tracks:
 * `optimizer`: its slots and its `iterations`, which is the global step.
 
 `tf.train.latest_checkpoint(MODEL_DIR)` names the latest, as for the
-Estimator; a restarted chief restores exactly that one.
+Estimator; a restarted chief restores exactly that one. The names do not
+depend on what else the process built (trainer.hub_model.user_model.build),
+and `restore` is strict both ways: a model variable the checkpoint has no
+value for, or a value of the checkpoint that no model variable takes, is
+an error naming both, never a model left partly at its initial values.
 """
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
+from harness import errors
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
 from trainer.hub_model import user_model as user_model_lib
 from trainer.keras import model as model_lib
 from trainer.keras import optimizers
+from trainer.training import warm_start as warm_start_lib
 
 CHECKPOINT_NAME = "model.ckpt"
 
@@ -79,10 +85,41 @@ def manager(state: State, model_dir: str,
       checkpoint_name=CHECKPOINT_NAME)
 
 
-def restore(state: State, path: str, *, expect_partial: bool = False):
-  """Restores `path` into `state`; for evaluation or export, only the model
-  (`expect_partial`: the optimizer's slots are left unread)."""
+def restore(state: State, path: str) -> None:
+  """Restores `path` into `state`: every model variable, and the optimizer
+  where `state` has one.
+
+  Raises:
+    errors.CheckpointMismatchError: a model variable the checkpoint holds
+      no value for, or a value of the checkpoint that no model variable
+      takes (a model built otherwise than the one trained), each named.
+    tf.errors.NotFoundError: the checkpoint is gone.
+  """
+  saved = warm_start_lib.saved_variables(path)
+  missing = sorted(set(state.variables) - set(saved))
+  unused = sorted(set(saved) - set(state.variables))
+  if missing or unused:
+    raise errors.CheckpointMismatchError(
+        "Checkpoint %s does not hold this model's variables: %s; nothing "
+        "was restored. Is the model built as it was for training (the same "
+        "flags, the same model code)?" % (path, "; ".join(
+            part for part in (
+                _named("the model has", missing, "that the checkpoint "
+                       "lacks"),
+                _named("the checkpoint has", unused, "that the model "
+                       "lacks")) if part)))
   status = state.checkpoint.restore(path)
-  if expect_partial:
+  status.assert_existing_objects_matched()
+  if state.optimizer is None:
+    # Evaluation and export: the checkpoint's optimizer (its slots, its
+    # iterations, its hyperparameters) and save counter are the one
+    # expected difference; every model variable was checked above.
     status.expect_partial()
-  return status
+
+
+def _named(side: str, names: List[str], what: str) -> str:
+  if not names:
+    return ""
+  shown = ", ".join(names[:8]) + (" and %d more" % (len(names) - 8)
+                                  if len(names) > 8 else "")
+  return "%s %d variable(s) %s (%s)" % (side, len(names), what, shown)

@@ -123,6 +123,8 @@ def _in_process_evaluations(p: preflight.Plan, state, eval_fn, log):
   last = {"time": None, "metrics": None}
 
   def on_checkpoint(path: str, step: int, force: bool = False):
+    if step == 0 and not job.run.eval_untrained:
+      return  # The model before its first step (trainer.training.eval_loop).
     now = time.monotonic()
     if not force and last["time"] is not None and (
         now - last["time"] < job.run.eval_throttle_secs):
@@ -285,8 +287,8 @@ def run(p: preflight.Plan, config: Optional[tf_config.TfConfig] = None,
         eval_steps=job.run.eval_steps,
         throttle_secs=job.run.eval_throttle_secs,
         export_dir=job.resolved_export_dir, export_best=job.run.export_best,
-        start_delay_secs=job.run.eval_start_delay_secs, log=log,
-        user=p.user_model)
+        start_delay_secs=job.run.eval_start_delay_secs,
+        untrained=job.run.eval_untrained, log=log, user=p.user_model)
     return Result(task_type=task.type, metrics=metrics,
                   checkpoint=tf.train.latest_checkpoint(job.model_dir),
                   export_dir=None)

@@ -21,6 +21,7 @@ from harness import errors
 from harness import files
 from trainer.config import cli
 from trainer.hub_model import handles
+from trainer.training import warm_start
 
 
 def write_record(lines: Iterable[str], path: str) -> str:
@@ -84,3 +85,24 @@ def settle(model_dir: str, why: str, overwrite: bool,
   log("%s: %s; moved it to %s (overwrite_model_dir)." % (model_dir, why,
                                                           aside))
   return "moved aside to %s" % aside
+
+
+def keep_export(export_dir: str, model_dir: str, log: Callable[[str], None],
+                dry_run: bool = False) -> str:
+  """A finished run continued with a larger --train_steps: its export, of
+  its latest checkpoint's global step STEP, is kept as EXPORT_DIR.step-STEP
+  (each export kept, as the Estimator's timestamped ones are); EXPORT_DIR
+  will be the new run's, the latest. Returns what it did (with `dry_run`:
+  would do)."""
+  step = warm_start.global_step(model_dir)
+  kept = "%s.step-%d" % (export_dir.rstrip("/"), step)
+  if dry_run:
+    return "its export (step %d) would be kept as %s" % (step, kept)
+  if tf.io.gfile.exists(kept):
+    raise errors.FlagError(
+        "Export directory %s (step %d) is to be kept as %s, which exists "
+        "already; move one of them away." % (export_dir, step, kept))
+  tf.io.gfile.rename(export_dir, kept)
+  log("The run continues from step %d: its export of that step is kept as "
+      "%s; %s will be the latest." % (step, kept, export_dir))
+  return "continues from step %d, its export kept as %s" % (step, kept)

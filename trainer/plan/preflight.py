@@ -70,6 +70,10 @@ class Plan:
   # it waited for the final evaluation): the job is done
   # (`job_already_done`); it only waits for that evaluation again.
   job_done: bool = False
+  # The export of a finished run that this one continues (a larger
+  # --train_steps): kept beside the new one when the chief settles the
+  # model directory (trainer.plan.model_dir.keep_export).
+  earlier_export: str = ""
 
   @property
   def serving_inputs(self) -> Dict[str, tf.TensorSpec]:
@@ -159,8 +163,11 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
       _, user = user_model_lib.build(
           user_model_lib.UserModel(job.model.model, model_inputs), spec,
           job.head.n_classes)
-      log("Your model %s takes the columns: %s." % (
-          job.model.model, ", ".join(user.used)))
+      log("Your model %s takes the columns: %s%s." % (
+          job.model.model, ", ".join(user.used),
+          "; it ignores %s, which its logits do not depend on (the serving "
+          "export leaves them out)" % ", ".join(user.ignored)
+          if user.ignored else ""))
   else:
     model_inputs = spec.inputs
     mapping = input_map_lib.resolve(list(spec.inputs), list(columns),
@@ -185,6 +192,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
         checks.append(checked.describe(name + "_files"))
   conflict = ""
   job_done = False
+  earlier_export = ""
   if tf_config.is_chief(task):
     if recorded_model is not None:
       conflict = model_dir_lib.conflict(job.model_dir, model_settings,
@@ -195,11 +203,20 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     moves_aside = conflict and export_dir.startswith(
         job.model_dir.rstrip("/") + "/")
     if tf.io.gfile.exists(export_dir) and not moves_aside:
-      job_done = task is not None and not conflict and job_already_done(job)
-    if tf.io.gfile.exists(export_dir) and not moves_aside and not job_done:
-      raise errors.FlagError(
-          "Export directory %s already exists; remove it or set "
-          "`export_dir` to a new path." % job.resolved_export_dir)
+      done = not conflict and job_already_done(job)
+      job_done = task is not None and done
+      if not conflict and not done and tf.train.latest_checkpoint(
+          job.model_dir):
+        earlier_export = export_dir  # Kept when settled (continues).
+      elif not job_done:
+        raise errors.FlagError(
+            "Export directory %s already exists%s; remove it or set "
+            "`export_dir` to a new path%s." % (
+                export_dir, " (this model directory's run is finished, at "
+                "step %d)" % warm_start_lib.global_step(job.model_dir)
+                if done and tf.train.latest_checkpoint(job.model_dir)
+                else "", ", or give a larger `train_steps` to continue "
+                "the run" if done else ""))
   warm_start = None
   if job.run.warm_start_from:
     checkpoint = warm_start_lib.checkpoint_of(job.run.warm_start_from)
@@ -214,7 +231,7 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
               model_dir_conflict=conflict, resolution=resolution,
               warm_start=warm_start, backend=backend,
               data_checks=tuple(checks), user_model=user,
-              job_done=job_done, **counts)
+              job_done=job_done, earlier_export=earlier_export, **counts)
   if check_model:
     check_model(plan)
   return plan

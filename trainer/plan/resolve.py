@@ -152,7 +152,11 @@ def settle_model_dir(plan, overwrite: bool,
   trainer.plan.model_dir); for the chief's pre-flight. Returns what it did
   (with `dry_run`: would do)."""
   from trainer.plan import model_dir  # pylint: disable=g-import-not-at-top
-  return model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
+  done = model_dir.settle(plan.job.model_dir, plan.model_dir_conflict,
                           overwrite, log=log, dry_run=dry_run)
+  if plan.earlier_export:
+    done += "; " + model_dir.keep_export(
+        plan.earlier_export, plan.job.model_dir, log=log, dry_run=dry_run)
+  return done
 
 

@@ -14,6 +14,9 @@ checkpoint of --train_steps is not enough: the workers step on while the
 chief stops, and its final save can come a step or two later (a CI run
 evaluated step 62 of 60 and missed the final 63).
 It waits as long as the job runs: the job's deadline is the engine's.
+The checkpoint of global step 0, the model before its first step, is not
+evaluated unless asked (`untrained`, --eval_untrained): its figures say
+nothing of the training, and a tuner must never judge a trial by them.
 
 The backend evaluates one checkpoint (`evaluate`) and raises
 `CheckpointGone` where the chief deleted it first: that checkpoint is
@@ -31,6 +34,8 @@ import time
 from typing import Callable, Dict, Optional
 
 import tensorflow as tf
+
+from trainer.training import warm_start as warm_start_lib
 
 POLL_SECS = 1.0
 PINNED = "evaluator-pinned"
@@ -62,6 +67,14 @@ def pin(checkpoint: str, pinned_dir: str) -> str:
   return os.path.join(pinned_dir, os.path.basename(checkpoint))
 
 
+def is_untrained(checkpoint: str) -> bool:
+  """Whether `checkpoint` is of global step 0 (False where it is gone)."""
+  try:
+    return warm_start_lib.global_step(checkpoint) == 0
+  except (tf.errors.NotFoundError, ValueError):
+    return False
+
+
 def _final(checkpoint: str, model_dir: str, export_dir: str) -> bool:
   """Whether `checkpoint` is the chief's last: its export exists, written
   after its last save, and no checkpoint is newer."""
@@ -74,7 +87,8 @@ def evaluate_continuously(
     model_dir: str, throttle_secs: float, export_dir: str,
     after: Callable[[str, Dict[str, float], bool], None] = (
         lambda checkpoint, metrics, final: None),
-    start_delay_secs: float = 0, log: Callable[[str], None] = print,
+    start_delay_secs: float = 0, untrained: bool = False,
+    log: Callable[[str], None] = print,
     clock=time.monotonic, sleep=time.sleep) -> Optional[dict]:
   """Returns the metrics of the final evaluation.
 
@@ -85,14 +99,21 @@ def evaluate_continuously(
       was the final one.
     start_delay_secs: the deliberate delay before the first
       (--eval_start_delay_secs).
+    untrained: evaluate the checkpoint of global step 0 too.
   """
   if start_delay_secs:
     sleep(start_delay_secs)
   evaluated, metrics, next_allowed = None, None, 0.0
   pinned_dir = None  # Set once the chief has deleted one before its read.
+  skipped = None  # The untrained checkpoint, left unevaluated.
   while True:
     checkpoint = tf.train.latest_checkpoint(model_dir)
-    if checkpoint and checkpoint != evaluated and (
+    if (checkpoint and checkpoint not in (evaluated, skipped) and
+        not untrained and is_untrained(checkpoint)):
+      skipped = checkpoint
+      log("Not evaluating %s, the model before its first step "
+          "(--eval_untrained evaluates it)." % checkpoint)
+    elif checkpoint and checkpoint not in (evaluated, skipped) and (
         clock() >= next_allowed or tf.io.gfile.exists(export_dir)):
       next_allowed = clock() + throttle_secs
       try:

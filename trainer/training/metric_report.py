@@ -20,6 +20,10 @@ and reports every new evaluation, in step order:
 
 `Reporter.stop()` reads once more, so the final evaluation, which the chief
 waits for before it ends (trainer/training/job_end.py), is the last line.
+A restarted chief does not print its earlier start's evaluations again as
+if they were new: `start()` says in one plain line how many there are and
+reports only the ones after them (the hypertune file, which a restart
+begins anew, gets the earlier ones back).
 """
 
 import collections
@@ -105,6 +109,18 @@ class Reporter:
                                     name="metric-report")
 
   def start(self) -> "Reporter":
+    """Follows the evaluations made from now on: those already in the
+    directory (an earlier start's) are not printed again."""
+    earlier = eval_events.evaluations(self._eval_dir)
+    if earlier:
+      self._reported = earlier[-1][0]
+      self._print("%d evaluation(s) of an earlier start of this job are in "
+                  "%s (the latest after step %d); only new ones are shown." %
+                  (len(earlier), self._eval_dir, self._reported))
+      if self._hypertune:
+        for step, metrics in earlier:
+          self._hypertune.report(step, {k: v for k, v in metrics.items()
+                                        if k != "global_step"})
     self._thread.start()
     return self
 

@@ -62,7 +62,8 @@ def saved_variables(checkpoint: str) -> Dict[str, List[int]]:
     if key.startswith(KERAS_PREFIX) and key.endswith(KERAS_SUFFIX):
       if "/" not in middle:  # Not an optimizer slot of the variable.
         saved[unescape(middle)] = shape
-    elif "/.ATTRIBUTES/" not in key and key not in GLOBAL_STEP_KEYS:
+    elif ("/.ATTRIBUTES/" not in key and key not in GLOBAL_STEP_KEYS and
+          key != OBJECT_GRAPH_KEY):
       saved[key] = shape
   return saved
 
@@ -90,6 +91,9 @@ def read(checkpoint: str, name: str):
     return reader.get_tensor(name)
   return reader.get_tensor(KERAS_PREFIX + escape(name) + KERAS_SUFFIX)
 
+
+# Where an object-based checkpoint keeps its object graph (not a variable).
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 # Where each backend's checkpoints keep the global step.
 GLOBAL_STEP_KEYS = ("global_step", "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE")
