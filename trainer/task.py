@@ -138,7 +138,8 @@ def summary(result, plan) -> str:
         ",".join(plan.job.data.eval_files),
         result.metrics.get("global_step", 0), shown))
   if result.checkpoint:
-    lines.append("Checkpoint: %s" % result.checkpoint)
+    lines.append("Checkpoint: %s (global step %d)" % (
+        result.checkpoint, result.checkpoint_step()))
   if result.export_dir:
     lines.append("Export: %s" % result.export_dir)
     lines += launch.run_notes(plan.job.model_dir)

@@ -3,6 +3,8 @@
 import dataclasses
 from typing import Dict, Optional
 
+from trainer.training import warm_start
+
 
 @dataclasses.dataclass(frozen=True)
 class Result:
@@ -11,3 +13,9 @@ class Result:
   metrics: Optional[Dict[str, float]]
   checkpoint: Optional[str]
   export_dir: Optional[str]
+
+  def checkpoint_step(self) -> Optional[int]:
+    """The global step the final checkpoint holds (on the Estimator backend
+    its name can say a step or two less: docs/training.md, "What a job
+    leaves")."""
+    return warm_start.global_step(self.checkpoint) if self.checkpoint else None
