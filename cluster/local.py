@@ -182,7 +182,7 @@ def finished_summary(seconds, codes, job, log_dir) -> str:
   return "\n".join(["Cluster finished in %.0f s: %s." % (
       seconds, ", ".join(sorted(codes)))] + launcher_end.finished_lines(
           job, log_dir, launch.last_evaluation(job.model_dir),
-          launch.run_notes(job.model_dir)))
+          launch.run_notes(job.model_dir, job.resolved_export_dir)))
 
 
 def main(argv):

@@ -143,7 +143,8 @@ def run_submitted(spec: slurm_lib.JobSpec, trainer_args: Sequence[str],
   print("\n".join(launcher_end.finished_lines(
       plan.job, os.path.join(spec.run_dir, "logs"),
       launch.last_evaluation(plan.job.model_dir),
-      launch.run_notes(plan.job.model_dir))), flush=True)
+      launch.run_notes(plan.job.model_dir,
+                       plan.job.resolved_export_dir))), flush=True)
   return 0
 
 

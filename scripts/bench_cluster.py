@@ -128,6 +128,10 @@ def peak_ps_rss(process, run_dir, num_ps, deadline_secs, every_secs=0.5):
   return peaks
 
 
+# The chief's export check (trainer.training.export_check), its seconds.
+EXPORT_CHECK = re.compile(r"Export check: verified .*\(([0-9.]+) s\)\.")
+
+
 def cluster_figures(work_dir, name, num_workers, steps, batch_size,
                     num_ps=1, trainer_args=(), sample_ps=False):
   """Cluster examples/s (steady), time to first step and to the end; with
@@ -152,8 +156,10 @@ def cluster_figures(work_dir, name, num_workers, steps, batch_size,
   # Warm-up (the first fifth) and the last report (written after the
   # final checkpoint save, a phase of its own) are not the steady state.
   rate = steady_rate(points[:-1], skip=max(1, len(points) // 5))
+  checked = EXPORT_CHECK.search(task_log(run_dir, "chief-0"))
   figures = {"examples_per_s": rate * batch_size if rate else None,
-             "first_step_s": first - started, "total_s": ended - started}
+             "first_step_s": first - started, "total_s": ended - started,
+             "export_check_s": float(checked.group(1)) if checked else None}
   if sample_ps:
     placed = re.search(r"Variables placed: (.*?);", task_log(run_dir,
                                                              "chief-0"))

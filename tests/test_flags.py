@@ -119,7 +119,7 @@ def test_a_job_config_round_trips_through_its_flag_lines():
           backend="keras", steps_per_execution=3, train_steps=9,
           eval_steps=2, save_checkpoints_steps=4, keep_checkpoint_max=1,
           log_every_steps=5, eval_throttle_secs=0, eval_start_delay_secs=6,
-          eval_untrained=True,
+          eval_untrained=True, verify_export_rows=7,
           random_seed=11, warm_start_from="/w", warm_start_vars="^d",
           export_best="rmse", early_stopping_metric="mae",
           early_stopping_patience=2, profile_steps=(3, 4)),

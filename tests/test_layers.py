@@ -69,7 +69,8 @@ LAZY = {
     "trainer/plan/launch.py": {"trainer.plan.model_dir",
                                "trainer.training.best_export",
                                "trainer.training.early_stopping",
-                               "trainer.training.eval_events"},
+                               "trainer.training.eval_events",
+                               "trainer.training.export_check"},
     # TF only to read an archive on its file systems: the launcher fetches
     # URL handles before it loads TF.
     "trainer/hub_model/handles.py": {"tensorflow"},

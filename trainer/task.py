@@ -142,6 +142,8 @@ def summary(result, plan) -> str:
         result.checkpoint, result.checkpoint_step()))
   if result.export_dir:
     lines.append("Export: %s" % result.export_dir)
+    if result.export_check:
+      lines.append(result.export_check)
     lines += launch.run_notes(plan.job.model_dir)
   return "\n".join(lines)
 

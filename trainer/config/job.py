@@ -222,6 +222,11 @@ class RunOptions:
       "trains; the final checkpoint is evaluated at once.")
   eval_start_delay_secs: int = setting(
       0, help="Seconds the evaluator waits before its first evaluation.")
+  verify_export_rows: int = setting(
+      256, help="At the job's end, serve this many rows of the evaluation "
+      "data with the export, loaded as a server loads it, and fail the job "
+      "unless it predicts what the trained model does (the summary says "
+      "how they agreed); 0: no check.")
   eval_untrained: bool = setting(
       False, help="Also evaluate the checkpoint of global step 0, the model "
       "before its first step (the untrained head, or the warm start); off, "
@@ -482,7 +487,8 @@ def validate(job: JobConfig) -> JobConfig:
     raise errors.FlagError(
         "Give checkpoint cadence in steps (%d) or in seconds (%d), not both." %
         (run.save_checkpoints_steps, run.save_checkpoints_secs))
-  for name in ("eval_throttle_secs", "eval_start_delay_secs"):
+  for name in ("eval_throttle_secs", "eval_start_delay_secs",
+               "verify_export_rows"):
     if getattr(run, name) < 0:
       raise errors.FlagError("`%s` (%d) must be >= 0." %
                              (name, getattr(run, name)))

@@ -11,6 +11,7 @@ import contextlib
 import uuid
 from typing import Callable, Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -30,6 +31,7 @@ from trainer.inputs import data_share
 from trainer.plan import preflight
 from trainer.training import early_stopping
 from trainer.training import eval_events
+from trainer.training import export_check
 from trainer.training import job_end
 from trainer.training import preemption
 from trainer.training import result as result_lib
@@ -139,6 +141,29 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
     if tf.io.gfile.exists(staging):
       tf.io.gfile.rmtree(staging)
   return export_dir
+
+
+def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
+           log) -> export_check.Verdict:
+  """The export check (trainer.training.export_check) against Estimator's
+  own predictions from its final checkpoint (the model_fn in PREDICT mode,
+  every variable restored by name), on the first rows of the evaluation
+  data."""
+  rows = p.job.run.verify_export_rows
+  skipped = export_check.skipped(rows, bool(p.eval_files))
+  if skipped:
+    log(skipped.describe())
+    return skipped
+  features, labels = data.first_rows(p.eval_files, p.eval_inputs, rows)
+
+  def predict():
+    batches = list(estimator.predict(
+        lambda: tf.data.Dataset.from_tensors((features, labels)),
+        checkpoint_path=estimator.latest_checkpoint(),
+        yield_single_examples=False))
+    return {name: np.concatenate([batch[name] for batch in batches])
+            for name in batches[0]}
+  return export_check.check(export_dir, features, predict, log)
 
 
 def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,
@@ -261,11 +286,12 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
         "exiting %d for a restart." % (
             _step_of_latest(job.model_dir),
             estimator.latest_checkpoint(), preemption.EXIT_CODE))
-  export_dir = None
+  export_dir, verdict = None, None
   if task_type == tf_config.WORKER:
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
   if tf_config.is_chief(task):
     export_dir = export(estimator, p, job.resolved_export_dir)
+    verdict = verify(estimator, p, export_dir, log)
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
           lambda: eval_events.last_step(estimator.eval_dir()),
@@ -275,4 +301,5 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
                 metrics={k: float(v) for k, v in metrics.items()}
                 if metrics else None,
                 checkpoint=estimator.latest_checkpoint(),
-                export_dir=export_dir)
+                export_dir=export_dir,
+                export_check=verdict.describe() if export_dir else None)

@@ -459,6 +459,16 @@ def make_input_fn(files: Files, config: InputConfig, *,
   return input_fn
 
 
+def first_rows(files: Files, config: InputConfig, rows: int):
+  """(features, labels) of the first `rows` rows of `files` (fewer where
+  they hold fewer), as NumPy arrays: what a serving client would send, for
+  trainer.training.export_check."""
+  features, labels = next(iter(make_input_fn(
+      files, config, batch_size=rows, training=False)()))
+  return ({name: value.numpy() for name, value in features.items()},
+          labels.numpy())
+
+
 def input_fns(train_files: Files, eval_files: Optional[Files],
               config: InputConfig, *, batch_size: int,
               share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER,

@@ -11,15 +11,17 @@ a failed export leaves nothing half-written.
 """
 
 import uuid
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import tensorflow as tf
 
 from trainer.config import job as job_lib
 from trainer.hub_model import model_spec as model_spec_lib
 from trainer.hub_model import user_model as user_model_lib
+from trainer.inputs import data
 from trainer.keras import model as model_lib
 from trainer.keras import state as state_lib
+from trainer.training import export_check
 
 
 class Serving(tf.Module):
@@ -57,3 +59,23 @@ def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
     if tf.io.gfile.exists(staging):
       tf.io.gfile.rmtree(staging)
   return export_dir
+
+
+def verify(p, export_dir: str, model: model_lib.Model,
+           log: Callable[[str], None]) -> export_check.Verdict:
+  """The export check (trainer.training.export_check) against `model`, the
+  model this task trained (on a cluster, its variables on the ps), on the
+  first rows of the evaluation data."""
+  rows = p.job.run.verify_export_rows
+  skipped = export_check.skipped(rows, bool(p.eval_files))
+  if skipped:
+    log(skipped.describe())
+    return skipped
+  features, _ = data.first_rows(p.eval_files, p.eval_inputs, rows)
+
+  def predict():
+    logits = model({name: tf.constant(value)
+                    for name, value in features.items()}, training=False)
+    return {name: value.numpy() for name, value in model_lib.predictions(
+        logits, p.job.head.n_classes).items()}
+  return export_check.check(export_dir, features, predict, log)

@@ -169,8 +169,10 @@ def _train_here(p: preflight.Plan, log,
     metrics = last["metrics"]
   export_dir = export_lib.export(p.spec, job.head, manager.latest_checkpoint,
                                  job.resolved_export_dir, user=p.user_model)
+  verdict = export_lib.verify(p, export_dir, state.model, log)
   return Result(task_type=None, metrics=metrics,
-                checkpoint=manager.latest_checkpoint, export_dir=export_dir)
+                checkpoint=manager.latest_checkpoint, export_dir=export_dir,
+                export_check=verdict.describe())
 
 
 def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
@@ -212,6 +214,7 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   checkpoint = manager.latest_checkpoint
   export_dir = export_lib.export(p.spec, job.head, checkpoint,
                                  job.resolved_export_dir, user=p.user_model)
+  verdict = export_lib.verify(p, export_dir, state.model, log)
   if config.evaluator:
     job_end.wait_for_final_evaluation(
         lambda: eval_events.last_step(evaluation.eval_dir(
@@ -219,7 +222,8 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
         warm_start_lib.global_step(checkpoint),
         timeout_secs=job.cluster.final_evaluation_wait_secs, log=log)
   return Result(task_type=config.task.type, metrics=None,
-                checkpoint=checkpoint, export_dir=export_dir)
+                checkpoint=checkpoint, export_dir=export_dir,
+                export_check=verdict.describe())
 
 
 PLACEMENT_FILE = "placement.json"

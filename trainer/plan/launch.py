@@ -114,13 +114,17 @@ def last_evaluation(model_dir: str) -> Optional[dict]:
   return eval_events.last(os.path.join(model_dir, "eval"))
 
 
-def run_notes(model_dir: str) -> List[str]:
-  """How the run ended besides: an early stop, the best export."""
+def run_notes(model_dir: str, export_dir: str = "") -> List[str]:
+  """How the run ended besides: an early stop, the best export; with
+  `export_dir`, how the export check went (the launchers': a task's own
+  summary has it from its result)."""
   # pylint: disable=g-import-not-at-top
   from trainer.training import best_export
   from trainer.training import early_stopping
+  from trainer.training import export_check
   # pylint: enable=g-import-not-at-top
-  return [note for note in (early_stopping.describe(model_dir),
-                            best_export.describe(model_dir)) if note]
+  return [note for note in (
+      early_stopping.describe(model_dir), best_export.describe(model_dir),
+      export_check.described(export_dir) if export_dir else None) if note]
 
 

@@ -10,9 +10,11 @@ What it leaves, and how it ends:
   eval_loop.py       the evaluator task's loop over new checkpoints
   eval_events.py     the evaluations a model directory's event files hold
   best_export.py     the serving export of the best evaluation so far
+  export_check.py    the export served as a server would, against the model
   metric_goal.py     which way each metric should go (no TF)
   metric_report.py   each evaluation, where the tuning services read it
   job_end.py         how a distributed job ends by itself, on any engine
+  preemption.py      SIGTERM as a notice: save first, then go
   result.py          what one task did, as every backend reports it
 
 A backend calls these with plain values; they import harness and each other

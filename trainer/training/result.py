@@ -13,6 +13,8 @@ class Result:
   metrics: Optional[Dict[str, float]]
   checkpoint: Optional[str]
   export_dir: Optional[str]
+  # The export check's line (trainer.training.export_check), where it ran.
+  export_check: Optional[str] = None
 
   def checkpoint_step(self) -> Optional[int]:
     """The global step the final checkpoint holds (on the Estimator backend
