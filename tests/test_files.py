@@ -69,7 +69,7 @@ def test_a_flags_txt_the_trainer_cannot_read_is_one_line(tmp_path, text,
   with open(path, "w") as f:
     f.write(text)
   with pytest.raises(errors.FlagError) as e:
-    cli.recorded_model(path)
+    cli.recorded_model(path, text)
   message = str(e.value)
   assert "\n" not in message and named in message
   assert "is not a flagfile this trainer reads" in message

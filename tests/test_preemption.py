@@ -37,6 +37,37 @@ def test_sigterm_is_noted_once_and_given_back():
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+# Rounds of: a new notice, its SIGTERM sent by another thread at a random
+# moment while the main thread waits in short sleeps, as a ps waits for
+# the export (trainer.training.job_end). A handler that takes a lock the
+# interrupted wait holds (threading.Event.set, before 2026-12-08) hangs a
+# round before the end; the lock-free one ends them all.
+SIGNALS_WHILE_WAITING = """
+import os, random, signal, sys, threading, time
+from trainer.training import preemption
+random.seed(7)
+for round in range(3000):
+  notice = preemption.Notice().install()
+  sender = threading.Timer(random.uniform(0, 0.002), os.kill,
+                           (os.getpid(), signal.SIGTERM))
+  sender.start()
+  while not notice.wait(0):
+    pass
+  sender.join()
+  notice.uninstall()
+print("rounds done", flush=True)
+"""
+
+
+def test_a_sigterm_while_the_main_thread_waits_never_deadlocks():
+  proc = subprocess.run(
+      [sys.executable, "-c", SIGNALS_WHILE_WAITING], capture_output=True,
+      text=True, timeout=60, check=False, env=dict(
+          os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
+              os.path.abspath(__file__)))))
+  assert proc.returncode == 0 and "rounds done" in proc.stdout, proc.stderr
+
+
 def test_the_chief_stops_on_its_notice_and_says_so_once(tmp_path):
   notice, lines = preemption.Notice(), []
   watch = preemption.ChiefWatch(notice, str(tmp_path), lines.append)

@@ -259,3 +259,25 @@ def test_on_a_cluster_the_export_is_the_model_the_evaluator_measured(
       final["accuracy"], abs=0.002)
   kept = _checkpoint_steps(str(model_dir))
   assert kept and all(name == inside for name, inside in kept.items()), kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", backend_jobs.BACKENDS)
+def test_a_model_directory_given_as_a_file_url_resumes(backend, assets,
+                                                       tmp_path, capsys):
+  """--model_dir=file:///...: the run's flags.txt is read back through TF's
+  file systems when the run goes on (absl's --flagfile, a plain open(),
+  could not: "error reading flagfile"), and the export it leaves checks."""
+  model_dir = "file://" + str(tmp_path / "model")
+  args = ["--module_handle=" + assets.digits_model,
+          "--train_files=" + assets.data("digits_train.tfrecord"),
+          "--eval_files=" + assets.data("digits_eval.tfrecord"),
+          "--n_classes=5", "--save_checkpoints_steps=20",
+          "--model_dir=" + model_dir, "--backend=" + backend]
+  for steps in (20, 40):
+    assert task.run(cli.new_flag_values(
+        args + ["--train_steps=%d" % steps]), environ={}) == 0
+  out = capsys.readouterr().out
+  assert "Export check: verified on 256 evaluation row(s)" in out, out
+  assert eval_events.last(model_dir + "/eval")["global_step"] == 40
+  assert tf.io.gfile.exists(model_dir + "/export.step-20")

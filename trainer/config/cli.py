@@ -235,12 +235,19 @@ def model_settings(fv: flags.FlagValues) -> Dict[str, object]:
   return {name: fv[name].value for name in MODEL_FLAGS}
 
 
-def recorded_model(path: str) -> Dict[str, object]:
-  """model_settings of the flagfile at `path` (a run's flags.txt)."""
+def recorded_model(path: str, text: str) -> Dict[str, object]:
+  """model_settings of a run's flags.txt, its `text` read from `path` by the
+  caller (through TF's file systems: a model directory may be on gs:// or
+  any URL TF reads, which absl's --flagfile, a plain open(), cannot). The
+  lines are a flagfile's as absl reads one: a flag each, blank lines and
+  lines starting # or // left out."""
+  lines = [line.strip() for line in text.splitlines()]
+  args = [line for line in lines
+          if line and not line.startswith(("#", "//"))]
   fv = flags.FlagValues()
   define_flags(fv)
   try:
-    fv(["recorded", "--flagfile=" + path])
+    fv(["recorded"] + args)
   except flags.Error as e:
     raise errors.FlagError(
         "%s is not a flagfile this trainer reads (%s): it was edited, or "

@@ -36,14 +36,16 @@ def _comparable(settings: Dict) -> Dict:
 
 
 def conflict(model_dir: str, settings: Dict,
-             recorded_model: Callable[[str], Dict]) -> str:
+             recorded_model: Callable[[str, str], Dict]) -> str:
   """Why `model_dir`'s checkpoint is not of the model `settings` define;
   empty if it is, or if there is none.
 
   Args:
     model_dir: the model directory.
     settings: the model's defining settings (trainer.config.cli.model_settings).
-    recorded_model: reads the same settings from a flags.txt.
+    recorded_model: (path, text) of a flags.txt -> the same settings; the
+      text is read here, through TF's file systems, so that a model
+      directory may be on any of them (gs://, file://, ...).
   """
   checkpoint = tf.train.latest_checkpoint(model_dir)
   if not checkpoint:
@@ -52,7 +54,8 @@ def conflict(model_dir: str, settings: Dict,
   if not tf.io.gfile.exists(recorded_path):
     return ("it holds a checkpoint (%s) but no %s, so it may belong to "
             "another model" % (checkpoint, cli.FLAGS_FILE))
-  recorded = _comparable(recorded_model(recorded_path))
+  with tf.io.gfile.GFile(recorded_path) as f:
+    recorded = _comparable(recorded_model(recorded_path, f.read()))
   settings = _comparable(settings)
   changes = ["`%s` was %r, now %r" % (name, recorded[name], settings[name])
              for name in settings if recorded.get(name) != settings[name]]

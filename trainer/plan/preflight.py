@@ -103,7 +103,7 @@ def job_already_done(job: job_lib.JobConfig) -> bool:
 
 
 def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
-          recorded_model: Optional[Callable[[str], Dict]] = None,
+          recorded_model: Optional[Callable[[str, str], Dict]] = None,
           model_settings: Optional[Dict] = None, *,
           cache_dir: Optional[str] = None,
           backend: Optional[backends.Choice] = None,

@@ -31,8 +31,8 @@ and the ps only); `ChiefWatch` is what a chief's loop asks between steps;
 
 import json
 import os
+import select
 import signal
-import threading
 import time
 from typing import Callable, Optional, Set
 
@@ -55,13 +55,25 @@ class Preempted(Exception):
 
 
 class Notice:
-  """SIGTERM, noted instead of obeyed at once."""
+  """SIGTERM, noted instead of obeyed at once.
+
+  The handler takes no lock. Python runs a signal handler in the main
+  thread between two of its bytecodes, possibly while that thread holds a
+  lock the handler would need: a `threading.Event.set()` there deadlocks
+  when the signal lands inside the same Event's `wait()` (the ps waits so,
+  trainer.training.job_end). So the handler sets a plain attribute and
+  writes a byte to a pipe of its own, which is never drained: `wait`
+  sleeps in `select` on it, and every waiter, in any thread, wakes at once
+  and for good.
+  """
 
   def __init__(self, clock: Callable[[], float] = time.monotonic):
-    self._event = threading.Event()
     self._clock = clock
+    self._received = False
     self.received_at: Optional[float] = None
     self._previous = None
+    self._read, self._write = os.pipe()
+    os.set_blocking(self._write, False)
 
   def install(self) -> "Notice":
     """Takes SIGTERM in this process (from the main thread only, as Python
@@ -75,9 +87,13 @@ class Notice:
       self._previous = None
 
   def _on_signal(self, signum, frame):  # pylint: disable=unused-argument
-    if not self._event.is_set():  # A second SIGTERM: already leaving.
+    if not self._received:  # A second SIGTERM: already leaving.
       self.received_at = self._clock()
-      self._event.set()
+      self._received = True
+      try:
+        os.write(self._write, b"!")
+      except OSError:  # Closed (the notice is being dropped): nobody waits.
+        pass
 
   def receive(self) -> None:
     """As if SIGTERM came (tests; an engine's other notices)."""
@@ -85,11 +101,21 @@ class Notice:
 
   @property
   def received(self) -> bool:
-    return self._event.is_set()
+    return self._received
 
   def wait(self, seconds: float) -> bool:
     """Sleeps up to `seconds`, waking at once on SIGTERM; whether it came."""
-    return self._event.wait(seconds)
+    if not self._received:
+      select.select([self._read], [], [], max(seconds, 0.0))
+    return self._received
+
+  def __del__(self):
+    for fd in (getattr(self, "_read", None), getattr(self, "_write", None)):
+      if fd is not None:
+        try:
+          os.close(fd)
+        except OSError:
+          pass
 
 
 def _requests_dir(model_dir: str) -> str:
