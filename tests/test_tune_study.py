@@ -248,13 +248,11 @@ def _write_evaluation(eval_dir, step, accuracy):
     writer.write(event.SerializeToString())
 
 
-@pytest.mark.slow  # TF writes the evaluation; a second or two.
-def test_a_trial_below_the_median_is_pruned_and_its_job_stopped(tmp_path):
-  """Two finished trials reached 0.9 at step 10; a running trial's first
-  evaluation says 0.1 there: the pruner stops its job (here a process that
-  would sleep a minute) at once."""
-  setup = _setup(tmp_path, [sys.executable, "-c",
-                            "import time; time.sleep(60)"])
+def _after_two_trials(tmp_path, job_code, intermediate):
+  """A study of 3 trials, 2 complete at 0.9 (`intermediate` values), whose
+  third runs `job_code` as its job: (study, runner, its log lines, the
+  third trial's eval dir)."""
+  setup = _setup(tmp_path, [sys.executable, "-c", job_code])
   setup = dataclasses.replace(setup, study=dataclasses.replace(
       setup.study, trials=3))
   study = study_lib.open_study(setup)
@@ -262,11 +260,21 @@ def test_a_trial_below_the_median_is_pruned_and_its_job_stopped(tmp_path):
   for value in (0.01, 0.02):
     study.add_trial(optuna.trial.create_trial(
         params={"learning_rate": value}, distributions=dists, value=0.9,
-        intermediate_values={10: 0.9}))
+        intermediate_values=intermediate))
   lines = []
   runner = study_lib.Runner(setup, study, lines.append)
-  eval_dir = tmp_path / "study" / "trial-2" / "model" / "eval"
-  writer = threading.Timer(1.0, _write_evaluation, (str(eval_dir), 10, 0.1))
+  return study, runner, lines, str(
+      tmp_path / "study" / "trial-2" / "model" / "eval")
+
+
+@pytest.mark.slow  # TF writes the evaluation; a second or two.
+def test_a_trial_below_the_median_is_pruned_and_its_job_stopped(tmp_path):
+  """Two finished trials reached 0.9 at step 10; a running trial's first
+  evaluation says 0.1 there: the pruner stops its job (here a process that
+  would sleep a minute) at once."""
+  study, runner, lines, eval_dir = _after_two_trials(
+      tmp_path, "import time; time.sleep(60)", {10: 0.9})
+  writer = threading.Timer(1.0, _write_evaluation, (eval_dir, 10, 0.1))
   writer.start()
   started = time.monotonic()
   assert runner.run() == 1
@@ -288,19 +296,8 @@ def test_the_untrained_models_evaluation_never_prunes_a_trial(tmp_path):
   step-0 evaluation (the untrained model, as --eval_untrained makes one)
   says 0.1, its final one 0.95: the pruner never sees step 0, and the
   final evaluation is the trial's value."""
-  setup = _setup(tmp_path, [sys.executable, "-c",
-                            "import time; time.sleep(4)"])
-  setup = dataclasses.replace(setup, study=dataclasses.replace(
-      setup.study, trials=3))
-  study = study_lib.open_study(setup)
-  dists = study_lib.distributions(setup.space)
-  for value in (0.01, 0.02):
-    study.add_trial(optuna.trial.create_trial(
-        params={"learning_rate": value}, distributions=dists, value=0.9,
-        intermediate_values={0: 0.9, 100: 0.9}))
-  lines = []
-  runner = study_lib.Runner(setup, study, lines.append)
-  eval_dir = str(tmp_path / "study" / "trial-2" / "model" / "eval")
+  study, runner, lines, eval_dir = _after_two_trials(
+      tmp_path, "import time; time.sleep(4)", {0: 0.9, 100: 0.9})
   writers = [threading.Timer(0.5, _write_evaluation, (eval_dir, 0, 0.1)),
              threading.Timer(2.0, _write_evaluation, (eval_dir, 100, 0.95))]
   for writer in writers:

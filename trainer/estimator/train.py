@@ -149,21 +149,17 @@ def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
   own predictions from its final checkpoint (the model_fn in PREDICT mode,
   every variable restored by name), on the first rows of the evaluation
   data."""
-  rows = p.job.run.verify_export_rows
-  skipped = export_check.skipped(rows, bool(p.eval_files))
-  if skipped:
-    log(skipped.describe())
-    return skipped
-  features, labels = data.first_rows(p.eval_files, p.eval_inputs, rows)
 
-  def predict():
+  def predict(features, labels):
     batches = list(estimator.predict(
         lambda: tf.data.Dataset.from_tensors((features, labels)),
         checkpoint_path=estimator.latest_checkpoint(),
         yield_single_examples=False))
     return {name: np.concatenate([batch[name] for batch in batches])
             for name in batches[0]}
-  return export_check.check(export_dir, features, predict, log)
+  return export_check.verify(export_dir, p.job.run.verify_export_rows,
+                             data.rows_reader(p.eval_files, p.eval_inputs),
+                             predict, log)
 
 
 def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,

@@ -469,6 +469,13 @@ def first_rows(files: Files, config: InputConfig, rows: int):
           labels.numpy())
 
 
+def rows_reader(files: Optional[Files], config: Optional[InputConfig]):
+  """rows -> `first_rows` of `files`; None without files."""
+  if not files:
+    return None
+  return lambda rows: first_rows(files, config, rows)
+
+
 def input_fns(train_files: Files, eval_files: Optional[Files],
               config: InputConfig, *, batch_size: int,
               share: data_share.Share, shuffle_buffer: int = SHUFFLE_BUFFER,

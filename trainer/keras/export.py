@@ -66,16 +66,13 @@ def verify(p, export_dir: str, model: model_lib.Model,
   """The export check (trainer.training.export_check) against `model`, the
   model this task trained (on a cluster, its variables on the ps), on the
   first rows of the evaluation data."""
-  rows = p.job.run.verify_export_rows
-  skipped = export_check.skipped(rows, bool(p.eval_files))
-  if skipped:
-    log(skipped.describe())
-    return skipped
-  features, _ = data.first_rows(p.eval_files, p.eval_inputs, rows)
 
-  def predict():
+  def predict(features, labels):
+    del labels  # Predictions only.
     logits = model({name: tf.constant(value)
                     for name, value in features.items()}, training=False)
     return {name: value.numpy() for name, value in model_lib.predictions(
         logits, p.job.head.n_classes).items()}
-  return export_check.check(export_dir, features, predict, log)
+  return export_check.verify(export_dir, p.job.run.verify_export_rows,
+                             data.rows_reader(p.eval_files, p.eval_inputs),
+                             predict, log)

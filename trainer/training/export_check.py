@@ -191,6 +191,23 @@ def described(export_dir: str) -> Optional[str]:
   return None
 
 
+def verify(export_dir: str, rows: int,
+           read_rows: Optional[Callable[[int], tuple]],
+           predict: Callable[[Mapping[str, np.ndarray], np.ndarray],
+                             Mapping[str, np.ndarray]],
+           log: Callable[[str], None] = print) -> Verdict:
+  """A backend's check: `read_rows(rows)` gives (features, labels) of the
+  first evaluation rows (None: the job has no evaluation data), and
+  `predict(features, labels)` the trained model's predictions on them;
+  `check` says the rest. With no rows to read, says why it did not check."""
+  not_checked = skipped(rows, read_rows is not None)
+  if not_checked:
+    log(not_checked.describe())
+    return not_checked
+  features, labels = read_rows(rows)
+  return check(export_dir, features, lambda: predict(features, labels), log)
+
+
 def skipped(rows: int, has_eval_data: bool) -> Optional[Verdict]:
   """The verdict where no check runs: off, or nothing to serve."""
   if rows <= 0:
