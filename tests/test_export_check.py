@@ -82,32 +82,38 @@ def _args(assets, model_dir, backend, *more):
 
 
 def _reset_to_untrained(backend, monkeypatch):
-  """After the real export: the same export written again from the
-  checkpoint of step 0, as if its variables were reset."""
+  """The export, once written and before its check, replaced by one of the
+  checkpoint of step 0: as if its variables were reset."""
   if backend == "keras":
     from trainer.keras import export as export_lib  # pylint: disable=g-import-not-at-top
     real = export_lib.export
 
-    def export(spec, head, checkpoint, export_dir, user=None):
-      real(spec, head, checkpoint, export_dir, user=user)
-      staged = export_dir + ".untrained"
-      real(spec, head, checkpoint.rsplit("-", 1)[0] + "-0", staged, user=user)
-      _replace(staged, export_dir)
-      return export_dir
+    def export(spec, head, checkpoint, export_dir, user=None,
+               before_publishing=None):
+      def reset_then_check(staged):
+        untrained = export_dir + ".untrained"
+        real(spec, head, checkpoint.rsplit("-", 1)[0] + "-0", untrained,
+             user=user)
+        _replace(untrained, staged)
+        before_publishing(staged)
+      return real(spec, head, checkpoint, export_dir, user=user,
+                  before_publishing=reset_then_check)
     monkeypatch.setattr(export_lib, "export", export)
   else:
     from trainer.estimator import train as train_lib  # pylint: disable=g-import-not-at-top
     real = train_lib.export
 
-    def export(estimator, p, export_dir):
-      real(estimator, p, export_dir)
-      written = estimator.export_saved_model(
-          export_dir + ".untrained",
-          train_lib.serving_input_receiver_fn(p.serving_inputs),
-          checkpoint_path=os.path.join(p.job.model_dir, "model.ckpt-0"))
-      _replace(written.decode() if isinstance(written, bytes) else written,
-               export_dir)
-      return export_dir
+    def export(estimator, p, export_dir, before_publishing=None):
+      def reset_then_check(staged):
+        written = estimator.export_saved_model(
+            export_dir + ".untrained",
+            train_lib.serving_input_receiver_fn(p.serving_inputs),
+            checkpoint_path=os.path.join(p.job.model_dir, "model.ckpt-0"))
+        _replace(written.decode() if isinstance(written, bytes) else written,
+                 staged)
+        before_publishing(staged)
+      return real(estimator, p, export_dir,
+                  before_publishing=reset_then_check)
     monkeypatch.setattr(train_lib, "export", export)
 
 
@@ -128,8 +134,6 @@ def test_an_export_reset_after_it_was_written_fails_the_job(
   assert task.run(cli.new_flag_values(_args(assets, model_dir, backend)),
                   environ={}) == 1
   err = capsys.readouterr().err.strip().splitlines()[-1]
-  with capsys.disabled():
-    print(backend, err)
   export = str(model_dir / "export")
   assert err.startswith(
       "error: The export does not serve what the trained model predicts on "

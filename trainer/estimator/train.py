@@ -120,8 +120,11 @@ def _never_evaluated():
 
 
 def export(estimator: tf.estimator.Estimator, p: Plan,
-           export_dir: str) -> str:
-  """Exports the latest checkpoint to exactly `export_dir`, atomically.
+           export_dir: str,
+           before_publishing: Optional[Callable[[str], None]] = None) -> str:
+  """Exports the latest checkpoint to exactly `export_dir`, atomically;
+  `before_publishing(staged)` runs on the written export before it is
+  renamed there (the export check).
 
   Estimator writes into a timestamped folder; it is written next to the
   target first and renamed, so a failed export leaves nothing half-written.
@@ -136,6 +139,8 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
         staging, serving_input_receiver_fn(p.serving_inputs))
     if isinstance(written, bytes):
       written = written.decode()
+    if before_publishing:
+      before_publishing(written)
     tf.io.gfile.rename(written, export_dir)
   finally:
     if tf.io.gfile.exists(staging):
@@ -144,7 +149,7 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
 
 
 def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
-           log) -> export_check.Verdict:
+           log, staged: Optional[str] = None) -> export_check.Verdict:
   """The export check (trainer.training.export_check) against Estimator's
   own predictions from its final checkpoint (the model_fn in PREDICT mode,
   every variable restored by name), on the first rows of the evaluation
@@ -159,7 +164,7 @@ def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
             for name in batches[0]}
   return export_check.verify(export_dir, p.job.run.verify_export_rows,
                              data.rows_reader(p.eval_files, p.eval_inputs),
-                             predict, log)
+                             predict, log, staged=staged)
 
 
 def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,
@@ -286,8 +291,12 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
   if task_type == tf_config.WORKER:
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
   if tf_config.is_chief(task):
-    export_dir = export(estimator, p, job.resolved_export_dir)
-    verdict = verify(estimator, p, export_dir, log)
+    checked = []
+    export_dir = export(
+        estimator, p, job.resolved_export_dir,
+        before_publishing=lambda staged: checked.append(verify(
+            estimator, p, job.resolved_export_dir, log, staged=staged)))
+    verdict = checked[0]
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
           lambda: eval_events.last_step(estimator.eval_dir()),

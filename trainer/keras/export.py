@@ -43,8 +43,11 @@ class Serving(tf.Module):
 
 def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
            checkpoint: str, export_dir: str,
-           user: Optional[user_model_lib.UserModel] = None) -> str:
-  """Exports the model of `checkpoint` to exactly `export_dir`."""
+           user: Optional[user_model_lib.UserModel] = None,
+           before_publishing: Optional[Callable[[str], None]] = None) -> str:
+  """Exports the model of `checkpoint` to exactly `export_dir`;
+  `before_publishing(staged)` runs on the written export before it is
+  renamed there (the export check)."""
   local = state_lib.create(spec, head, with_optimizer=False, user=user)
   state_lib.restore(local, checkpoint)
   module = Serving(local.model,
@@ -54,6 +57,8 @@ def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
   try:
     tf.saved_model.save(module, staging,
                         signatures={"serving_default": module.serve})
+    if before_publishing:
+      before_publishing(staging)
     tf.io.gfile.rename(staging, export_dir)
   finally:
     if tf.io.gfile.exists(staging):
@@ -62,7 +67,8 @@ def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
 
 
 def verify(p, export_dir: str, model: model_lib.Model,
-           log: Callable[[str], None]) -> export_check.Verdict:
+           log: Callable[[str], None],
+           staged: Optional[str] = None) -> export_check.Verdict:
   """The export check (trainer.training.export_check) against `model`, the
   model this task trained (on a cluster, its variables on the ps), on the
   first rows of the evaluation data."""
@@ -75,4 +81,16 @@ def verify(p, export_dir: str, model: model_lib.Model,
         logits, p.job.head.n_classes).items()}
   return export_check.verify(export_dir, p.job.run.verify_export_rows,
                              data.rows_reader(p.eval_files, p.eval_inputs),
-                             predict, log)
+                             predict, log, staged=staged)
+
+
+def export_checked(p, checkpoint: str, model: model_lib.Model,
+                   log: Callable[[str], None]):
+  """The job's final export, checked against `model` before it is renamed
+  into place: (its directory, the check's verdict)."""
+  verdicts = []
+  export_dir = export(
+      p.spec, p.job.head, checkpoint, p.job.resolved_export_dir,
+      user=p.user_model, before_publishing=lambda staged: verdicts.append(
+          verify(p, p.job.resolved_export_dir, model, log, staged=staged)))
+  return export_dir, verdicts[0]

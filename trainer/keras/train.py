@@ -167,9 +167,8 @@ def _train_here(p: preflight.Plan, log,
     if not last["metrics"] or last["metrics"]["global_step"] != step:
       on_checkpoint(manager.latest_checkpoint, step, force=True)
     metrics = last["metrics"]
-  export_dir = export_lib.export(p.spec, job.head, manager.latest_checkpoint,
-                                 job.resolved_export_dir, user=p.user_model)
-  verdict = export_lib.verify(p, export_dir, state.model, log)
+  export_dir, verdict = export_lib.export_checked(
+      p, manager.latest_checkpoint, state.model, log)
   return Result(task_type=None, metrics=metrics,
                 checkpoint=manager.latest_checkpoint, export_dir=export_dir,
                 export_check=verdict.describe())
@@ -212,9 +211,8 @@ def _coordinate(p: preflight.Plan, config: tf_config.TfConfig,
   loop.train(state, runner, manager, settings(p), log=log,
              eval_dir=evaluation.eval_dir(job.model_dir), watch=watch)
   checkpoint = manager.latest_checkpoint
-  export_dir = export_lib.export(p.spec, job.head, checkpoint,
-                                 job.resolved_export_dir, user=p.user_model)
-  verdict = export_lib.verify(p, export_dir, state.model, log)
+  export_dir, verdict = export_lib.export_checked(p, checkpoint, state.model,
+                                                 log)
   if config.evaluator:
     job_end.wait_for_final_evaluation(
         lambda: eval_events.last_step(evaluation.eval_dir(

@@ -1,8 +1,9 @@
 """Every job proves its own export before it says it succeeded.
 
 At the end of a job that exports (one process, or a cluster's chief; both
-backends; the harness's head, `--model` and `--model_fn`), the export is
-loaded as a serving user loads it (`tf.saved_model.load`, its
+backends; the harness's head, `--model` and `--model_fn`), before the
+export is renamed into place (the ps end once it exists, and the trained
+model's variables live on them), it is loaded as a serving user loads it (`tf.saved_model.load`, its
 `serving_default` signature: new objects, never the training ones) and fed
 the first `--verify_export_rows` rows of the evaluation data, as raw
 columns by name. Its outputs are compared with the trained model's
@@ -141,19 +142,23 @@ def record_path(export_dir: str) -> str:
 
 def check(export_dir: str, features: Mapping[str, np.ndarray],
           predict: Callable[[], Mapping[str, np.ndarray]],
-          log: Callable[[str], None] = print) -> Verdict:
-  """Serves `features` with the export, compares with `predict()` (the
-  trained model's predictions on the same rows), writes the record beside
-  the export and says the verdict.
+          log: Callable[[str], None] = print,
+          staged: Optional[str] = None) -> Verdict:
+  """Serves `features` with the export (read from `staged`, where it waits
+  to be renamed to `export_dir`: the cluster's other tasks end once the
+  export exists, and the trained model's variables may live on them),
+  compares with `predict()` (the trained model's predictions on the same
+  rows), writes the record beside `export_dir` and says the verdict.
 
   Raises:
     ExportCheckError: they differ; the export is then moved to
       EXPORT_DIR.failed-check, and the record names what differed.
   """
   started = time.monotonic()
+  written = staged or export_dir
   rows = len(next(iter(features.values())))
   verdict = dataclasses.replace(
-      compare(served(export_dir, features), predict(), rows),
+      compare(served(written, features), predict(), rows),
       seconds=time.monotonic() - started)
   write_record(export_dir, verdict)
   log(verdict.describe())
@@ -161,7 +166,7 @@ def check(export_dir: str, features: Mapping[str, np.ndarray],
     kept = export_dir.rstrip("/") + FAILED_SUFFIX
     if tf.io.gfile.exists(kept):
       tf.io.gfile.rmtree(kept)
-    tf.io.gfile.rename(export_dir, kept)
+    tf.io.gfile.rename(written, kept)
     raise ExportCheckError(
         "The export does not serve what the trained model predicts on %d "
         "evaluation rows: %s; it is kept for inspection as %s (%s says "
@@ -195,7 +200,8 @@ def verify(export_dir: str, rows: int,
            read_rows: Optional[Callable[[int], tuple]],
            predict: Callable[[Mapping[str, np.ndarray], np.ndarray],
                              Mapping[str, np.ndarray]],
-           log: Callable[[str], None] = print) -> Verdict:
+           log: Callable[[str], None] = print,
+           staged: Optional[str] = None) -> Verdict:
   """A backend's check: `read_rows(rows)` gives (features, labels) of the
   first evaluation rows (None: the job has no evaluation data), and
   `predict(features, labels)` the trained model's predictions on them;
@@ -205,7 +211,8 @@ def verify(export_dir: str, rows: int,
     log(not_checked.describe())
     return not_checked
   features, labels = read_rows(rows)
-  return check(export_dir, features, lambda: predict(features, labels), log)
+  return check(export_dir, features, lambda: predict(features, labels), log,
+               staged=staged)
 
 
 def skipped(rows: int, has_eval_data: bool) -> Optional[Verdict]:
