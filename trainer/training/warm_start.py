@@ -57,7 +57,7 @@ def saved_variables(checkpoint: str) -> Dict[str, List[int]]:
   """name -> shape of the model variables in a checkpoint of either backend
   (a Keras backend checkpoint keeps them under `KERAS_PREFIX`)."""
   saved = {}
-  for key, shape in tf.train.list_variables(checkpoint):
+  for key, shape in reader_of(checkpoint).get_variable_to_shape_map().items():
     middle = key[len(KERAS_PREFIX):-len(KERAS_SUFFIX)]
     if key.startswith(KERAS_PREFIX) and key.endswith(KERAS_SUFFIX):
       if "/" not in middle:  # Not an optimizer slot of the variable.
@@ -99,12 +99,21 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 GLOBAL_STEP_KEYS = ("global_step", "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE")
 
 
+def reader_of(checkpoint: str):
+  """A reader of the checkpoint with prefix `checkpoint`. Not
+  tf.train.load_checkpoint: it first asks whether the prefix is a
+  directory, and TF 2.21's ram:// file system says yes to a prefix of
+  files, and then finds no checkpoint in it."""
+  return tf.compat.v1.train.NewCheckpointReader(checkpoint)
+
+
 def global_step(checkpoint: str) -> int:
   """The global step a checkpoint of either backend (a prefix, or a model
   directory's latest) was saved at."""
-  if tf.io.gfile.isdir(checkpoint):
+  if not tf.io.gfile.exists(checkpoint + ".index") and tf.io.gfile.isdir(
+      checkpoint):
     checkpoint = tf.train.latest_checkpoint(checkpoint)
-  reader = tf.train.load_checkpoint(checkpoint)
+  reader = reader_of(checkpoint)
   for key in GLOBAL_STEP_KEYS:
     if reader.has_tensor(key):
       return int(reader.get_tensor(key))
