@@ -148,8 +148,8 @@ def export(estimator: tf.estimator.Estimator, p: Plan,
   return export_dir
 
 
-def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
-           log, staged: Optional[str] = None) -> export_check.Verdict:
+def verify(estimator: tf.estimator.Estimator, p: Plan, staged: str,
+           log) -> export_check.Verdict:
   """The export check (trainer.training.export_check) against Estimator's
   own predictions from its final checkpoint (the model_fn in PREDICT mode,
   every variable restored by name), on the first rows of the evaluation
@@ -162,9 +162,10 @@ def verify(estimator: tf.estimator.Estimator, p: Plan, export_dir: str,
         yield_single_examples=False))
     return {name: np.concatenate([batch[name] for batch in batches])
             for name in batches[0]}
-  return export_check.verify(export_dir, p.job.run.verify_export_rows,
+  return export_check.verify(p.job.resolved_export_dir, staged,
+                             p.job.run.verify_export_rows,
                              data.rows_reader(p.eval_files, p.eval_inputs),
-                             predict, log, staged=staged)
+                             predict, log)
 
 
 def _training_hooks(p: Plan, task, model_dir: str, eval_dir: str, log,
@@ -291,12 +292,11 @@ def run(p: Plan, config: Optional[tf_config.TfConfig] = None,
   if task_type == tf_config.WORKER:
     job_end.mark_finished(job.model_dir, task, job.run.train_steps)
   if tf_config.is_chief(task):
-    checked = []
-    export_dir = export(
-        estimator, p, job.resolved_export_dir,
-        before_publishing=lambda staged: checked.append(verify(
-            estimator, p, job.resolved_export_dir, log, staged=staged)))
-    verdict = checked[0]
+    export_dir, verdict = export_check.checked_export(
+        lambda before_publishing: export(
+            estimator, p, job.resolved_export_dir,
+            before_publishing=before_publishing),
+        lambda staged: verify(estimator, p, staged, log))
     if config and config.evaluator:
       job_end.wait_for_final_evaluation(
           lambda: eval_events.last_step(estimator.eval_dir()),

@@ -66,12 +66,12 @@ def export(spec: model_spec_lib.ModelSpec, head: job_lib.HeadConfig,
   return export_dir
 
 
-def verify(p, export_dir: str, model: model_lib.Model,
-           log: Callable[[str], None],
-           staged: Optional[str] = None) -> export_check.Verdict:
+def verify(p, staged: str, model: model_lib.Model,
+           log: Callable[[str], None]) -> export_check.Verdict:
   """The export check (trainer.training.export_check) against `model`, the
   model this task trained (on a cluster, its variables on the ps), on the
-  first rows of the evaluation data."""
+  first rows of the evaluation data; `staged`: the export, written and not
+  yet renamed to the job's export directory."""
 
   def predict(features, labels):
     del labels  # Predictions only.
@@ -79,18 +79,18 @@ def verify(p, export_dir: str, model: model_lib.Model,
                     for name, value in features.items()}, training=False)
     return {name: value.numpy() for name, value in model_lib.predictions(
         logits, p.job.head.n_classes).items()}
-  return export_check.verify(export_dir, p.job.run.verify_export_rows,
+  return export_check.verify(p.job.resolved_export_dir, staged,
+                             p.job.run.verify_export_rows,
                              data.rows_reader(p.eval_files, p.eval_inputs),
-                             predict, log, staged=staged)
+                             predict, log)
 
 
 def export_checked(p, checkpoint: str, model: model_lib.Model,
                    log: Callable[[str], None]):
   """The job's final export, checked against `model` before it is renamed
   into place: (its directory, the check's verdict)."""
-  verdicts = []
-  export_dir = export(
-      p.spec, p.job.head, checkpoint, p.job.resolved_export_dir,
-      user=p.user_model, before_publishing=lambda staged: verdicts.append(
-          verify(p, p.job.resolved_export_dir, model, log, staged=staged)))
-  return export_dir, verdicts[0]
+  return export_check.checked_export(
+      lambda before_publishing: export(
+          p.spec, p.job.head, checkpoint, p.job.resolved_export_dir,
+          user=p.user_model, before_publishing=before_publishing),
+      lambda staged: verify(p, staged, model, log))

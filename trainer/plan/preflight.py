@@ -203,20 +203,19 @@ def check(job: job_lib.JobConfig, task: Optional[tf_config.Task] = None,
     moves_aside = conflict and export_dir.startswith(
         job.model_dir.rstrip("/") + "/")
     if tf.io.gfile.exists(export_dir) and not moves_aside:
+      latest = tf.train.latest_checkpoint(job.model_dir)
       done = not conflict and job_already_done(job)
       job_done = task is not None and done
-      if not conflict and not done and tf.train.latest_checkpoint(
-          job.model_dir):
+      if latest and not conflict and not done:
         earlier_export = export_dir  # Kept when settled (continues).
       elif not job_done:
         raise errors.FlagError(
             "Export directory %s already exists%s; remove it or set "
             "`export_dir` to a new path%s." % (
                 export_dir, " (this model directory's run is finished, at "
-                "step %d)" % warm_start_lib.global_step(job.model_dir)
-                if done and tf.train.latest_checkpoint(job.model_dir)
-                else "", ", or give a larger `train_steps` to continue "
-                "the run" if done else ""))
+                "step %d)" % warm_start_lib.global_step(latest)
+                if done and latest else "", ", or give a larger "
+                "`train_steps` to continue the run" if done else ""))
   warm_start = None
   if job.run.warm_start_from:
     checkpoint = warm_start_lib.checkpoint_of(job.run.warm_start_from)

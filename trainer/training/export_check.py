@@ -3,8 +3,9 @@
 At the end of a job that exports (one process, or a cluster's chief; both
 backends; the harness's head, `--model` and `--model_fn`), before the
 export is renamed into place (the ps end once it exists, and the trained
-model's variables live on them), it is loaded as a serving user loads it (`tf.saved_model.load`, its
-`serving_default` signature: new objects, never the training ones) and fed
+model's variables live on them), it is loaded as a serving user loads it
+(`tf.saved_model.load`, its `serving_default` signature: new objects,
+never the training ones) and fed
 the first `--verify_export_rows` rows of the evaluation data, as raw
 columns by name. Its outputs are compared with the trained model's
 predictions on the same rows (the backend computes those: the Keras
@@ -140,10 +141,10 @@ def record_path(export_dir: str) -> str:
   return export_dir.rstrip("/") + RECORD_SUFFIX
 
 
-def check(export_dir: str, features: Mapping[str, np.ndarray],
+def check(export_dir: str, staged: str,
+          features: Mapping[str, np.ndarray],
           predict: Callable[[], Mapping[str, np.ndarray]],
-          log: Callable[[str], None] = print,
-          staged: Optional[str] = None) -> Verdict:
+          log: Callable[[str], None] = print) -> Verdict:
   """Serves `features` with the export (read from `staged`, where it waits
   to be renamed to `export_dir`: the cluster's other tasks end once the
   export exists, and the trained model's variables may live on them),
@@ -155,10 +156,9 @@ def check(export_dir: str, features: Mapping[str, np.ndarray],
       EXPORT_DIR.failed-check, and the record names what differed.
   """
   started = time.monotonic()
-  written = staged or export_dir
   rows = len(next(iter(features.values())))
   verdict = dataclasses.replace(
-      compare(served(written, features), predict(), rows),
+      compare(served(staged, features), predict(), rows),
       seconds=time.monotonic() - started)
   write_record(export_dir, verdict)
   log(verdict.describe())
@@ -166,7 +166,7 @@ def check(export_dir: str, features: Mapping[str, np.ndarray],
     kept = export_dir.rstrip("/") + FAILED_SUFFIX
     if tf.io.gfile.exists(kept):
       tf.io.gfile.rmtree(kept)
-    tf.io.gfile.rename(written, kept)
+    tf.io.gfile.rename(staged, kept)
     raise ExportCheckError(
         "The export does not serve what the trained model predicts on %d "
         "evaluation rows: %s; it is kept for inspection as %s (%s says "
@@ -196,12 +196,11 @@ def described(export_dir: str) -> Optional[str]:
   return None
 
 
-def verify(export_dir: str, rows: int,
+def verify(export_dir: str, staged: str, rows: int,
            read_rows: Optional[Callable[[int], tuple]],
            predict: Callable[[Mapping[str, np.ndarray], np.ndarray],
                              Mapping[str, np.ndarray]],
-           log: Callable[[str], None] = print,
-           staged: Optional[str] = None) -> Verdict:
+           log: Callable[[str], None] = print) -> Verdict:
   """A backend's check: `read_rows(rows)` gives (features, labels) of the
   first evaluation rows (None: the job has no evaluation data), and
   `predict(features, labels)` the trained model's predictions on them;
@@ -211,8 +210,20 @@ def verify(export_dir: str, rows: int,
     log(not_checked.describe())
     return not_checked
   features, labels = read_rows(rows)
-  return check(export_dir, features, lambda: predict(features, labels), log,
-               staged=staged)
+  return check(export_dir, staged, features,
+               lambda: predict(features, labels), log)
+
+
+def checked_export(export: Callable[[Callable[[str], None]], str],
+                   verify_staged: Callable[[str], Verdict]
+                   ) -> Tuple[str, Verdict]:
+  """Runs `export(before_publishing)`, a backend's export that calls
+  `before_publishing(staged)` on the written export before renaming it
+  into place, with `verify_staged` as that call: (the export's directory,
+  the check's verdict)."""
+  verdicts = []
+  export_dir = export(lambda staged: verdicts.append(verify_staged(staged)))
+  return export_dir, verdicts[0]
 
 
 def skipped(rows: int, has_eval_data: bool) -> Optional[Verdict]:
